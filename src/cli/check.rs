@@ -1,0 +1,53 @@
+//! `onboard check`: validate playbooks without changing anything.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, report};
+use crate::diag::SourceMap;
+use crate::plan::{Outputs, plan};
+
+/// Check playbooks: keys, types, hire data, step graph, and every template rendered.
+///
+/// Reports every problem at once, each with its file, line and column. Exit code 2 if any
+/// playbook is invalid. Nothing is changed anywhere.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Playbooks to check.
+    #[arg(required = true, value_name = "PLAYBOOK")]
+    playbooks: Vec<PathBuf>,
+
+    #[command(flatten)]
+    input: InputArgs,
+}
+
+pub fn cmd_check(args: CheckArgs, printer: &Printer) -> CmdResult {
+    let mut failed = false;
+    for path in args.playbooks {
+        let mut sources = SourceMap::default();
+        let shown = path.display().to_string();
+        let Ok(pb) = load_playbook(path, &args.input, &mut sources, printer) else {
+            failed = true;
+            continue;
+        };
+        match plan(&pb, &Outputs::new()) {
+            Ok(p) => {
+                let hire = if p.sample_hire {
+                    "no hire (checklist only)".to_owned()
+                } else {
+                    format!("hire {}", p.hire)
+                };
+                emit(
+                    printer,
+                    &format!("{shown}: ok ({} steps, {hire})\n", p.steps.len()),
+                )?;
+            }
+            Err(diags) => {
+                report(diags.sorted(), &sources, printer);
+                failed = true;
+            }
+        }
+    }
+    if failed { Err(Failure::Input) } else { Ok(()) }
+}

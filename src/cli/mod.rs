@@ -1,0 +1,182 @@
+//! The command line: arguments, one file per subcommand, exit codes, and all output.
+//!
+//! Exit codes: 0 success; 1 a step failed or the run could not finish; 2 invalid input
+//! (arguments, playbook, hire data); 3 the run is waiting on a person (a sign-off).
+
+mod check;
+mod completions;
+mod output;
+mod plan;
+mod schema;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::diag::{Diagnostic, SourceMap};
+use crate::load::{self, Playbook, Request};
+pub use output::Printer;
+
+/// Make a new hire's first day reliable: run their IT onboarding checklist.
+///
+/// `onboard PLAYBOOK` runs every step of the checklist (directory account, groups, device
+/// hand-off, cleaning sign-off, welcome email), verifies each, and records it in the hire's
+/// journal; a re-run resumes where it stopped. `--dry-run` shows what would change instead.
+#[derive(Debug, Parser)]
+#[command(
+    name = "onboard",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_value_name = "COMMAND",
+    after_help = "Exit codes: 0 done, 1 a step failed, 2 invalid input, 3 waiting on a person.\n\
+                  Playbook format: see PLAYBOOK.md, or `onboard schema` for a JSON Schema."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    run: RunArgs,
+
+    /// Never use colour (also: the NO_COLOR environment variable).
+    #[arg(long, global = true)]
+    no_color: bool,
+}
+
+/// The main job: run a playbook.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The playbook: a self-contained one, a checklist, or a hire file naming a checklist.
+    playbook: Option<PathBuf>,
+
+    #[command(flatten)]
+    input: InputArgs,
+
+    /// Plan only: show what would change, change nothing (same as `onboard plan`).
+    #[arg(long)]
+    dry_run: bool,
+
+    #[command(flatten)]
+    plan_output: plan::OutputArgs,
+}
+
+/// Where the hire comes from.
+#[derive(Debug, Args, Clone)]
+struct InputArgs {
+    /// A hire file whose `hire:` (and `vars:`) replace the playbook's.
+    #[arg(long, value_name = "FILE")]
+    hire: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Check(check::CheckArgs),
+    Plan(plan::PlanArgs),
+    Schema(schema::SchemaArgs),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
+}
+
+/// What went wrong, and so which exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Invalid input: exit 2. The diagnostics were printed already.
+    Input,
+    /// A run did not complete: exit 1.
+    Failed,
+    /// Waiting on a person: exit 3.
+    Waiting,
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let printer = Printer::new(cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()));
+    match run(cli, &printer) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input) => ExitCode::from(2),
+        Err(Failure::Failed) => ExitCode::from(1),
+        Err(Failure::Waiting) => ExitCode::from(3),
+    }
+}
+
+fn run(cli: Cli, printer: &Printer) -> CmdResult {
+    match cli.command {
+        Some(Command::Check(args)) => check::cmd_check(args, printer),
+        Some(Command::Plan(args)) => plan::cmd_plan(args, printer),
+        Some(Command::Schema(args)) => schema::cmd_schema(args, printer),
+        Some(Command::Completions(args)) => completions::cmd_completions(args, printer),
+        Some(Command::Man(args)) => completions::cmd_man(args, printer),
+        None => {
+            let Some(playbook) = cli.run.playbook else {
+                printer.error("no playbook given");
+                printer.hint("run `onboard PLAYBOOK`, e.g. `onboard playbooks/new-hire.yaml`; see `onboard --help`");
+                return Err(Failure::Input);
+            };
+            if cli.run.dry_run {
+                return plan::cmd_plan(
+                    plan::PlanArgs {
+                        playbook,
+                        input: cli.run.input,
+                        output: cli.run.plan_output,
+                    },
+                    printer,
+                );
+            }
+            printer.error("running playbooks is not available in this build yet; use --dry-run");
+            Err(Failure::Input)
+        }
+    }
+}
+
+/// Loads a playbook, printing every problem. Used by every command that reads one.
+fn load_playbook(
+    playbook: PathBuf,
+    input: &InputArgs,
+    sources: &mut SourceMap,
+    printer: &Printer,
+) -> Result<Playbook, Failure> {
+    let req = Request {
+        playbook,
+        hire: input.hire.clone(),
+    };
+    load::load(&req, sources).map_err(|diags| {
+        report(diags.sorted(), sources, printer);
+        Failure::Input
+    })
+}
+
+/// Prints diagnostics and the closing count.
+fn report(diags: Vec<Diagnostic>, sources: &SourceMap, printer: &Printer) {
+    printer.diagnostics(&diags, sources);
+    let n = diags.len();
+    printer.info(&format!(
+        "{n} error{} found; nothing was changed.",
+        if n == 1 { "" } else { "s" }
+    ));
+}
+
+/// Writes to stdout; a closed pipe (`onboard plan … | head`) is not an error.
+fn emit(printer: &Printer, text: &str) -> CmdResult {
+    match printer.out(text) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            printer.error(&format!("cannot write output: {e}"));
+            Err(Failure::Failed)
+        }
+    }
+}

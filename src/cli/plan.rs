@@ -1,0 +1,184 @@
+//! `onboard plan` (and `onboard PLAYBOOK --dry-run`): what a run would do, changing nothing.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, report};
+use crate::diag::SourceMap;
+use crate::plan::{Outputs, Params, Plan, plan};
+
+/// Show the plan: every step in dependency order with its rendered parameters and what it would do.
+///
+/// Nothing is changed anywhere. With --preview, the rendered emails are written to a folder
+/// so HR can read exactly what the hire will receive.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The playbook.
+    pub playbook: PathBuf,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Print the plan as JSON (format `onboard.plan/1`, see PLAYBOOK.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write each email's rendered text and HTML to this folder.
+    #[arg(long, value_name = "DIR")]
+    pub preview: Option<PathBuf>,
+}
+
+pub fn cmd_plan(args: PlanArgs, printer: &Printer) -> CmdResult {
+    let mut sources = SourceMap::default();
+    let pb = load_playbook(args.playbook.clone(), &args.input, &mut sources, printer)?;
+    let plan = plan(&pb, &Outputs::new()).map_err(|diags| {
+        report(diags.sorted(), &sources, printer);
+        Failure::Input
+    })?;
+    if let Some(dir) = &args.output.preview {
+        write_previews(&plan, dir).map_err(|e| {
+            printer.error(&format!("cannot write previews: {e}"));
+            Failure::Failed
+        })?;
+        printer.info(&format!("Email previews written to {}", dir.display()));
+    }
+    if args.output.json {
+        let text = serde_json::to_string_pretty(&plan).expect("plan serializes");
+        emit(printer, &(text + "\n"))?;
+    } else {
+        emit(printer, &human(&plan, &args.playbook))?;
+    }
+    printer.info("This is a plan: nothing was changed.");
+    Ok(())
+}
+
+fn write_previews(plan: &Plan, dir: &Path) -> std::io::Result<()> {
+    fs_err::create_dir_all(dir)?;
+    for step in &plan.steps {
+        if let Params::Email(e) = &step.params {
+            fs_err::write(dir.join(format!("{}.txt", step.id)), &e.text)?;
+            fs_err::write(dir.join(format!("{}.html", step.id)), &e.html)?;
+        }
+    }
+    Ok(())
+}
+
+/// The plan for people.
+pub fn human(plan: &Plan, path: &Path) -> String {
+    let mut out = String::new();
+    let hire = if plan.sample_hire {
+        "a sample hire (the playbook names none)".to_owned()
+    } else {
+        format!("hire {}", plan.hire)
+    };
+    let _ = writeln!(
+        out,
+        "Plan for {hire}: {} ({}), {} steps\n",
+        plan.playbook,
+        path.display(),
+        plan.steps.len()
+    );
+    for (i, step) in plan.steps.iter().enumerate() {
+        let needs = if step.needs.is_empty() {
+            String::new()
+        } else {
+            format!(", needs {}", step.needs.join(", "))
+        };
+        let _ = writeln!(out, "{}. {} [{}{needs}]: {}", i + 1, step.title, step.id, step.kind);
+        let _ = writeln!(out, "   will: {}", step.action);
+        params(&mut out, &step.params);
+        if !step.known_after_run.is_empty() {
+            let _ = writeln!(out, "   known after it runs: {}", step.known_after_run.join(", "));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn params(out: &mut String, params: &Params) {
+    let mut field = |name: &str, value: &str| {
+        let _ = writeln!(out, "     {name}: {value}");
+    };
+    match params {
+        Params::LdapAccount { dn, object_classes, attributes, posix, password, .. } => {
+            field("dn", dn);
+            field("objectClass", &object_classes.join(", "));
+            for a in attributes {
+                field(&a.name, &a.values.join(" | "));
+            }
+            if let Some(p) = posix {
+                field("gidNumber", &p.gid_number.to_string());
+            }
+            field(
+                "password",
+                &format!(
+                    "{} random characters, delivered to the {}{}",
+                    password.length,
+                    password.deliver,
+                    if password.must_change { ", must change at first login" } else { "" }
+                ),
+            );
+        }
+        Params::LdapGroups { member_dn, groups, .. } => {
+            field("member", member_dn);
+            for g in groups {
+                field("group", g);
+            }
+        }
+        Params::SignOff { role, items, evidence, asset, not_operator } => {
+            field("signer", role);
+            if *not_operator {
+                field("dual control", "the signer must not be the operator");
+            }
+            if let Some(a) = asset {
+                field("asset", &format!("{} (serial {})", a.tag, a.serial));
+            }
+            for item in items {
+                field("item", item);
+            }
+            for e in evidence {
+                field("evidence", e);
+            }
+        }
+        Params::DeviceHandoff { asset, condition, accessories, .. } => {
+            let model = asset.model.as_deref().map(|m| format!(", {m}")).unwrap_or_default();
+            field("asset", &format!("{} (serial {}{model})", asset.tag, asset.serial));
+            if let Some(c) = condition {
+                field("condition", c);
+            }
+            if !accessories.is_empty() {
+                field("accessories", &accessories.join(", "));
+            }
+        }
+        Params::Email(e) => {
+            field("from", &e.from);
+            field("to", &e.to.join(", "));
+            if !e.cc.is_empty() {
+                field("cc", &e.cc.join(", "));
+            }
+            if let Some(r) = &e.reply_to {
+                field("reply-to", r);
+            }
+            field("subject", &e.subject);
+            if let Some(p) = &e.policies {
+                field("policies", &format!("{} version {} (sha256 {})", p.file, p.version, p.sha256));
+            }
+            field(
+                "body",
+                &format!(
+                    "{} lines of text, {} bytes of HTML (see them with --preview DIR)",
+                    e.text.lines().count(),
+                    e.html.len()
+                ),
+            );
+        }
+    }
+}

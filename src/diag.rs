@@ -1,0 +1,300 @@
+//! Diagnostics that point into the user's files.
+//!
+//! Every problem with user input (a playbook, a hire file, a template) becomes a [`Diagnostic`]
+//! with an optional [`Span`]. Validation collects all of them before giving up, so a user fixes
+//! a file in one pass. Rendering follows rustc/just: `error: …`, `--> file:line:col`, the source
+//! line and a caret, then `= hint: …`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Index of a file in a [`SourceMap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub u32);
+
+/// A location in a source file: 1-based line and character column, length in characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span {
+    pub file: FileId,
+    pub line: u32,
+    pub col: u32,
+    pub len: u32,
+}
+
+impl Span {
+    /// A span `offset` characters further along the same line, `len` long.
+    pub fn shifted(self, offset: u32, len: u32) -> Span {
+        Span {
+            col: self.col + offset,
+            len,
+            ..self
+        }
+    }
+}
+
+/// The text of every file read, so diagnostics can quote it.
+#[derive(Debug, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+#[derive(Debug)]
+struct SourceFile {
+    path: PathBuf,
+    text: String,
+}
+
+impl SourceMap {
+    pub fn add(&mut self, path: impl Into<PathBuf>, text: String) -> FileId {
+        let id = FileId(u32::try_from(self.files.len()).expect("fewer than 2^32 files"));
+        self.files.push(SourceFile {
+            path: path.into(),
+            text,
+        });
+        id
+    }
+
+    pub fn path(&self, id: FileId) -> &Path {
+        &self.files[id.0 as usize].path
+    }
+
+    pub fn text(&self, id: FileId) -> &str {
+        &self.files[id.0 as usize].text
+    }
+
+    /// The file already loaded from `path`, if any.
+    pub fn find(&self, path: &Path) -> Option<FileId> {
+        self.files
+            .iter()
+            .position(|f| f.path == path)
+            .map(|i| FileId(i as u32))
+    }
+
+    /// Line `line` (1-based) of a file, without its line terminator.
+    pub fn line(&self, id: FileId, line: u32) -> Option<&str> {
+        self.text(id)
+            .split('\n')
+            .nth(line.checked_sub(1)? as usize)
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+    }
+}
+
+/// One problem with the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub message: String,
+    pub span: Option<Span>,
+    /// Short text printed beside the caret.
+    pub label: Option<String>,
+    pub hint: Option<String>,
+    /// Secondary locations, e.g. "first defined here".
+    pub notes: Vec<(Span, String)>,
+}
+
+impl Diagnostic {
+    pub fn new(message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            span: None,
+            label: None,
+            hint: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn at(mut self, span: Span) -> Self {
+        self.span = Some(span);
+        self
+    }
+
+    pub fn at_opt(mut self, span: Option<Span>) -> Self {
+        self.span = span;
+        self
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn note(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.notes.push((span, text.into()));
+        self
+    }
+
+    /// Renders the diagnostic the way a compiler would, without colour.
+    pub fn render(&self, sources: &SourceMap) -> String {
+        let mut out = format!("error: {}\n", self.message);
+        if let Some(span) = self.span {
+            render_snippet(&mut out, sources, span, self.label.as_deref());
+        }
+        for (span, text) in &self.notes {
+            let _ = writeln!(
+                out,
+                "  = note: {text} at {}:{}:{}",
+                sources.path(span.file).display(),
+                span.line,
+                span.col
+            );
+        }
+        if let Some(hint) = &self.hint {
+            for (i, line) in hint.lines().enumerate() {
+                let lead = if i == 0 { "  = hint: " } else { "          " };
+                let _ = writeln!(out, "{lead}{line}");
+            }
+        }
+        out
+    }
+
+    /// `file:line:col`, for one-line summaries and JSON output.
+    pub fn location(&self, sources: &SourceMap) -> Option<String> {
+        self.span.map(|s| {
+            format!(
+                "{}:{}:{}",
+                sources.path(s.file).display(),
+                s.line,
+                s.col
+            )
+        })
+    }
+}
+
+fn render_snippet(out: &mut String, sources: &SourceMap, span: Span, label: Option<&str>) {
+    let gutter = span.line.to_string().len();
+    let pad = " ".repeat(gutter);
+    let _ = writeln!(
+        out,
+        "{pad}--> {}:{}:{}",
+        sources.path(span.file).display(),
+        span.line,
+        span.col
+    );
+    let Some(line) = sources.line(span.file, span.line) else {
+        return;
+    };
+    // Tabs would make the caret drift; show them as one space each.
+    let shown: String = line
+        .chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .collect();
+    let line_chars = shown.chars().count() as u32;
+    let start = span.col.saturating_sub(1).min(line_chars);
+    let len = span.len.max(1).min(line_chars.saturating_sub(start).max(1));
+    let _ = writeln!(out, "{pad} |");
+    let _ = writeln!(out, "{} | {}", span.line, shown.trim_end());
+    let _ = write!(
+        out,
+        "{pad} | {}{}",
+        " ".repeat(start as usize),
+        "^".repeat(len as usize)
+    );
+    match label {
+        Some(label) => {
+            let _ = writeln!(out, " {label}");
+        }
+        None => out.push('\n'),
+    }
+}
+
+/// All problems found in one pass, in the order they were found.
+#[derive(Debug, Default)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        // The same problem can be reached twice (e.g. a shared checklist); say it once.
+        if !self.0.contains(&d) {
+            self.0.push(d);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Sorted by file and position, which is how people read them.
+    pub fn sorted(mut self) -> Vec<Diagnostic> {
+        self.0.sort_by_key(|d| d.span);
+        self.0
+    }
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= (c.chars().count() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Optimal string alignment distance: edits plus adjacent transpositions (`nmae` → `name` is 1).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_caret_under_the_span() {
+        let mut sources = SourceMap::default();
+        let file = sources.add("p.yaml", "hire:\n  famly_name: Lovelace\n".into());
+        let d = Diagnostic::new("unknown key `famly_name` in `hire`")
+            .at(Span {
+                file,
+                line: 2,
+                col: 3,
+                len: 10,
+            })
+            .label("unknown key")
+            .hint("did you mean `family_name`?");
+        assert_eq!(
+            d.render(&sources),
+            "error: unknown key `famly_name` in `hire`\n\
+             \x20--> p.yaml:2:3\n\
+             \x20 |\n\
+             2 |   famly_name: Lovelace\n\
+             \x20 |   ^^^^^^^^^^ unknown key\n\
+             \x20 = hint: did you mean `family_name`?\n"
+        );
+    }
+
+    #[test]
+    fn suggests_close_words_only() {
+        let keys = ["family_name", "given_name", "title"];
+        assert_eq!(suggest("famly_name", keys), Some("family_name"));
+        assert_eq!(suggest("titel", keys), Some("title"));
+        assert_eq!(suggest("salary", keys), None);
+    }
+}

@@ -1,0 +1,393 @@
+//! The playbook format, as written in YAML.
+//!
+//! These types are the single definition of the format: the loader deserializes them, and
+//! `onboard schema` derives the JSON Schema from them, so the two cannot drift. PLAYBOOK.md
+//! documents every key. Strings marked "template" are rendered with Tera against the hire,
+//! the vars and earlier steps' outputs; hire data is only ever inserted as data.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::yaml::{OneOrMany, OrderedMap, Recover, Spanned};
+
+/// A template string: rendered with Tera before use.
+pub type Tpl = Spanned<String>;
+
+/// The format version this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One playbook file. A *checklist* is a playbook with `steps`; a *hire file* names a checklist
+/// with `checklist:` and gives the `hire`. A self-contained playbook has both `steps` and `hire`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "onboard playbook")]
+pub struct PlaybookFile {
+    /// Format version. Only `1` exists; omitting it means `1`.
+    pub version: Option<Spanned<u32>>,
+    /// Human name of the checklist, e.g. "Standard employee".
+    pub name: Option<String>,
+    /// Free text for people reading the playbook.
+    pub description: Option<String>,
+    /// Path of a checklist whose steps this file uses, relative to this file.
+    pub checklist: Option<Spanned<String>>,
+    /// Folder of email templates and policy documents, relative to the file that declares it.
+    /// Default: `../templates` next to the checklist.
+    pub templates: Option<Spanned<String>>,
+    /// Which hire fields this checklist needs.
+    pub hire_fields: Option<HireFields>,
+    /// The person being onboarded: the data HR provides.
+    pub hire: Option<Recover<Spanned<Hire>>>,
+    /// Derived values, rendered in the order written; later vars can use earlier ones
+    /// (`vars.username`). A hire file's vars override the checklist's.
+    #[serde(default)]
+    pub vars: OrderedMap<Spanned<String>, Recover<Tpl>>,
+    /// The checklist: each step has an `id`, a `title`, optional `needs`, and exactly one kind
+    /// (`ldap_account`, `ldap_groups`, `device_handoff`, `sign_off`, `email`).
+    pub steps: Option<Spanned<Vec<Recover<Spanned<StepDoc>>>>>,
+}
+
+/// Which hire fields a checklist needs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HireFields {
+    /// Fields every hire must have, e.g. `[given_name, family_name, work_email]`.
+    /// Custom fields are named `custom.NAME`. `id` is always required.
+    #[serde(default)]
+    pub required: Vec<Spanned<String>>,
+}
+
+/// The hire: what HR provides. Every value is data, never a template.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hire {
+    /// HR's stable identifier (employee number). Names the hire's journal; letters, digits,
+    /// `.`, `_` and `-` only.
+    pub id: Option<Spanned<String>>,
+    /// First name as in HR records.
+    pub given_name: Option<Spanned<String>>,
+    /// Last name as in HR records.
+    pub family_name: Option<Spanned<String>>,
+    /// The name the person goes by, if different from `given_name`.
+    pub preferred_name: Option<Spanned<String>>,
+    /// Private address, e.g. for the first-day instructions before the work account exists.
+    pub personal_email: Option<Spanned<String>>,
+    /// The work address the account will have.
+    pub work_email: Option<Spanned<String>>,
+    /// The manager's name.
+    pub manager: Option<Spanned<String>>,
+    /// The manager's email address.
+    pub manager_email: Option<Spanned<String>>,
+    /// Department, e.g. "Engineering".
+    pub department: Option<Spanned<String>>,
+    /// Job title.
+    pub title: Option<Spanned<String>>,
+    /// Office or site.
+    pub location: Option<Spanned<String>>,
+    /// Phone number.
+    pub phone: Option<Spanned<String>>,
+    /// First day, `YYYY-MM-DD`.
+    pub start_date: Option<Spanned<String>>,
+    /// Time the first day starts, `HH:MM` (24 h). Default `09:00`.
+    pub start_time: Option<Spanned<String>>,
+    /// IANA time zone of the first day, e.g. `Europe/Berlin`.
+    pub time_zone: Option<Spanned<String>>,
+    /// Last day for fixed-term hires and contractors, `YYYY-MM-DD`.
+    pub end_date: Option<Spanned<String>>,
+    /// Any further fields HR provides, as `name: text` (used as `hire.custom.name`).
+    #[serde(default)]
+    pub custom: BTreeMap<String, Spanned<String>>,
+}
+
+/// The standard hire fields, in the order the schema lists them.
+pub const HIRE_FIELDS: &[&str] = &[
+    "id",
+    "given_name",
+    "family_name",
+    "preferred_name",
+    "personal_email",
+    "work_email",
+    "manager",
+    "manager_email",
+    "department",
+    "title",
+    "location",
+    "phone",
+    "start_date",
+    "start_time",
+    "time_zone",
+    "end_date",
+];
+
+impl Hire {
+    /// The value of a standard field.
+    pub fn field(&self, name: &str) -> Option<&Spanned<String>> {
+        match name {
+            "id" => self.id.as_ref(),
+            "given_name" => self.given_name.as_ref(),
+            "family_name" => self.family_name.as_ref(),
+            "preferred_name" => self.preferred_name.as_ref(),
+            "personal_email" => self.personal_email.as_ref(),
+            "work_email" => self.work_email.as_ref(),
+            "manager" => self.manager.as_ref(),
+            "manager_email" => self.manager_email.as_ref(),
+            "department" => self.department.as_ref(),
+            "title" => self.title.as_ref(),
+            "location" => self.location.as_ref(),
+            "phone" => self.phone.as_ref(),
+            "start_date" => self.start_date.as_ref(),
+            "start_time" => self.start_time.as_ref(),
+            "time_zone" => self.time_zone.as_ref(),
+            "end_date" => self.end_date.as_ref(),
+            _ => match name.strip_prefix("custom.") {
+                Some(custom) => self.custom.get(custom),
+                None => None,
+            },
+        }
+    }
+
+    /// Every field that is set, standard ones first, as (name, value).
+    pub fn fields(&self) -> impl Iterator<Item = (String, &Spanned<String>)> {
+        HIRE_FIELDS
+            .iter()
+            .filter_map(|f| self.field(f).map(|v| (f.to_string(), v)))
+            .chain(
+                self.custom
+                    .iter()
+                    .map(|(k, v)| (format!("custom.{k}"), v)),
+            )
+    }
+}
+
+/// One step of the checklist as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepDoc {
+    /// Stable identifier: the journal records steps by it, so do not rename a step that has
+    /// run. Letters, digits, `_` and `-`.
+    pub id: Spanned<String>,
+    /// What the step does, for people ("Create the directory account").
+    pub title: Option<String>,
+    /// Steps that must be done before this one.
+    #[serde(default)]
+    pub needs: Vec<Spanned<String>>,
+    /// Create the directory account.
+    pub ldap_account: Option<Spanned<LdapAccount>>,
+    /// Add the account to groups.
+    pub ldap_groups: Option<Spanned<LdapGroups>>,
+    /// Hand a device to the hire, after its cleaning sign-off.
+    pub device_handoff: Option<Spanned<DeviceHandoff>>,
+    /// A person confirms a checklist (e.g. the laptop was wiped).
+    pub sign_off: Option<Spanned<SignOff>>,
+    /// Send an email (the welcome).
+    pub email: Option<Spanned<Email>>,
+}
+
+/// The step kinds, as their YAML keys.
+pub const STEP_KINDS: &[&str] = &[
+    "ldap_account",
+    "ldap_groups",
+    "device_handoff",
+    "sign_off",
+    "email",
+];
+
+/// Creates a directory entry for the hire. Its DN is `RDN=VALUE,BASE`, where VALUE is the
+/// rendered `attributes[RDN]`, escaped as RFC 4514 requires.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LdapAccount {
+    /// Parent entry (template), e.g. `ou=people,dc=example,dc=org`.
+    pub base: Tpl,
+    /// Naming attribute. Default `uid`.
+    #[serde(default = "default_rdn")]
+    pub rdn: Spanned<String>,
+    /// Object classes, e.g. `[inetOrgPerson, posixAccount, shadowAccount]`.
+    pub object_classes: Vec<Spanned<String>>,
+    /// Attributes (name: template or list of templates). Must include the `rdn` attribute.
+    pub attributes: OrderedMap<Spanned<String>, OneOrMany<Tpl>>,
+    /// POSIX numbers: uidNumber allocated from a range at run time.
+    pub posix: Option<Posix>,
+    /// The initial password: generated at run time, never written anywhere.
+    #[serde(default)]
+    pub password: Password,
+}
+
+fn default_rdn() -> Spanned<String> {
+    Spanned {
+        value: "uid".into(),
+        span: crate::diag::Span {
+            file: crate::diag::FileId(0),
+            line: 0,
+            col: 0,
+            len: 0,
+        },
+        verbatim: false,
+    }
+}
+
+/// uidNumber/gidNumber for POSIX accounts.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Posix {
+    /// Lowest uidNumber to allocate.
+    pub uid_min: u32,
+    /// Highest uidNumber to allocate.
+    pub uid_max: u32,
+    /// Primary group number.
+    pub gid_number: u32,
+}
+
+/// How the initial password is made and delivered.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Password {
+    /// Characters; at least 12. Default 20.
+    #[serde(default = "default_password_length")]
+    pub length: u32,
+    /// Require a change at first login, where the server supports it. Default true.
+    #[serde(default = "default_true")]
+    pub must_change: bool,
+    /// Who receives it: shown to the `operator`, or mailed to the `manager`. Default `operator`.
+    #[serde(default)]
+    pub deliver: Deliver,
+}
+
+impl Default for Password {
+    fn default() -> Self {
+        Password {
+            length: default_password_length(),
+            must_change: true,
+            deliver: Deliver::Operator,
+        }
+    }
+}
+
+fn default_password_length() -> u32 {
+    20
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Who receives the initial password.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Deliver {
+    /// Shown once on the operator's terminal.
+    #[default]
+    Operator,
+    /// Sent to `hire.manager_email` in a separate message.
+    Manager,
+}
+
+/// Adds the account created by an `ldap_account` step to groups. Add-only.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LdapGroups {
+    /// The `ldap_account` step whose entry joins the groups (an implicit `needs`).
+    pub account: Spanned<String>,
+    /// Parent entry of the groups (template). With it, `groups` are names (`cn` values,
+    /// escaped for you); without it, `groups` are full DNs.
+    pub base: Option<Tpl>,
+    /// The groups (templates).
+    pub groups: Vec<Tpl>,
+}
+
+/// A person signs that a checklist was done, e.g. the laptop cleaning.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignOff {
+    /// Who must sign: `technician`, `manager`, `hire`, or another role your team uses.
+    pub role: Spanned<String>,
+    /// What the signer confirms, item by item (templates).
+    pub items: Vec<Tpl>,
+    /// Evidence the signer records, e.g. `wipe_certificate_id`.
+    #[serde(default)]
+    pub evidence: Vec<Spanned<String>>,
+    /// The device this sign-off is about, if any.
+    pub asset: Option<Asset>,
+    /// The signer must not be the operator who ran the automated steps. Default false.
+    #[serde(default)]
+    pub not_operator: bool,
+}
+
+/// Identifies a device.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Asset {
+    /// Inventory tag (template).
+    pub tag: Tpl,
+    /// Serial number (template).
+    pub serial: Tpl,
+    /// Model (template).
+    pub model: Option<Tpl>,
+}
+
+/// Hands a device to the hire. Refused unless the named cleaning sign-off is done for the same
+/// asset tag and serial.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceHandoff {
+    /// The device.
+    pub asset: Asset,
+    /// The `sign_off` step that certifies this device was cleaned (an implicit `needs`).
+    pub cleaning: Spanned<String>,
+    /// Condition at hand-off, e.g. "refurbished, no marks" (template).
+    pub condition: Option<Tpl>,
+    /// What comes with it, e.g. `[charger, dock]` (templates).
+    #[serde(default)]
+    pub accessories: Vec<Tpl>,
+}
+
+/// Sends an email built from templates in the templates folder.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// Sender, e.g. `IT Service Desk <it@example.org>` (template).
+    pub from: Tpl,
+    /// Recipients (template or list).
+    pub to: OneOrMany<Tpl>,
+    /// Copies, e.g. the manager (template or list).
+    #[serde(default)]
+    pub cc: OneOrMany<Tpl>,
+    /// Where replies go, e.g. the help desk (template).
+    pub reply_to: Option<Tpl>,
+    /// Subject line (template).
+    pub subject: Tpl,
+    /// HTML body: a Tera template file in the templates folder (autoescaped).
+    pub html: Spanned<String>,
+    /// Plain-text body: a Tera template file in the templates folder.
+    pub text: Spanned<String>,
+    /// The IT policies sent with the message.
+    pub policies: Option<Policies>,
+}
+
+/// A Markdown policy document, rendered into the HTML part and attached.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    /// File in the templates folder, e.g. `it-policies.md`. Not a template: sent as written.
+    pub file: Spanned<String>,
+    /// The version people cite, e.g. `2026.1`. Recorded with its SHA-256.
+    pub version: Spanned<String>,
+}
+
+/// The JSON Schema of the playbook format, for editors.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(PlaybookFile);
+    let mut value = serde_json::to_value(schema).expect("schema serializes");
+    // "Exactly one kind" is a rule serde cannot state; say it in the schema.
+    if let Some(step) = value.pointer_mut("/$defs/StepDoc")
+        && let Some(obj) = step.as_object_mut()
+    {
+        let one_of: Vec<serde_json::Value> = STEP_KINDS
+            .iter()
+            .map(|k| serde_json::json!({ "required": [k] }))
+            .collect();
+        obj.insert("oneOf".into(), serde_json::Value::Array(one_of));
+    }
+    value
+}

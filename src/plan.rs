@@ -1,0 +1,707 @@
+//! The plan: every step's parameters rendered, checked, and what the step would do.
+//!
+//! Planning is pure: it takes a loaded playbook, the hire and the outputs of steps that have
+//! already run (from the journal), and renders. Outputs that only exist after a step runs
+//! (an allocated uidNumber, a Message-ID) render as a visible placeholder. The dry run and
+//! `onboard plan` show this plan; a run executes it. `check` runs it to find template errors.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tera::Context;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::escape;
+use crate::load::{Playbook, PolicyDoc, Step, StepKind, check_email, hex};
+use crate::model::{Asset, Deliver, Hire, HIRE_FIELDS, Tpl};
+
+/// Version tag of the `--json` plan format.
+pub const PLAN_FORMAT: &str = "onboard.plan/1";
+
+/// Outputs of steps that have run, by step id then output name.
+pub type Outputs = BTreeMap<String, BTreeMap<String, String>>;
+
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    pub format: &'static str,
+    pub playbook: String,
+    pub hire: String,
+    /// True when no hire was given and placeholders stand in for hire data.
+    pub sample_hire: bool,
+    pub steps: Vec<PlannedStep>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlannedStep {
+    pub id: String,
+    pub title: String,
+    pub kind: &'static str,
+    pub needs: Vec<String>,
+    /// What the step would do, in one line.
+    pub action: String,
+    pub params: Params,
+    /// SHA-256 of the rendered parameters; a step whose parameters change after it ran is
+    /// noticed by comparing this.
+    pub checksum: String,
+    /// Outputs the step makes that are not known until it runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub known_after_run: Vec<String>,
+}
+
+/// Rendered parameters of each step kind.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Params {
+    LdapAccount {
+        dn: String,
+        rdn: String,
+        object_classes: Vec<String>,
+        attributes: Vec<Attribute>,
+        posix: Option<PosixParams>,
+        password: PasswordParams,
+    },
+    LdapGroups {
+        account: String,
+        member_dn: String,
+        member_login: String,
+        groups: Vec<String>,
+    },
+    SignOff {
+        role: String,
+        items: Vec<String>,
+        evidence: Vec<String>,
+        asset: Option<AssetParams>,
+        not_operator: bool,
+    },
+    DeviceHandoff {
+        asset: AssetParams,
+        cleaning: String,
+        condition: Option<String>,
+        accessories: Vec<String>,
+    },
+    Email(Box<EmailParams>),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Attribute {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PosixParams {
+    pub uid_min: u32,
+    pub uid_max: u32,
+    pub gid_number: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PasswordParams {
+    pub length: u32,
+    pub must_change: bool,
+    pub deliver: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AssetParams {
+    pub tag: String,
+    pub serial: String,
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailParams {
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub policies: Option<PolicyParams>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyParams {
+    pub file: String,
+    pub version: String,
+    pub sha256: String,
+    /// The document as sent (Markdown), attached to the message.
+    #[serde(skip)]
+    pub markdown: String,
+}
+
+/// Plans every step for `hire` (or a placeholder hire when the playbook has none).
+pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let (hire_value, hire_id) = match &pb.hire {
+        Some(h) => (hire_context(h), h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default()),
+        None => (sample_hire(&pb.required), "(sample)".to_owned()),
+    };
+    let mut ctx = Context::new();
+    ctx.insert("hire", &hire_value);
+
+    let mut vars = serde_json::Map::new();
+    for (name, tpl) in &pb.vars {
+        ctx.insert("vars", &vars);
+        match pb.templates.render_inline(tpl, &ctx) {
+            Ok(v) => {
+                vars.insert(name.value.clone(), Value::String(v));
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    ctx.insert("vars", &vars);
+
+    let mut steps = Vec::new();
+    let mut planned_outputs: Outputs = outputs.clone();
+    for step in &pb.steps {
+        // A step sees the outputs of the steps it needs, directly or not.
+        let visible = ancestors(pb, step);
+        let step_outputs: BTreeMap<&String, &BTreeMap<String, String>> = planned_outputs
+            .iter()
+            .filter(|(id, _)| visible.contains(id))
+            .collect();
+        ctx.insert("steps", &step_outputs);
+        let mut r = Renderer {
+            pb,
+            ctx: &ctx,
+            diags: &mut diags,
+            failed: false,
+        };
+        let params = r.params(step, &planned_outputs);
+        let failed = r.failed;
+        let Some(params) = params.filter(|_| !failed) else {
+            continue;
+        };
+        let (own, later) = step_outputs_of(step, &params, outputs.get(&step.id.value));
+        planned_outputs.insert(step.id.value.clone(), own);
+        steps.push(PlannedStep {
+            id: step.id.value.clone(),
+            title: step.title.clone(),
+            kind: step.kind.name(),
+            needs: step.needs.clone(),
+            action: describe(&params),
+            checksum: checksum(&params),
+            params,
+            known_after_run: later,
+        });
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        playbook: pb.name.clone(),
+        hire: hire_id,
+        sample_hire: pb.hire.is_none(),
+        steps,
+    })
+}
+
+/// SHA-256 of the canonical JSON of the parameters.
+pub fn checksum(params: &Params) -> String {
+    let json = serde_json::to_vec(params).expect("params serialize");
+    hex(&Sha256::digest(&json))
+}
+
+/// The hire as templates see it: `hire.FIELD`, `hire.custom.NAME`.
+pub fn hire_context(hire: &Hire) -> Value {
+    let mut map = serde_json::Map::new();
+    for name in HIRE_FIELDS {
+        if let Some(v) = hire.field(name) {
+            map.insert((*name).to_owned(), Value::String(v.value.clone()));
+        }
+    }
+    let custom: serde_json::Map<String, Value> = hire
+        .custom
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.value.clone())))
+        .collect();
+    map.insert("custom".into(), Value::Object(custom));
+    Value::Object(map)
+}
+
+/// Placeholders for every standard field and the required custom ones.
+fn sample_hire(required: &[String]) -> Value {
+    let mut map = serde_json::Map::new();
+    for name in HIRE_FIELDS {
+        let sample = match *name {
+            "start_date" | "end_date" => "2000-01-01".to_owned(),
+            "start_time" => "09:00".to_owned(),
+            "time_zone" => "UTC".to_owned(),
+            n if n.ends_with("email") => format!("{n}@example.org"),
+            n => format!("<{n}>"),
+        };
+        map.insert((*name).to_owned(), Value::String(sample));
+    }
+    let custom: serde_json::Map<String, Value> = required
+        .iter()
+        .filter_map(|f| f.strip_prefix("custom."))
+        .map(|c| (c.to_owned(), Value::String(format!("<custom.{c}>"))))
+        .collect();
+    map.insert("custom".into(), Value::Object(custom));
+    Value::Object(map)
+}
+
+/// Ids of every step `step` needs, directly or transitively.
+fn ancestors(pb: &Playbook, step: &Step) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut todo: Vec<&str> = step.needs.iter().map(String::as_str).collect();
+    while let Some(id) = todo.pop() {
+        if seen.iter().any(|s| s == id) {
+            continue;
+        }
+        seen.push(id.to_owned());
+        if let Some(s) = pb.steps.iter().find(|s| s.id.value == id) {
+            todo.extend(s.needs.iter().map(String::as_str));
+        }
+    }
+    seen
+}
+
+/// A placeholder for an output not known before the step runs.
+pub fn placeholder(step: &str, output: &str) -> String {
+    format!("<{output} of {step}: known after it runs>")
+}
+
+/// The outputs a step makes (known ones now, and the names of those known after it runs).
+fn step_outputs_of(
+    step: &Step,
+    params: &Params,
+    recorded: Option<&BTreeMap<String, String>>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let id = &step.id.value;
+    let mut known = BTreeMap::new();
+    let mut later: Vec<String> = Vec::new();
+    match params {
+        Params::LdapAccount { dn, attributes, rdn, posix, .. } => {
+            known.insert("dn".into(), dn.clone());
+            let login = attributes
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case("uid"))
+                .or_else(|| attributes.iter().find(|a| a.name.eq_ignore_ascii_case(rdn)))
+                .and_then(|a| a.values.first())
+                .cloned()
+                .unwrap_or_default();
+            known.insert("login".into(), login);
+            if posix.is_some() {
+                later.push("uid_number".into());
+            }
+        }
+        Params::LdapGroups { groups, .. } => {
+            known.insert("groups".into(), groups.join("; "));
+        }
+        Params::SignOff { .. } => {
+            later.extend(["signed_by".into(), "signed_at".into()]);
+        }
+        Params::DeviceHandoff { asset, .. } => {
+            known.insert("asset_tag".into(), asset.tag.clone());
+            known.insert("serial".into(), asset.serial.clone());
+            later.push("received_by".into());
+        }
+        Params::Email(_) => later.push("message_id".into()),
+    }
+    for name in &later {
+        let value = recorded
+            .and_then(|r| r.get(name))
+            .cloned()
+            .unwrap_or_else(|| placeholder(id, name));
+        known.insert(name.clone(), value);
+    }
+    let later = later
+        .into_iter()
+        .filter(|n| recorded.is_none_or(|r| !r.contains_key(n)))
+        .collect();
+    (known, later)
+}
+
+/// One line saying what the step would do.
+pub fn describe(params: &Params) -> String {
+    match params {
+        Params::LdapAccount { dn, posix, .. } => match posix {
+            Some(p) => format!(
+                "create directory entry {dn} (uidNumber from {}–{}), set an initial password",
+                p.uid_min, p.uid_max
+            ),
+            None => format!("create directory entry {dn}, set an initial password"),
+        },
+        Params::LdapGroups { member_dn, groups, .. } => format!(
+            "add {member_dn} to {} group{}: {}",
+            groups.len(),
+            if groups.len() == 1 { "" } else { "s" },
+            groups.join("; ")
+        ),
+        Params::SignOff { role, items, asset, .. } => {
+            let about = asset
+                .as_ref()
+                .map(|a| format!(" for asset {} (serial {})", a.tag, a.serial))
+                .unwrap_or_default();
+            format!(
+                "wait for the {role} to sign off {} item{}{about}",
+                items.len(),
+                if items.len() == 1 { "" } else { "s" }
+            )
+        }
+        Params::DeviceHandoff { asset, cleaning, .. } => format!(
+            "hand over asset {} (serial {}) once `{cleaning}` is signed off; the hire acknowledges receipt",
+            asset.tag, asset.serial
+        ),
+        Params::Email(e) => format!("send \"{}\" to {}", e.subject, e.to.join(", ")),
+    }
+}
+
+struct Renderer<'a> {
+    pb: &'a Playbook,
+    ctx: &'a Context,
+    diags: &'a mut Diagnostics,
+    failed: bool,
+}
+
+impl Renderer<'_> {
+    fn render(&mut self, tpl: &Tpl) -> String {
+        match self.pb.templates.render_inline(tpl, self.ctx) {
+            Ok(s) => s,
+            Err(d) => {
+                self.fail(d);
+                String::new()
+            }
+        }
+    }
+
+    /// Renders a value that must be a single line (headers, attribute values, DNs).
+    fn line(&mut self, tpl: &Tpl, what: &str) -> String {
+        let s = self.render(tpl);
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            self.fail(
+                Diagnostic::new(format!(
+                    "{what} renders to text with the control character U+{:04X}",
+                    c as u32
+                ))
+                .at(tpl.span)
+                .hint("line breaks and control characters are not allowed here"),
+            );
+        }
+        s
+    }
+
+    fn fail(&mut self, d: Diagnostic) {
+        self.failed = true;
+        self.diags.push(d);
+    }
+
+    fn params(&mut self, step: &Step, outputs: &Outputs) -> Option<Params> {
+        Some(match &step.kind {
+            StepKind::LdapAccount(a) => {
+                let base = self.line(&a.base, "`base`");
+                if let Err(p) = escape::check_dn(&base) {
+                    self.fail(Diagnostic::new(format!("`base` is not a DN: {p}")).at(a.base.span));
+                }
+                let mut attributes = Vec::new();
+                for (name, values) in &a.attributes.0 {
+                    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        || name.is_empty()
+                    {
+                        self.fail(
+                            Diagnostic::new(format!("`{}` is not an attribute name", name.value))
+                                .at(name.span),
+                        );
+                    }
+                    let values: Vec<String> = values
+                        .0
+                        .iter()
+                        .map(|v| self.line(v, &format!("attribute `{}`", name.value)))
+                        .filter(|v| !v.is_empty())
+                        .collect();
+                    attributes.push(Attribute {
+                        name: name.value.clone(),
+                        values,
+                    });
+                }
+                let rdn_value = attributes
+                    .iter()
+                    .find(|at| at.name.eq_ignore_ascii_case(&a.rdn))
+                    .map(|at| at.values.clone());
+                let dn = match rdn_value.as_deref() {
+                    Some([v]) => format!("{}={},{base}", a.rdn.value, escape::dn_value(v)),
+                    Some(_) => {
+                        let at = a.attributes.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(&a.rdn));
+                        self.fail(
+                            Diagnostic::new(format!(
+                                "the naming attribute `{}` must have exactly one non-empty value",
+                                a.rdn.value
+                            ))
+                            .at_opt(at.map(|(n, _)| n.span)),
+                        );
+                        String::new()
+                    }
+                    None => {
+                        self.fail(
+                            Diagnostic::new(format!(
+                                "`attributes` has no `{}`, the naming attribute (`rdn`)",
+                                a.rdn.value
+                            ))
+                            .at(step.id.span)
+                            .hint(format!("add `{}:` under `attributes`, or set `rdn`", a.rdn.value)),
+                        );
+                        String::new()
+                    }
+                };
+                if a.object_classes.is_empty() {
+                    self.fail(
+                        Diagnostic::new("`object_classes` is empty")
+                            .at(step.id.span)
+                            .hint("e.g. [inetOrgPerson, posixAccount, shadowAccount]"),
+                    );
+                }
+                if let Some(p) = &a.posix
+                    && p.uid_min > p.uid_max
+                {
+                    self.fail(
+                        Diagnostic::new("`posix.uid_min` is greater than `posix.uid_max`")
+                            .at(step.id.span),
+                    );
+                }
+                if a.password.length < 12 || a.password.length > 128 {
+                    self.fail(
+                        Diagnostic::new(format!(
+                            "`password.length` is {}; it must be from 12 to 128",
+                            a.password.length
+                        ))
+                        .at(step.id.span),
+                    );
+                }
+                if a.password.deliver == Deliver::Manager
+                    && self.pb.hire.as_ref().is_some_and(|h| h.manager_email.is_none())
+                {
+                    self.fail(
+                        Diagnostic::new("the password goes to the manager, but the hire has no `manager_email`")
+                            .at(step.id.span)
+                            .hint("add `manager_email` to the hire, or deliver to the operator"),
+                    );
+                }
+                Params::LdapAccount {
+                    dn,
+                    rdn: a.rdn.value.clone(),
+                    object_classes: a.object_classes.iter().map(|c| c.value.clone()).collect(),
+                    attributes,
+                    posix: a.posix.as_ref().map(|p| PosixParams {
+                        uid_min: p.uid_min,
+                        uid_max: p.uid_max,
+                        gid_number: p.gid_number,
+                    }),
+                    password: PasswordParams {
+                        length: a.password.length,
+                        must_change: a.password.must_change,
+                        deliver: match a.password.deliver {
+                            Deliver::Operator => "operator",
+                            Deliver::Manager => "manager",
+                        },
+                    },
+                }
+            }
+            StepKind::LdapGroups(g) => {
+                let account = outputs.get(&g.account.value);
+                let member_dn = account.and_then(|o| o.get("dn")).cloned().unwrap_or_default();
+                let member_login = account
+                    .and_then(|o| o.get("login"))
+                    .cloned()
+                    .unwrap_or_default();
+                let base = g.base.as_ref().map(|b| (self.line(b, "`base`"), b.span));
+                if let Some((base, span)) = &base
+                    && let Err(p) = escape::check_dn(base)
+                {
+                    self.fail(Diagnostic::new(format!("`base` is not a DN: {p}")).at(*span));
+                }
+                if g.groups.is_empty() {
+                    self.fail(Diagnostic::new("`groups` is empty").at(step.id.span));
+                }
+                let mut groups = Vec::new();
+                for tpl in &g.groups {
+                    let name = self.line(tpl, "a group");
+                    let dn = match &base {
+                        Some((base, _)) => format!("cn={},{base}", escape::dn_value(&name)),
+                        None => {
+                            if let Err(p) = escape::check_dn(&name) {
+                                self.fail(
+                                    Diagnostic::new(format!("group `{name}` is not a DN: {p}"))
+                                        .at(tpl.span)
+                                        .hint("give full DNs, or set `base` and give group names"),
+                                );
+                            }
+                            name
+                        }
+                    };
+                    if !groups.contains(&dn) {
+                        groups.push(dn);
+                    }
+                }
+                Params::LdapGroups {
+                    account: g.account.value.clone(),
+                    member_dn,
+                    member_login,
+                    groups,
+                }
+            }
+            StepKind::SignOff(s) => {
+                if s.items.is_empty() {
+                    self.fail(
+                        Diagnostic::new("`items` is empty")
+                            .at(s.role.span)
+                            .hint("list what the signer confirms"),
+                    );
+                }
+                Params::SignOff {
+                    role: s.role.value.clone(),
+                    items: s.items.iter().map(|i| self.line(i, "an item")).collect(),
+                    evidence: s.evidence.iter().map(|e| e.value.clone()).collect(),
+                    asset: s.asset.as_ref().map(|a| self.asset(a)),
+                    not_operator: s.not_operator,
+                }
+            }
+            StepKind::DeviceHandoff(h) => Params::DeviceHandoff {
+                asset: self.asset(&h.asset),
+                cleaning: h.cleaning.value.clone(),
+                condition: h.condition.as_ref().map(|c| self.line(c, "`condition`")),
+                accessories: h.accessories.iter().map(|a| self.line(a, "an accessory")).collect(),
+            },
+            StepKind::Email(e) => Params::Email(Box::new(self.email(step, e)?)),
+        })
+    }
+
+    fn asset(&mut self, a: &Asset) -> AssetParams {
+        AssetParams {
+            tag: self.line(&a.tag, "the asset tag"),
+            serial: self.line(&a.serial, "the serial number"),
+            model: a.model.as_ref().map(|m| self.line(m, "the model")),
+        }
+    }
+
+    fn mailbox(&mut self, tpl: &Tpl, what: &str) -> String {
+        let s = self.line(tpl, what);
+        if !s.is_empty() && s.parse::<lettre::message::Mailbox>().is_err() {
+            self.fail(
+                Diagnostic::new(format!("{what} `{s}` is not an email address"))
+                    .at(tpl.span)
+                    .hint("write `name@example.org` or `Name <name@example.org>`"),
+            );
+        }
+        s
+    }
+
+    fn email(&mut self, step: &Step, e: &crate::model::Email) -> Option<EmailParams> {
+        let from = self.mailbox(&e.from, "`from`");
+        let to: Vec<String> = e.to.0.iter().map(|t| self.mailbox(t, "`to`")).collect();
+        let cc: Vec<String> = e.cc.0.iter().map(|t| self.mailbox(t, "`cc`")).collect();
+        for addr in to.iter().chain(&cc) {
+            // Recipients are plain addresses: no display name that could hide another.
+            if let Ok(m) = addr.parse::<lettre::message::Mailbox>()
+                && let Err(p) = check_email(&m.email.to_string())
+            {
+                self.fail(Diagnostic::new(p).at(step.id.span));
+            }
+        }
+        if to.is_empty() {
+            self.fail(Diagnostic::new("`to` is empty").at(step.id.span));
+        }
+        let reply_to = e.reply_to.as_ref().map(|r| self.mailbox(r, "`reply_to`"));
+        let subject = self.line(&e.subject, "`subject`");
+        let policies = e.policies.as_ref().and_then(|p| {
+            let doc: &PolicyDoc = self.pb.policies.get(&p.file.value)?;
+            Some(PolicyParams {
+                file: p.file.value.clone(),
+                version: p.version.value.clone(),
+                sha256: doc.sha256.clone(),
+                markdown: doc.text.clone(),
+            })
+        });
+        let mut ctx = self.ctx.clone();
+        ctx.insert(
+            "email",
+            &json!({ "from": from, "to": to, "cc": cc, "reply_to": reply_to, "subject": subject }),
+        );
+        if let Some(p) = &policies {
+            ctx.insert(
+                "policies",
+                &json!({
+                    "version": p.version,
+                    "sha256": p.sha256,
+                    "file": p.file,
+                    "text": p.markdown,
+                }),
+            );
+            ctx.insert_value("policies_html", tera::Value::safe_string(&markdown_to_html(&p.markdown)));
+        }
+        let text = self.file(&e.text.value, &ctx);
+        let html = self.file(&e.html.value, &ctx);
+        Some(EmailParams {
+            from,
+            to,
+            cc,
+            reply_to,
+            subject,
+            text: text?,
+            html: html?,
+            policies,
+        })
+    }
+
+    fn file(&mut self, name: &str, ctx: &Context) -> Option<String> {
+        if !self.pb.templates.has(name) {
+            // Reported when the file was read.
+            self.failed = true;
+            return None;
+        }
+        match self.pb.templates.render_file(name, ctx) {
+            Ok(s) => Some(s),
+            Err(d) => {
+                self.fail(d);
+                None
+            }
+        }
+    }
+}
+
+/// The policy document's Markdown as HTML. Raw HTML in it is escaped, not passed through.
+pub fn markdown_to_html(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Parser, html};
+    let parser = Parser::new(markdown).map(|event| match event {
+        Event::Html(s) | Event::InlineHtml(s) => Event::Text(s),
+        e => e,
+    });
+    let mut out = String::new();
+    html::push_html(&mut out, parser);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_policies_render_without_raw_html() {
+        let html = markdown_to_html("# Policies\n\nNote: <script>x</script> and *care*\n");
+        assert!(html.contains("<h1>Policies</h1>"));
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("<em>care</em>"));
+    }
+
+    #[test]
+    fn checksums_change_with_parameters() {
+        let a = Params::SignOff {
+            role: "technician".into(),
+            items: vec!["wiped".into()],
+            evidence: vec![],
+            asset: None,
+            not_operator: false,
+        };
+        let mut b = a.clone();
+        if let Params::SignOff { items, .. } = &mut b {
+            items.push("charger present".into());
+        }
+        assert_eq!(checksum(&a), checksum(&a.clone()));
+        assert_ne!(checksum(&a), checksum(&b));
+    }
+}
