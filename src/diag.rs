@@ -130,13 +130,14 @@ impl Diagnostic {
     /// Renders the diagnostic the way a compiler would, without colour.
     pub fn render(&self, sources: &SourceMap) -> String {
         let mut out = format!("error: {}\n", self.message);
+        let pad = " ".repeat(self.span.map_or(1, |s| s.line.to_string().len()));
         if let Some(span) = self.span {
             render_snippet(&mut out, sources, span, self.label.as_deref());
         }
         for (span, text) in &self.notes {
             let _ = writeln!(
                 out,
-                "  = note: {text} at {}:{}:{}",
+                "{pad} = note: {text} at {}:{}:{}",
                 sources.path(span.file).display(),
                 span.line,
                 span.col
@@ -144,8 +145,8 @@ impl Diagnostic {
         }
         if let Some(hint) = &self.hint {
             for (i, line) in hint.lines().enumerate() {
-                let lead = if i == 0 { "  = hint: " } else { "          " };
-                let _ = writeln!(out, "{lead}{line}");
+                let lead = if i == 0 { " = hint: " } else { "         " };
+                let _ = writeln!(out, "{pad}{lead}{line}");
             }
         }
         out
@@ -153,14 +154,8 @@ impl Diagnostic {
 
     /// `file:line:col`, for one-line summaries and JSON output.
     pub fn location(&self, sources: &SourceMap) -> Option<String> {
-        self.span.map(|s| {
-            format!(
-                "{}:{}:{}",
-                sources.path(s.file).display(),
-                s.line,
-                s.col
-            )
-        })
+        self.span
+            .map(|s| format!("{}:{}:{}", sources.path(s.file).display(), s.line, s.col))
     }
 }
 
@@ -246,13 +241,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }

@@ -2,11 +2,11 @@
 //!
 //! The library holds everything but terminal IO: see ARCHITECTURE.md for the layers.
 
-pub mod diag;
-pub mod yaml;
-pub mod escape;
-pub mod model;
-pub mod template;
-pub mod load;
-pub mod plan;
 pub mod cli;
+pub mod diag;
+pub mod escape;
+pub mod load;
+pub mod model;
+pub mod plan;
+pub mod template;
+pub mod yaml;

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::diag::{Diagnostic, Diagnostics, FileId, SourceMap, Span, suggest};
 use crate::model::{
-    DeviceHandoff, Email, FORMAT_VERSION, HIRE_FIELDS, Hire, LdapAccount, LdapGroups,
-    PlaybookFile, STEP_KINDS, SignOff, StepDoc, Tpl,
+    DeviceHandoff, Email, FORMAT_VERSION, HIRE_FIELDS, Hire, LdapAccount, LdapGroups, PlaybookFile,
+    STEP_KINDS, SignOff, StepDoc, Tpl,
 };
 use crate::template::Templates;
 use crate::yaml::{self, Recorder, Spanned};
@@ -80,18 +80,17 @@ pub struct PolicyDoc {
     pub sha256: String,
 }
 
-/// Loads and checks a playbook. Every problem found is in the error.
-pub fn load(req: &Request, sources: &mut SourceMap) -> Result<Playbook, Diagnostics> {
+/// Loads and checks a playbook, returning every problem found. The playbook is returned
+/// whenever its structure allows, even with problems, so that planning can find more of them
+/// (template errors) in the same pass; it must not be run unless the diagnostics are empty.
+pub fn load(req: &Request, sources: &mut SourceMap) -> (Option<Playbook>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let playbook = Loader {
         sources,
         diags: &mut diags,
     }
     .load(req);
-    match playbook {
-        Some(p) if diags.is_empty() => Ok(p),
-        _ => Err(diags),
-    }
+    (playbook, diags)
 }
 
 struct Loader<'a> {
@@ -104,6 +103,7 @@ struct Layer {
     file: FileId,
     path: PathBuf,
     doc: PlaybookFile,
+    node: yaml::Node,
 }
 
 impl Loader<'_> {
@@ -178,15 +178,16 @@ impl Loader<'_> {
 
         // Hire: the --hire file's, else the playbook's own. A checklist's sample hire is only
         // used when the checklist itself is the playbook.
-        let hire_doc = hire_layer
-            .as_ref()
-            .and_then(|l| l.doc.hire.as_ref())
-            .or(root.doc.hire.as_ref());
-        let hire = hire_doc.and_then(|h| h.0.as_ref());
+        let hire_from = match &hire_layer {
+            Some(l) if l.doc.hire.is_some() => l,
+            _ => &root,
+        };
+        let hire = hire_from.doc.hire.as_ref().and_then(|h| h.0.as_ref());
 
         let required = self.required_fields(steps_layer);
         if let Some(hire) = hire {
-            self.check_hire(hire, &required);
+            let key = key_span(&hire_from.node, "hire").unwrap_or(hire.span);
+            self.check_hire(hire, key, &required);
         }
 
         let mut vars: Vec<(Spanned<String>, Tpl)> = Vec::new();
@@ -211,10 +212,21 @@ impl Loader<'_> {
         let templates_dir = match (&root.doc.templates, &steps_layer.doc.templates) {
             (Some(t), _) => relative_to(&root.path, t),
             (None, Some(t)) => relative_to(&steps_layer.path, t),
-            (None, None) => parent(&steps_layer.path).join("../templates"),
+            (None, None) => normalize(&parent(&steps_layer.path).join("../templates")),
         };
 
-        let steps = self.steps(steps);
+        // Steps that failed to load still count as existing, so that steps naming them do
+        // not get a second, misleading error.
+        let broken: HashSet<String> = match steps_layer.node.get("steps").map(|n| &n.kind) {
+            Some(yaml::NodeKind::Seq(items)) => items
+                .iter()
+                .zip(&steps.value)
+                .filter(|(_, doc)| doc.0.is_none())
+                .filter_map(|(item, _)| item.get("id")?.as_str().map(str::to_owned))
+                .collect(),
+            _ => HashSet::new(),
+        };
+        let steps = self.steps(steps, &broken);
         let mut templates = Templates::new();
         let mut policies = BTreeMap::new();
         for step in &steps {
@@ -248,14 +260,22 @@ impl Loader<'_> {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(e) => {
+                    let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                    let valid = std::str::from_utf8(valid).expect("valid prefix");
+                    let line = valid.matches('\n').count() as u32 + 1;
+                    let col = valid.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+                    let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    let file = self.sources.add(path, text);
                     self.diags.push(
-                        Diagnostic::new(format!(
-                            "{} is not UTF-8 text (invalid byte at offset {})",
-                            path.display(),
-                            e.utf8_error().valid_up_to()
-                        ))
-                        .at_opt(from)
-                        .hint("save the file as UTF-8"),
+                        Diagnostic::new(format!("{} is not UTF-8 text", path.display()))
+                            .at(Span {
+                                file,
+                                line,
+                                col,
+                                len: 1,
+                            })
+                            .label("invalid byte")
+                            .hint("save the file as UTF-8"),
                     );
                     return None;
                 }
@@ -314,6 +334,7 @@ impl Loader<'_> {
             file,
             path: path.to_owned(),
             doc,
+            node,
         })
     }
 
@@ -344,7 +365,7 @@ impl Loader<'_> {
         required
     }
 
-    fn check_hire(&mut self, hire: &Spanned<Hire>, required: &[String]) {
+    fn check_hire(&mut self, hire: &Spanned<Hire>, hire_key: Span, required: &[String]) {
         for field in required {
             if hire.field(field).is_none() {
                 let key = field.strip_prefix("custom.").unwrap_or(field);
@@ -355,7 +376,8 @@ impl Loader<'_> {
                 };
                 self.diags.push(
                     Diagnostic::new(format!("missing required hire field `{field}`"))
-                        .at(hire.span)
+                        .at(hire_key)
+                        .label(format!("no `{field}` here"))
                         .hint(format!(
                             "the checklist requires it (hire_fields.required); add `{key}:` under {under}"
                         )),
@@ -364,8 +386,8 @@ impl Loader<'_> {
         }
         for (name, value) in hire.fields() {
             if let Err(problem) = check_hire_value(&name, &value.value) {
-                let mut d = Diagnostic::new(format!("hire field `{name}`: {}", problem.0))
-                    .at(value.span);
+                let mut d =
+                    Diagnostic::new(format!("hire field `{name}`: {}", problem.0)).at(value.span);
                 d.hint = problem.1;
                 self.diags.push(d);
             }
@@ -385,7 +407,11 @@ impl Loader<'_> {
         }
     }
 
-    fn steps(&mut self, steps: &Spanned<Vec<yaml::Recover<Spanned<StepDoc>>>>) -> Vec<Step> {
+    fn steps(
+        &mut self,
+        steps: &Spanned<Vec<yaml::Recover<Spanned<StepDoc>>>>,
+        broken: &HashSet<String>,
+    ) -> Vec<Step> {
         let mut out: Vec<Step> = Vec::new();
         let mut refs: Vec<(usize, Spanned<String>, &'static str)> = Vec::new();
         for doc in steps.value.iter().filter_map(|s| s.0.as_ref()) {
@@ -441,8 +467,13 @@ impl Loader<'_> {
             let step = &out[*index];
             let found = out.iter().find(|s| s.id.value == target.value);
             let problem = match (found, *key) {
+                (None, _) if broken.contains(&target.value) => {
+                    bad.insert((*index, target.value.clone()));
+                    None
+                }
                 (None, _) => {
-                    let hint = match suggest(&target.value, out.iter().map(|s| s.id.value.as_str())) {
+                    let hint = match suggest(&target.value, out.iter().map(|s| s.id.value.as_str()))
+                    {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!(
                             "steps are: {}",
@@ -452,18 +483,29 @@ impl Loader<'_> {
                                 .join(", ")
                         ),
                     };
-                    Some((format!("`{key}` names unknown step `{}`", target.value), hint))
+                    Some((
+                        format!("`{key}` names unknown step `{}`", target.value),
+                        hint,
+                    ))
                 }
                 (Some(t), _) if t.id.value == step.id.value => Some((
                     format!("step `{}` cannot need itself", step.id.value),
                     "remove it from `needs`".to_owned(),
                 )),
                 (Some(t), "account") if !matches!(t.kind, StepKind::LdapAccount(_)) => Some((
-                    format!("`account` must name an `ldap_account` step; `{}` is `{}`", t.id.value, t.kind.name()),
+                    format!(
+                        "`account` must name an `ldap_account` step; `{}` is `{}`",
+                        t.id.value,
+                        t.kind.name()
+                    ),
                     "name the step that creates the account".to_owned(),
                 )),
                 (Some(t), "cleaning") if !matches!(t.kind, StepKind::SignOff(_)) => Some((
-                    format!("`cleaning` must name a `sign_off` step; `{}` is `{}`", t.id.value, t.kind.name()),
+                    format!(
+                        "`cleaning` must name a `sign_off` step; `{}` is `{}`",
+                        t.id.value,
+                        t.kind.name()
+                    ),
                     "name the step where the technician signs off the cleaning".to_owned(),
                 )),
                 _ => None,
@@ -506,7 +548,11 @@ impl Loader<'_> {
                         .at(doc.id.span)
                         .hint(format!(
                             "give it exactly one of: {}",
-                            STEP_KINDS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                            STEP_KINDS
+                                .iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )),
                 );
                 None
@@ -517,7 +563,11 @@ impl Loader<'_> {
                         "step `{}` has {} kinds: {}",
                         doc.id.value,
                         kinds.len(),
-                        kinds.iter().map(|(k, _)| format!("`{}`", k.name())).collect::<Vec<_>>().join(", ")
+                        kinds
+                            .iter()
+                            .map(|(k, _)| format!("`{}`", k.name()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                     .at(kinds[1].1)
                     .hint("a step does one thing; split it into several steps"),
@@ -537,7 +587,12 @@ impl Loader<'_> {
             .collect();
         let deps: Vec<Vec<usize>> = steps
             .iter()
-            .map(|s| s.needs.iter().filter_map(|n| index.get(n.as_str()).copied()).collect())
+            .map(|s| {
+                s.needs
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()).copied())
+                    .collect()
+            })
             .collect();
 
         // Cycles: depth-first search, reporting each back edge once.
@@ -609,9 +664,8 @@ impl Loader<'_> {
         let mut placed = vec![false; steps.len()];
         let mut order = Vec::with_capacity(steps.len());
         loop {
-            let next = (0..steps.len()).find(|&i| {
-                !placed[i] && !in_cycle[i] && deps[i].iter().all(|&d| placed[d])
-            });
+            let next = (0..steps.len())
+                .find(|&i| !placed[i] && !in_cycle[i] && deps[i].iter().all(|&d| placed[d]));
             match next {
                 Some(i) => {
                     placed[i] = true;
@@ -620,11 +674,11 @@ impl Loader<'_> {
                 None => break,
             }
         }
+        // Steps in a cycle cannot be ordered; they go last so that their templates are still
+        // checked (the cycle is an error, so this order never runs).
+        order.extend((0..steps.len()).filter(|&i| !placed[i]));
         let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
-        order
-            .into_iter()
-            .filter_map(|i| slots[i].take())
-            .collect()
+        order.into_iter().filter_map(|i| slots[i].take()).collect()
     }
 
     fn email_files(
@@ -657,8 +711,11 @@ impl Loader<'_> {
     fn read_template(&mut self, dir: &Path, name: &Spanned<String>) -> Option<(FileId, String)> {
         if name.value.contains("..") || Path::new(&name.value).is_absolute() {
             self.diags.push(
-                Diagnostic::new(format!("`{}` must be a file inside the templates folder", name.value))
-                    .at(name.span),
+                Diagnostic::new(format!(
+                    "`{}` must be a file inside the templates folder",
+                    name.value
+                ))
+                .at(name.span),
             );
             return None;
         }
@@ -692,7 +749,10 @@ fn check_hire_value(name: &str, value: &str) -> Result<(), (String, Option<Strin
         ));
     }
     if value.trim().is_empty() {
-        return Err(("is empty".into(), Some("remove the key or give a value".into())));
+        return Err((
+            "is empty".into(),
+            Some("remove the key or give a value".into()),
+        ));
     }
     if value.chars().count() > 256 {
         return Err(("is longer than 256 characters".into(), None));
@@ -744,8 +804,39 @@ pub fn check_email(value: &str) -> Result<(), String> {
     }
 }
 
+/// Where `key` is written in a mapping node.
+fn key_span(node: &yaml::Node, key: &str) -> Option<Span> {
+    match &node.kind {
+        yaml::NodeKind::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, _)| k.span),
+        _ => None,
+    }
+}
+
 fn relative_to(file: &Path, rel: &Spanned<String>) -> PathBuf {
-    parent(file).join(&rel.value)
+    normalize(&parent(file).join(&rel.value))
+}
+
+/// Removes `.` and `dir/..` without touching the file system, so messages show short paths.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
 }
 
 fn parent(file: &Path) -> &Path {
@@ -776,10 +867,12 @@ fn is_step_id(s: &str) -> bool {
 /// Lowercase hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

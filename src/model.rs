@@ -21,7 +21,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// One playbook file. A *checklist* is a playbook with `steps`; a *hire file* names a checklist
 /// with `checklist:` and gives the `hire`. A self-contained playbook has both `steps` and `hire`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "playbook")]
 #[schemars(title = "onboard playbook")]
 pub struct PlaybookFile {
     /// Format version. Only `1` exists; omitting it means `1`.
@@ -152,17 +152,13 @@ impl Hire {
         HIRE_FIELDS
             .iter()
             .filter_map(|f| self.field(f).map(|v| (f.to_string(), v)))
-            .chain(
-                self.custom
-                    .iter()
-                    .map(|(k, v)| (format!("custom.{k}"), v)),
-            )
+            .chain(self.custom.iter().map(|(k, v)| (format!("custom.{k}"), v)))
     }
 }
 
 /// One step of the checklist as written.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "step")]
 pub struct StepDoc {
     /// Stable identifier: the journal records steps by it, so do not rename a step that has
     /// run. Letters, digits, `_` and `-`.
@@ -380,7 +376,7 @@ pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(PlaybookFile);
     let mut value = serde_json::to_value(schema).expect("schema serializes");
     // "Exactly one kind" is a rule serde cannot state; say it in the schema.
-    if let Some(step) = value.pointer_mut("/$defs/StepDoc")
+    if let Some(step) = value.pointer_mut("/$defs/step")
         && let Some(obj) = step.as_object_mut()
     {
         let one_of: Vec<serde_json::Value> = STEP_KINDS

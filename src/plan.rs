@@ -15,7 +15,7 @@ use tera::Context;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::escape;
 use crate::load::{Playbook, PolicyDoc, Step, StepKind, check_email, hex};
-use crate::model::{Asset, Deliver, Hire, HIRE_FIELDS, Tpl};
+use crate::model::{Asset, Deliver, HIRE_FIELDS, Hire, Tpl};
 
 /// Version tag of the `--json` plan format.
 pub const PLAN_FORMAT: &str = "onboard.plan/1";
@@ -133,11 +133,36 @@ pub struct PolicyParams {
     pub markdown: String,
 }
 
+/// Loads and plans: every problem of the playbook, structural or in templates, in one pass.
+pub fn load_and_plan(
+    req: &crate::load::Request,
+    sources: &mut crate::diag::SourceMap,
+    outputs: &Outputs,
+) -> Result<(Playbook, Plan), Diagnostics> {
+    let (pb, mut diags) = crate::load::load(req, sources);
+    let Some(pb) = pb else {
+        return Err(diags);
+    };
+    match plan(&pb, outputs) {
+        Ok(plan) if diags.is_empty() => Ok((pb, plan)),
+        Ok(_) => Err(diags),
+        Err(more) => {
+            for d in more.0 {
+                diags.push(d);
+            }
+            Err(diags)
+        }
+    }
+}
+
 /// Plans every step for `hire` (or a placeholder hire when the playbook has none).
 pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
     let mut diags = Diagnostics::default();
     let (hire_value, hire_id) = match &pb.hire {
-        Some(h) => (hire_context(h), h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default()),
+        Some(h) => (
+            hire_context(h),
+            h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
+        ),
         None => (sample_hire(&pb.required), "(sample)".to_owned()),
     };
     let mut ctx = Context::new();
@@ -150,7 +175,12 @@ pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
             Ok(v) => {
                 vars.insert(name.value.clone(), Value::String(v));
             }
-            Err(d) => diags.push(d),
+            Err(d) => {
+                diags.push(d);
+                // Stand in for the broken var so its users do not fail as well.
+                let stand_in = format!("<vars.{} failed>", name.value);
+                vars.insert(name.value.clone(), Value::String(stand_in));
+            }
         }
     }
     ctx.insert("vars", &vars);
@@ -174,6 +204,11 @@ pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
         let params = r.params(step, &planned_outputs);
         let failed = r.failed;
         let Some(params) = params.filter(|_| !failed) else {
+            let stand_ins = output_names(&step.kind)
+                .iter()
+                .map(|o| (o.to_string(), format!("<{o} of {} failed>", step.id.value)))
+                .collect();
+            planned_outputs.insert(step.id.value.clone(), stand_ins);
             continue;
         };
         let (own, later) = step_outputs_of(step, &params, outputs.get(&step.id.value));
@@ -267,6 +302,17 @@ pub fn placeholder(step: &str, output: &str) -> String {
     format!("<{output} of {step}: known after it runs>")
 }
 
+/// Names of the outputs each kind of step makes (`steps.ID.NAME` in templates).
+pub fn output_names(kind: &StepKind) -> &'static [&'static str] {
+    match kind {
+        StepKind::LdapAccount(_) => &["dn", "login", "uid_number"],
+        StepKind::LdapGroups(_) => &["groups"],
+        StepKind::SignOff(_) => &["signed_by", "signed_at"],
+        StepKind::DeviceHandoff(_) => &["asset_tag", "serial", "received_by"],
+        StepKind::Email(_) => &["message_id"],
+    }
+}
+
 /// The outputs a step makes (known ones now, and the names of those known after it runs).
 fn step_outputs_of(
     step: &Step,
@@ -277,7 +323,13 @@ fn step_outputs_of(
     let mut known = BTreeMap::new();
     let mut later: Vec<String> = Vec::new();
     match params {
-        Params::LdapAccount { dn, attributes, rdn, posix, .. } => {
+        Params::LdapAccount {
+            dn,
+            attributes,
+            rdn,
+            posix,
+            ..
+        } => {
             known.insert("dn".into(), dn.clone());
             let login = attributes
                 .iter()
@@ -328,13 +380,17 @@ pub fn describe(params: &Params) -> String {
             ),
             None => format!("create directory entry {dn}, set an initial password"),
         },
-        Params::LdapGroups { member_dn, groups, .. } => format!(
+        Params::LdapGroups {
+            member_dn, groups, ..
+        } => format!(
             "add {member_dn} to {} group{}: {}",
             groups.len(),
             if groups.len() == 1 { "" } else { "s" },
             groups.join("; ")
         ),
-        Params::SignOff { role, items, asset, .. } => {
+        Params::SignOff {
+            role, items, asset, ..
+        } => {
             let about = asset
                 .as_ref()
                 .map(|a| format!(" for asset {} (serial {})", a.tag, a.serial))
@@ -345,7 +401,9 @@ pub fn describe(params: &Params) -> String {
                 if items.len() == 1 { "" } else { "s" }
             )
         }
-        Params::DeviceHandoff { asset, cleaning, .. } => format!(
+        Params::DeviceHandoff {
+            asset, cleaning, ..
+        } => format!(
             "hand over asset {} (serial {}) once `{cleaning}` is signed off; the hire acknowledges receipt",
             asset.tag, asset.serial
         ),
@@ -427,7 +485,11 @@ impl Renderer<'_> {
                 let dn = match rdn_value.as_deref() {
                     Some([v]) => format!("{}={},{base}", a.rdn.value, escape::dn_value(v)),
                     Some(_) => {
-                        let at = a.attributes.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(&a.rdn));
+                        let at = a
+                            .attributes
+                            .0
+                            .iter()
+                            .find(|(n, _)| n.eq_ignore_ascii_case(&a.rdn));
                         self.fail(
                             Diagnostic::new(format!(
                                 "the naming attribute `{}` must have exactly one non-empty value",
@@ -444,7 +506,10 @@ impl Renderer<'_> {
                                 a.rdn.value
                             ))
                             .at(step.id.span)
-                            .hint(format!("add `{}:` under `attributes`, or set `rdn`", a.rdn.value)),
+                            .hint(format!(
+                                "add `{}:` under `attributes`, or set `rdn`",
+                                a.rdn.value
+                            )),
                         );
                         String::new()
                     }
@@ -474,12 +539,18 @@ impl Renderer<'_> {
                     );
                 }
                 if a.password.deliver == Deliver::Manager
-                    && self.pb.hire.as_ref().is_some_and(|h| h.manager_email.is_none())
+                    && self
+                        .pb
+                        .hire
+                        .as_ref()
+                        .is_some_and(|h| h.manager_email.is_none())
                 {
                     self.fail(
-                        Diagnostic::new("the password goes to the manager, but the hire has no `manager_email`")
-                            .at(step.id.span)
-                            .hint("add `manager_email` to the hire, or deliver to the operator"),
+                        Diagnostic::new(
+                            "the password goes to the manager, but the hire has no `manager_email`",
+                        )
+                        .at(step.id.span)
+                        .hint("add `manager_email` to the hire, or deliver to the operator"),
                     );
                 }
                 Params::LdapAccount {
@@ -504,7 +575,10 @@ impl Renderer<'_> {
             }
             StepKind::LdapGroups(g) => {
                 let account = outputs.get(&g.account.value);
-                let member_dn = account.and_then(|o| o.get("dn")).cloned().unwrap_or_default();
+                let member_dn = account
+                    .and_then(|o| o.get("dn"))
+                    .cloned()
+                    .unwrap_or_default();
                 let member_login = account
                     .and_then(|o| o.get("login"))
                     .cloned()
@@ -565,7 +639,11 @@ impl Renderer<'_> {
                 asset: self.asset(&h.asset),
                 cleaning: h.cleaning.value.clone(),
                 condition: h.condition.as_ref().map(|c| self.line(c, "`condition`")),
-                accessories: h.accessories.iter().map(|a| self.line(a, "an accessory")).collect(),
+                accessories: h
+                    .accessories
+                    .iter()
+                    .map(|a| self.line(a, "an accessory"))
+                    .collect(),
             },
             StepKind::Email(e) => Params::Email(Box::new(self.email(step, e)?)),
         })
@@ -583,9 +661,11 @@ impl Renderer<'_> {
         let s = self.line(tpl, what);
         if !s.is_empty() && s.parse::<lettre::message::Mailbox>().is_err() {
             self.fail(
-                Diagnostic::new(format!("{what} `{s}` is not an email address"))
-                    .at(tpl.span)
-                    .hint("write `name@example.org` or `Name <name@example.org>`"),
+                Diagnostic::new(format!(
+                    "{what} renders to `{s}`, which is not an email address"
+                ))
+                .at(tpl.span)
+                .hint("write `name@example.org` or `Name <name@example.org>`"),
             );
         }
         s
@@ -598,7 +678,7 @@ impl Renderer<'_> {
         for addr in to.iter().chain(&cc) {
             // Recipients are plain addresses: no display name that could hide another.
             if let Ok(m) = addr.parse::<lettre::message::Mailbox>()
-                && let Err(p) = check_email(&m.email.to_string())
+                && let Err(p) = check_email(m.email.as_ref())
             {
                 self.fail(Diagnostic::new(p).at(step.id.span));
             }
@@ -632,7 +712,10 @@ impl Renderer<'_> {
                     "text": p.markdown,
                 }),
             );
-            ctx.insert_value("policies_html", tera::Value::safe_string(&markdown_to_html(&p.markdown)));
+            ctx.insert_value(
+                "policies_html",
+                tera::Value::safe_string(&markdown_to_html(&p.markdown)),
+            );
         }
         let text = self.file(&e.text.value, &ctx);
         let html = self.file(&e.html.value, &ctx);

@@ -229,8 +229,14 @@ mod tests {
     #[test]
     fn syntax_errors_are_reported() {
         let t = Templates::new();
-        let d = t.render_inline(&tpl("{{ hire.given_name "), &ctx()).unwrap_err();
-        assert!(d.message.starts_with("template syntax error"), "{}", d.message);
+        let d = t
+            .render_inline(&tpl("{{ hire.given_name "), &ctx())
+            .unwrap_err();
+        assert!(
+            d.message.starts_with("template syntax error"),
+            "{}",
+            d.message
+        );
     }
 
     #[test]

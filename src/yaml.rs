@@ -84,8 +84,7 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Option<No
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
         legacy_octal_numbers: false,
     };
-    match serde_saphyr::from_str_with_options::<Option<serde_saphyr::Spanned<Raw>>>(text, options)
-    {
+    match serde_saphyr::from_str_with_options::<Option<serde_saphyr::Spanned<Raw>>>(text, options) {
         Ok(None) => Some(Node {
             kind: NodeKind::Null,
             span: Span {
@@ -293,6 +292,8 @@ pub struct Error {
     pub message: String,
     pub span: Option<Span>,
     pub hint: Option<String>,
+    /// Whether the message already names the key it is about.
+    keyed: bool,
 }
 
 impl Error {
@@ -301,7 +302,19 @@ impl Error {
             message: message.into(),
             span: Some(span),
             hint: None,
+            keyed: false,
         }
+    }
+
+    /// Names the key whose value this error is about: "`base`: expected a string, …".
+    fn for_key(mut self, key: &Node) -> Self {
+        if !self.keyed
+            && let Some(name) = key.as_str()
+        {
+            self.message = format!("`{name}`: {}", self.message);
+            self.keyed = true;
+        }
+        self
     }
 
     fn or_at(mut self, span: Span) -> Self {
@@ -330,6 +343,7 @@ impl de::Error for Error {
             message: msg.to_string(),
             span: None,
             hint: None,
+            keyed: false,
         }
     }
 
@@ -338,6 +352,7 @@ impl de::Error for Error {
             message: format!("missing key `{field}`"),
             span: None,
             hint: Some(format!("add `{field}:` here")),
+            keyed: true,
         }
     }
 
@@ -346,6 +361,7 @@ impl de::Error for Error {
             message: format!("unknown value `{variant}`"),
             span: None,
             hint: Some(one_of_hint(variant, expected)),
+            keyed: false,
         }
     }
 }
@@ -589,12 +605,22 @@ impl<'a> NodeDe<'a> {
 
     fn mismatch(&self, expected: &str) -> Error {
         let found = self.node.describe();
-        let mut e = Error::at(format!("expected {expected}, found {found}"), self.node.span);
-        if matches!(self.node.kind, NodeKind::Null | NodeKind::Bool(_))
-            && expected.contains("string")
-        {
-            e.hint = Some("if you mean the text, put it in quotes".into());
-        }
+        let mut e = Error::at(
+            format!("expected {expected}, found {found}"),
+            self.node.span,
+        );
+        e.hint = match (&self.node.kind, expected) {
+            (NodeKind::Null | NodeKind::Bool(_), e) if e.contains("string") => {
+                Some("if you mean the text, put it in quotes".into())
+            }
+            (NodeKind::Str(s), "`true` or `false`") => Some(format!(
+                "write `true` or `false`; `{}` is text here (YAML 1.1 words are not booleans)",
+                s.value
+            )),
+            (NodeKind::Str(s), "a list") => Some(format!("write a list: `[{}]`", s.value)),
+            (_, "a mapping") => Some("write `key: value` pairs, indented under the key".into()),
+            _ => None,
+        };
         e
     }
 
@@ -608,12 +634,10 @@ impl<'a> NodeDe<'a> {
 
     fn number<T: std::str::FromStr>(&self, what: &str) -> Result<T, Error> {
         match &self.node.kind {
-            NodeKind::Number(n) => n.replace('_', "").parse().map_err(|_| {
-                Error::at(
-                    format!("`{n}` is not a valid {what}"),
-                    self.node.span,
-                )
-            }),
+            NodeKind::Number(n) => n
+                .replace('_', "")
+                .parse()
+                .map_err(|_| Error::at(format!("`{n}` is not a valid {what}"), self.node.span)),
             _ => Err(self.mismatch(what)),
         }
     }
@@ -678,7 +702,9 @@ impl<'a> Deserializer<'a> for NodeDe<'a> {
 
     fn deserialize_str<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.text() {
-            Some(t) => visitor.visit_str(t).map_err(|e: Error| e.or_at(self.node.span)),
+            Some(t) => visitor
+                .visit_str(t)
+                .map_err(|e: Error| e.or_at(self.node.span)),
             None => Err(self.mismatch("a string")),
         }
     }
@@ -824,7 +850,9 @@ impl<'a> Deserializer<'a> for NodeDe<'a> {
         match &self.node.kind {
             NodeKind::Str(s) => {
                 let v: de::value::StrDeserializer<'_, Error> = s.value.as_str().into_deserializer();
-                visitor.visit_enum(v).map_err(|e: Error| e.or_at(self.node.span))
+                visitor
+                    .visit_enum(v)
+                    .map_err(|e: Error| e.or_at(self.node.span))
             }
             _ => Err(self.mismatch(&format!(
                 "one of {}",
@@ -870,7 +898,7 @@ impl<'a> SeqAccess<'a> for Items<'a> {
 struct Entries<'a> {
     de: NodeDe<'a>,
     iter: std::slice::Iter<'a, (Node, Node)>,
-    value: Option<&'a Node>,
+    value: Option<(&'a Node, &'a Node)>,
     known: Option<&'static [&'static str]>,
 }
 
@@ -897,14 +925,15 @@ impl<'a> MapAccess<'a> for Entries<'a> {
                 );
                 continue;
             }
-            self.value = Some(value);
+            self.value = Some((key, value));
             return seed.deserialize(self.de.child(key)).map(Some);
         }
         Ok(None)
     }
     fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let value = self.value.take().expect("next_value after next_key");
+        let (key, value) = self.value.take().expect("next_value after next_key");
         seed.deserialize(self.de.child(value))
+            .map_err(|e| e.or_at(value.span).for_key(key))
     }
 }
 
@@ -962,8 +991,7 @@ impl<'a> SeqAccess<'a> for RecoverAccess<'a> {
             return Ok(None);
         };
         seed.deserialize(de).map(Some).inspect_err(|e| {
-            de.rec
-                .push(e.clone().or_at(de.node.span).into_diagnostic());
+            de.rec.push(e.clone().or_at(de.node.span).into_diagnostic());
         })
     }
 }
@@ -994,7 +1022,10 @@ mod tests {
         let rec = Recorder::default();
         let p: Person = from_node(&n, &rec).unwrap();
         assert_eq!(p.name.value, "Ada");
-        assert_eq!((p.name.span.line, p.name.span.col, p.name.span.len), (1, 8, 3));
+        assert_eq!(
+            (p.name.span.line, p.name.span.col, p.name.span.len),
+            (1, 8, 3)
+        );
         assert!(p.name.verbatim);
         assert_eq!(p.tags, ["a", "b"]);
     }
@@ -1032,8 +1063,11 @@ mod tests {
     fn strict_booleans_and_null_strings_are_explained() {
         let (n, _) = node("name: ~\n");
         let err = from_node::<Person>(&n, &Recorder::default()).unwrap_err();
-        assert_eq!(err.message, "expected a string, found null");
-        assert_eq!(err.hint.as_deref(), Some("if you mean the text, put it in quotes"));
+        assert_eq!(err.message, "`name`: expected a string, found null");
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("if you mean the text, put it in quotes")
+        );
         let (n, _) = node("name: yes\n");
         let p: Person = from_node(&n, &Recorder::default()).unwrap();
         assert_eq!(p.name.value, "yes");
@@ -1052,7 +1086,7 @@ mod tests {
         assert_eq!(
             messages,
             [
-                "expected a string, found a list",
+                "`name`: expected a string, found a list",
                 "unknown key `nme` in `person`",
                 "missing key `name`"
             ]
@@ -1065,7 +1099,11 @@ mod tests {
         let mut diags = Vec::new();
         assert!(parse(FileId(0), "a: [1, 2\nb: c\n", &mut diags).is_none());
         assert_eq!(diags.len(), 1);
-        assert!(diags[0].message.starts_with("invalid YAML"), "{:?}", diags[0]);
+        assert!(
+            diags[0].message.starts_with("invalid YAML"),
+            "{:?}",
+            diags[0]
+        );
         assert!(diags[0].span.is_some());
     }
 }

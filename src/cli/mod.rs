@@ -15,7 +15,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::diag::{Diagnostic, SourceMap};
-use crate::load::{self, Playbook, Request};
+use crate::load::{Playbook, Request};
+use crate::plan::{Outputs, Plan, load_and_plan};
 pub use output::Printer;
 
 /// Make a new hire's first day reliable: run their IT onboarding checklist.
@@ -104,7 +105,8 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    let printer = Printer::new(cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()));
+    let printer =
+        Printer::new(cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()));
     match run(cli, &printer) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input) => ExitCode::from(2),
@@ -142,18 +144,18 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
     }
 }
 
-/// Loads a playbook, printing every problem. Used by every command that reads one.
+/// Loads and plans a playbook, printing every problem. Used by every command that reads one.
 fn load_playbook(
     playbook: PathBuf,
     input: &InputArgs,
     sources: &mut SourceMap,
     printer: &Printer,
-) -> Result<Playbook, Failure> {
+) -> Result<(Playbook, Plan), Failure> {
     let req = Request {
         playbook,
         hire: input.hire.clone(),
     };
-    load::load(&req, sources).map_err(|diags| {
+    load_and_plan(&req, sources, &Outputs::new()).map_err(|diags| {
         report(diags.sorted(), sources, printer);
         Failure::Input
     })

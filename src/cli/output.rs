@@ -47,8 +47,10 @@ impl Printer {
                     .map(|l| {
                         if let Some(rest) = l.strip_prefix("error:") {
                             format!("{}{rest}", self.paint("error:", "1;31"))
-                        } else if let Some(rest) = l.strip_prefix("  = hint:") {
-                            format!("  = {}{rest}", self.paint("hint:", "1;36"))
+                        } else if let Some((pad, rest)) = l.split_once(" = hint:")
+                            && pad.trim().is_empty()
+                        {
+                            format!("{pad} = {}{rest}", self.paint("hint:", "1;36"))
                         } else {
                             l.to_owned()
                         }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, report};
+use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook};
 use crate::diag::SourceMap;
-use crate::plan::{Outputs, Params, Plan, plan};
+use crate::plan::{Params, Plan};
 
 /// Show the plan: every step in dependency order with its rendered parameters and what it would do.
 ///
@@ -38,11 +38,7 @@ pub struct OutputArgs {
 
 pub fn cmd_plan(args: PlanArgs, printer: &Printer) -> CmdResult {
     let mut sources = SourceMap::default();
-    let pb = load_playbook(args.playbook.clone(), &args.input, &mut sources, printer)?;
-    let plan = plan(&pb, &Outputs::new()).map_err(|diags| {
-        report(diags.sorted(), &sources, printer);
-        Failure::Input
-    })?;
+    let (_, plan) = load_playbook(args.playbook.clone(), &args.input, &mut sources, printer)?;
     if let Some(dir) = &args.output.preview {
         write_previews(&plan, dir).map_err(|e| {
             printer.error(&format!("cannot write previews: {e}"));
@@ -92,11 +88,22 @@ pub fn human(plan: &Plan, path: &Path) -> String {
         } else {
             format!(", needs {}", step.needs.join(", "))
         };
-        let _ = writeln!(out, "{}. {} [{}{needs}]: {}", i + 1, step.title, step.id, step.kind);
+        let _ = writeln!(
+            out,
+            "{}. {} [{}{needs}]: {}",
+            i + 1,
+            step.title,
+            step.id,
+            step.kind
+        );
         let _ = writeln!(out, "   will: {}", step.action);
         params(&mut out, &step.params);
         if !step.known_after_run.is_empty() {
-            let _ = writeln!(out, "   known after it runs: {}", step.known_after_run.join(", "));
+            let _ = writeln!(
+                out,
+                "   known after it runs: {}",
+                step.known_after_run.join(", ")
+            );
         }
         out.push('\n');
     }
@@ -108,7 +115,14 @@ fn params(out: &mut String, params: &Params) {
         let _ = writeln!(out, "     {name}: {value}");
     };
     match params {
-        Params::LdapAccount { dn, object_classes, attributes, posix, password, .. } => {
+        Params::LdapAccount {
+            dn,
+            object_classes,
+            attributes,
+            posix,
+            password,
+            ..
+        } => {
             field("dn", dn);
             field("objectClass", &object_classes.join(", "));
             for a in attributes {
@@ -123,17 +137,29 @@ fn params(out: &mut String, params: &Params) {
                     "{} random characters, delivered to the {}{}",
                     password.length,
                     password.deliver,
-                    if password.must_change { ", must change at first login" } else { "" }
+                    if password.must_change {
+                        ", must change at first login"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
-        Params::LdapGroups { member_dn, groups, .. } => {
+        Params::LdapGroups {
+            member_dn, groups, ..
+        } => {
             field("member", member_dn);
             for g in groups {
                 field("group", g);
             }
         }
-        Params::SignOff { role, items, evidence, asset, not_operator } => {
+        Params::SignOff {
+            role,
+            items,
+            evidence,
+            asset,
+            not_operator,
+        } => {
             field("signer", role);
             if *not_operator {
                 field("dual control", "the signer must not be the operator");
@@ -148,9 +174,21 @@ fn params(out: &mut String, params: &Params) {
                 field("evidence", e);
             }
         }
-        Params::DeviceHandoff { asset, condition, accessories, .. } => {
-            let model = asset.model.as_deref().map(|m| format!(", {m}")).unwrap_or_default();
-            field("asset", &format!("{} (serial {}{model})", asset.tag, asset.serial));
+        Params::DeviceHandoff {
+            asset,
+            condition,
+            accessories,
+            ..
+        } => {
+            let model = asset
+                .model
+                .as_deref()
+                .map(|m| format!(", {m}"))
+                .unwrap_or_default();
+            field(
+                "asset",
+                &format!("{} (serial {}{model})", asset.tag, asset.serial),
+            );
             if let Some(c) = condition {
                 field("condition", c);
             }
@@ -169,7 +207,10 @@ fn params(out: &mut String, params: &Params) {
             }
             field("subject", &e.subject);
             if let Some(p) = &e.policies {
-                field("policies", &format!("{} version {} (sha256 {})", p.file, p.version, p.sha256));
+                field(
+                    "policies",
+                    &format!("{} version {} (sha256 {})", p.file, p.version, p.sha256),
+                );
             }
             field(
                 "body",

@@ -1,0 +1,6 @@
+//! Integration tests: one binary that runs the built `onboard` like a person would.
+
+mod commands;
+mod common;
+mod never_panics;
+mod playbooks;
