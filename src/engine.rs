@@ -1,0 +1,512 @@
+//! The engine: walks the plan in dependency order, checks each step, applies what is missing,
+//! verifies it, and journals every transition before the next effect.
+//!
+//! A dry run is the same walk with [`Mode::DryRun`]: it checks (read-only) and stops before
+//! apply; it writes nothing, not even the journal.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::diag::Diagnostics;
+use crate::journal::{self, Event, HireState, Journal, Status};
+use crate::load::Playbook;
+use crate::plan::{Outputs, Params, Plan, PlannedStep, plan};
+use crate::state::{HireLock, LockError, StateDir};
+use crate::steps::{self, Check, Ctx, Operator};
+use crate::target::{Directory, Mailer};
+
+/// Apply changes, or only show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    DryRun,
+}
+
+/// Where time comes from: the system clock, or a fixed instant (tests, reproducible demos).
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    System,
+    Fixed(jiff::Timestamp),
+}
+
+impl Clock {
+    pub fn now(self) -> jiff::Timestamp {
+        match self {
+            Clock::System => jiff::Timestamp::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+/// Everything the CLI resolved before the run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    /// Who runs it: OS user or `--as`.
+    pub actor: String,
+    pub clock: Clock,
+    /// Steps to apply again even though they are done (`--reapply`).
+    pub reapply: Vec<String>,
+}
+
+/// What happened to a step in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Changed something, verified.
+    Applied(Vec<String>),
+    /// Already so; nothing to do. The note reports e.g. drift.
+    AlreadyDone(Option<String>),
+    /// Dry run: these changes would be made.
+    WouldDo(Vec<String>),
+    Waiting { on: String, reason: String },
+    Skipped(String),
+    Failed { error: String, hint: Option<String> },
+}
+
+impl Outcome {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Outcome::Applied(_) | Outcome::AlreadyDone(_))
+    }
+}
+
+/// Told about each step as the run goes; also the operator's terminal for secrets.
+pub trait Progress: Operator {
+    fn started(&mut self, step: &PlannedStep);
+    fn finished(&mut self, step: &PlannedStep, outcome: &Outcome);
+}
+
+pub struct StepReport {
+    pub id: String,
+    pub title: String,
+    pub outcome: Outcome,
+}
+
+/// The result of a run.
+pub struct Report {
+    pub hire: String,
+    pub mode: Mode,
+    pub steps: Vec<StepReport>,
+    /// Bytes of a torn last journal record that were cut off when the journal was opened.
+    pub torn_bytes: usize,
+    pub plan: Plan,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub applied: u32,
+    pub already_done: u32,
+    pub would_do: u32,
+    pub waiting: u32,
+    pub skipped: u32,
+    pub failed: u32,
+}
+
+impl Report {
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.steps {
+            match s.outcome {
+                Outcome::Applied(_) => c.applied += 1,
+                Outcome::AlreadyDone(_) => c.already_done += 1,
+                Outcome::WouldDo(_) => c.would_do += 1,
+                Outcome::Waiting { .. } => c.waiting += 1,
+                Outcome::Skipped(_) => c.skipped += 1,
+                Outcome::Failed { .. } => c.failed += 1,
+            }
+        }
+        c
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the playbook names no hire")]
+    NoHire,
+    #[error("another run is working on hire {hire} ({holder})")]
+    Locked { hire: String, holder: String },
+    #[error("journal {path}: {source}")]
+    Journal {
+        path: String,
+        source: journal::OpenError,
+    },
+    #[error("{0}")]
+    Io(String),
+    /// Rendering failed with the journal's outputs (e.g. a value a done step recorded).
+    #[error("the playbook does not render")]
+    Plan(Diagnostics),
+}
+
+pub struct Targets<'a> {
+    pub directory: &'a mut dyn Directory,
+    pub mailer: &'a mut dyn Mailer,
+}
+
+/// Reads a hire's journal without changing it: its verified records, replayed.
+pub fn read_state(state: &StateDir, hire: &str) -> Result<(HireState, usize), EngineError> {
+    let path = state.journal(hire);
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(EngineError::Io(e.to_string())),
+    };
+    // A torn last record is what a crash leaves; the next real run cuts it off.
+    let (text, torn) = match text.rfind('\n') {
+        Some(i) if i + 1 < text.len() => (&text[..=i], text.len() - i - 1),
+        None if !text.is_empty() => ("", text.len()),
+        _ => (text.as_str(), 0),
+    };
+    let records = journal::verify(text).map_err(|b| EngineError::Journal {
+        path: path.display().to_string(),
+        source: journal::OpenError::Broken(b),
+    })?;
+    Ok((journal::replay(&records), torn))
+}
+
+fn done_outputs(state: &HireState) -> Outputs {
+    state
+        .steps
+        .iter()
+        .filter(|(_, s)| s.status == Status::Done)
+        .map(|(id, s)| (id.clone(), s.outputs.clone()))
+        .collect()
+}
+
+/// Runs (or dry-runs) the playbook for its hire.
+pub fn run(
+    pb: &Playbook,
+    state_dir: &StateDir,
+    targets: Targets<'_>,
+    settings: &Settings,
+    progress: &mut dyn Progress,
+) -> Result<Report, EngineError> {
+    let hire = pb
+        .hire
+        .as_ref()
+        .and_then(|h| h.id.as_ref())
+        .map(|i| i.value.clone())
+        .ok_or(EngineError::NoHire)?;
+    let run_id = crate::secret::random_hex(8);
+
+    let (_lock, mut journal, mut state, torn_bytes) = match settings.mode {
+        Mode::DryRun => {
+            let (state, torn) = read_state(state_dir, &hire)?;
+            (None, None, state, torn)
+        }
+        Mode::Apply => {
+            let holder = format!(
+                "run {run_id} by {} (pid {}) since {}",
+                settings.actor,
+                std::process::id(),
+                settings.clock.now()
+            );
+            let lock = HireLock::acquire(&state_dir.lock(&hire), &holder).map_err(|e| match e {
+                LockError::Held(holder) => EngineError::Locked {
+                    hire: hire.clone(),
+                    holder,
+                },
+                LockError::Io(e) => EngineError::Io(e.to_string()),
+            })?;
+            let path = state_dir.journal(&hire);
+            let opened = Journal::open(&path, &run_id, &settings.actor).map_err(|source| {
+                EngineError::Journal {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?;
+            let state = journal::replay(&opened.records);
+            (Some(lock), Some(opened.journal), state, opened.torn_bytes)
+        }
+    };
+
+    let mut outputs = done_outputs(&state);
+    let mut current = plan(pb, &outputs).map_err(EngineError::Plan)?;
+    let from = credential_from(&current, pb);
+
+    let mut w = Writer {
+        journal: journal.as_mut(),
+        clock: settings.clock,
+    };
+    w.append(Event::RunStarted {
+        hire: hire.clone(),
+        playbook: pb.name.clone(),
+        checklist: pb.checklist.display().to_string(),
+        onboard: env!("CARGO_PKG_VERSION").to_owned(),
+    })?;
+
+    let Targets { directory, mailer } = targets;
+    let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
+    let mut reports = Vec::new();
+    for i in 0..current.steps.len() {
+        let step = &current.steps[i];
+        progress.started(step);
+        let prior = state.steps.get(&step.id).cloned();
+        let mut ctx = Ctx {
+            pb,
+            directory: &mut *directory,
+            mailer: &mut *mailer,
+            operator: &mut *progress,
+            hire_id: &hire,
+            prior: prior.as_ref(),
+            now: SystemTime::try_from(settings.clock.now()).unwrap_or(SystemTime::now()),
+            from: &from,
+        };
+        let (outcome, produced) = run_step(step, &mut ctx, &results, settings, &mut w)?;
+        progress.finished(step, &outcome);
+
+        // What this step produced becomes visible to the steps after it.
+        if let Some(out) = produced {
+            let mut s = prior.unwrap_or_else(|| journal::StepState {
+                status: Status::Done,
+                checksum: step.checksum.clone(),
+                at: String::new(),
+                actor: settings.actor.clone(),
+                outputs: BTreeMap::new(),
+                changes: Vec::new(),
+                intent: BTreeMap::new(),
+                detail: String::new(),
+            });
+            s.status = Status::Done;
+            s.outputs = out.clone();
+            state.steps.insert(step.id.clone(), s);
+            if outputs.get(&step.id) != Some(&out) {
+                outputs.insert(step.id.clone(), out);
+                let id = step.id.clone();
+                let title = step.title.clone();
+                current = plan(pb, &outputs).map_err(EngineError::Plan)?;
+                results.insert(id.clone(), outcome.clone());
+                reports.push(StepReport { id, title, outcome });
+                continue;
+            }
+        }
+        results.insert(step.id.clone(), outcome.clone());
+        reports.push(StepReport {
+            id: step.id.clone(),
+            title: step.title.clone(),
+            outcome,
+        });
+    }
+
+    let report = Report {
+        hire,
+        mode: settings.mode,
+        steps: reports,
+        torn_bytes,
+        plan: current,
+    };
+    let c = report.counts();
+    w.append(Event::RunFinished {
+        done: c.applied,
+        already_done: c.already_done,
+        failed: c.failed,
+        waiting: c.waiting,
+        skipped: c.skipped,
+    })?;
+    Ok(report)
+}
+
+/// Journals through the writer, or not at all in a dry run.
+struct Writer<'a> {
+    journal: Option<&'a mut Journal>,
+    clock: Clock,
+}
+
+impl Writer<'_> {
+    fn append(&mut self, event: Event) -> Result<(), EngineError> {
+        if let Some(j) = self.journal.as_deref_mut() {
+            let at = self.clock.now().to_string();
+            j.append(&at, event)
+                .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn applying(&self) -> bool {
+        self.journal.is_some()
+    }
+}
+
+fn run_step(
+    step: &PlannedStep,
+    ctx: &mut Ctx<'_>,
+    results: &BTreeMap<String, Outcome>,
+    settings: &Settings,
+    w: &mut Writer<'_>,
+) -> Result<(Outcome, Option<BTreeMap<String, String>>), EngineError> {
+    let apply = w.applying();
+    let prior = ctx.prior;
+
+    // Dependencies: a failed one skips this step, a waiting one makes it wait too.
+    for need in &step.needs {
+        let blocked = match results.get(need) {
+            Some(o) if o.is_done() => None,
+            Some(Outcome::WouldDo(_)) if !apply => None,
+            Some(Outcome::Waiting { on, .. }) => Some(Outcome::Waiting {
+                on: on.clone(),
+                reason: format!("waits for `{need}`"),
+            }),
+            _ => Some(Outcome::Skipped(format!("needs `{need}`, which is not done"))),
+        };
+        let Some(outcome) = blocked else { continue };
+        let unchanged = prior.is_some_and(|p| {
+            matches!(
+                (&outcome, p.status),
+                (Outcome::Waiting { .. }, Status::Waiting) | (Outcome::Skipped(_), Status::Skipped)
+            )
+        });
+        if !unchanged {
+            match &outcome {
+                Outcome::Waiting { on, reason } => w.append(Event::StepWaiting {
+                    step: step.id.clone(),
+                    on: on.clone(),
+                    reason: reason.clone(),
+                })?,
+                Outcome::Skipped(because) => w.append(Event::StepSkipped {
+                    step: step.id.clone(),
+                    because: because.clone(),
+                })?,
+                _ => {}
+            }
+        }
+        return Ok((outcome, None));
+    }
+
+    let reapply = settings.reapply.iter().any(|r| r == &step.id);
+    if let Some(p) = prior.filter(|p| p.status == Status::Done)
+        && !reapply
+    {
+        if p.checksum != step.checksum {
+            let outcome = Outcome::Failed {
+                error: format!(
+                    "its parameters changed since it was done ({} by {}); not applying them silently",
+                    p.at, p.actor
+                ),
+                hint: Some(format!(
+                    "compare with `onboard log`; to apply the new parameters, re-run with --reapply {}",
+                    step.id
+                )),
+            };
+            return Ok((outcome, None));
+        }
+        return Ok(match steps::check(step, ctx) {
+            Ok(Check::Holds { outputs, note }) => (Outcome::AlreadyDone(note), Some(outputs)),
+            Ok(Check::ToDo(changes)) => (
+                Outcome::Failed {
+                    error: format!(
+                        "it was done ({} by {}), but no longer holds: {}",
+                        p.at,
+                        p.actor,
+                        changes.join("; ")
+                    ),
+                    hint: Some(format!("to do it again, re-run with --reapply {}", step.id)),
+                },
+                None,
+            ),
+            Ok(Check::Waiting { on, reason }) => (Outcome::Waiting { on, reason }, None),
+            Err(e) => (
+                Outcome::Failed {
+                    error: e.message,
+                    hint: e.hint,
+                },
+                None,
+            ),
+        });
+    }
+
+    let check = if reapply && prior.is_some_and(|p| p.status == Status::Done) {
+        Ok(Check::ToDo(vec!["apply again (--reapply)".into()]))
+    } else {
+        steps::check(step, ctx)
+    };
+    Ok(match check {
+        Err(e) => (fail(step, w, e.message, e.hint)?, None),
+        Ok(Check::Holds { outputs, note }) => {
+            w.append(Event::StepDone {
+                step: step.id.clone(),
+                checksum: step.checksum.clone(),
+                changes: Vec::new(),
+                outputs: outputs.clone(),
+                evidence: note.iter().map(|n| ("note".to_owned(), n.clone())).collect(),
+            })?;
+            (Outcome::AlreadyDone(note), Some(outputs))
+        }
+        Ok(Check::Waiting { on, reason }) => {
+            if !prior.is_some_and(|p| p.status == Status::Waiting) {
+                w.append(Event::StepWaiting {
+                    step: step.id.clone(),
+                    on: on.clone(),
+                    reason: reason.clone(),
+                })?;
+            }
+            (Outcome::Waiting { on, reason }, None)
+        }
+        Ok(Check::ToDo(changes)) if !apply => (Outcome::WouldDo(changes), None),
+        Ok(Check::ToDo(_)) => execute(step, ctx, w)?,
+    })
+}
+
+fn execute(
+    step: &PlannedStep,
+    ctx: &mut Ctx<'_>,
+    w: &mut Writer<'_>,
+) -> Result<(Outcome, Option<BTreeMap<String, String>>), EngineError> {
+    // A value only known after an earlier step ran must never reach a target as a placeholder.
+    let params = serde_json::to_string(&step.params).expect("params serialize");
+    if params.contains(": known after it runs>") {
+        let error = "a value it uses is not known yet (an earlier step has not produced it)";
+        return Ok((fail(step, w, error.into(), None)?, None));
+    }
+    let intent = match steps::intent(step, ctx) {
+        Ok(i) => i,
+        Err(e) => return Ok((fail(step, w, e.message, e.hint)?, None)),
+    };
+    w.append(Event::StepStarted {
+        step: step.id.clone(),
+        kind: step.kind.to_owned(),
+        checksum: step.checksum.clone(),
+        intent: intent.clone(),
+    })?;
+    match steps::apply(step, &intent, ctx) {
+        Ok(applied) => {
+            w.append(Event::StepDone {
+                step: step.id.clone(),
+                checksum: step.checksum.clone(),
+                changes: applied.changes.clone(),
+                outputs: applied.outputs.clone(),
+                evidence: applied.evidence,
+            })?;
+            Ok((Outcome::Applied(applied.changes), Some(applied.outputs)))
+        }
+        Err(e) => Ok((fail(step, w, e.message, e.hint)?, None)),
+    }
+}
+
+fn fail(
+    step: &PlannedStep,
+    w: &mut Writer<'_>,
+    error: String,
+    hint: Option<String>,
+) -> Result<Outcome, EngineError> {
+    w.append(Event::StepFailed {
+        step: step.id.clone(),
+        checksum: step.checksum.clone(),
+        error: error.clone(),
+    })?;
+    Ok(Outcome::Failed { error, hint })
+}
+
+/// The sender of messages onboard sends on its own: the playbook's first email's `from`, else
+/// `onboard@` the manager's domain.
+fn credential_from(plan: &Plan, pb: &Playbook) -> String {
+    plan.steps
+        .iter()
+        .find_map(|s| match &s.params {
+            Params::Email(e) => Some(e.from.clone()),
+            _ => None,
+        })
+        .or_else(|| {
+            let email = pb.hire.as_ref()?.manager_email.as_ref()?;
+            let domain = email.value.rsplit_once('@')?.1;
+            Some(format!("onboard@{domain}"))
+        })
+        .unwrap_or_else(|| "onboard@localhost".to_owned())
+}

@@ -1,0 +1,508 @@
+//! The journal: one append-only JSON Lines file per hire, the only source of state.
+//!
+//! Each line is one record of an explicit, versioned type (not a dump of internal structs):
+//!
+//! ```text
+//! {"v":1,"seq":3,"at":"…","actor":"alice","run":"…","type":"step_done","step":"account",…,"prev":"<hash of line 3>","hash":"<sha256 of this line up to ,"hash">"}
+//! ```
+//!
+//! `hash` is the SHA-256 of the line's text before `,"hash":`; `prev` is the previous line's
+//! `hash` (64 zeros for the first). Changing, removing or reordering any line breaks the chain
+//! at that line. Each record is written and fsync'd before the effect it announces starts (and
+//! before the next one), so a crash loses at most the record being written, which replay then
+//! reports. The chain proves the file was not edited line by line; it does not prove the file
+//! was not truncated at the end or rewritten whole (see ARCHITECTURE.md).
+//!
+//! Secrets are never in a record: the types have no field that could hold one.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::load::hex;
+use crate::state;
+
+/// The record format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub v: u32,
+    pub seq: u64,
+    /// RFC 3339 UTC timestamp.
+    pub at: String,
+    /// Who ran it: the OS user, or `--as NAME`.
+    pub actor: String,
+    /// Identifies the run that wrote it.
+    pub run: String,
+    #[serde(flatten)]
+    pub event: Event,
+    pub prev: String,
+}
+
+/// What happened. Field names are part of the format: add, never rename.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        hire: String,
+        playbook: String,
+        checklist: String,
+        onboard: String,
+    },
+    /// About to act. `intent` names what the effect will be known by (a Message-ID, an
+    /// allocated uidNumber) so that an interrupted step can be recognised on resume.
+    StepStarted {
+        step: String,
+        kind: String,
+        checksum: String,
+        #[serde(default)]
+        intent: BTreeMap<String, String>,
+    },
+    /// The step's effect holds, verified by reading it back.
+    StepDone {
+        step: String,
+        checksum: String,
+        /// What this run changed; empty when it was already so.
+        changes: Vec<String>,
+        outputs: BTreeMap<String, String>,
+        #[serde(default)]
+        evidence: BTreeMap<String, String>,
+    },
+    StepFailed {
+        step: String,
+        checksum: String,
+        error: String,
+    },
+    /// A person must act; `on` names the role.
+    StepWaiting {
+        step: String,
+        on: String,
+        reason: String,
+    },
+    /// Not attempted because a step it needs is not done.
+    StepSkipped {
+        step: String,
+        because: String,
+    },
+    RunFinished {
+        done: u32,
+        already_done: u32,
+        failed: u32,
+        waiting: u32,
+        skipped: u32,
+    },
+}
+
+impl Event {
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Event::StepStarted { step, .. }
+            | Event::StepDone { step, .. }
+            | Event::StepFailed { step, .. }
+            | Event::StepWaiting { step, .. }
+            | Event::StepSkipped { step, .. } => Some(step),
+            Event::RunStarted { .. } | Event::RunFinished { .. } => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::StepStarted { .. } => "step_started",
+            Event::StepDone { .. } => "step_done",
+            Event::StepFailed { .. } => "step_failed",
+            Event::StepWaiting { .. } => "step_waiting",
+            Event::StepSkipped { .. } => "step_skipped",
+            Event::RunFinished { .. } => "run_finished",
+        }
+    }
+}
+
+/// Where and why a journal does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {problem}")]
+pub struct Broken {
+    /// 1-based line number.
+    pub line: usize,
+    pub problem: String,
+}
+
+/// Parses and verifies a whole journal text. Returns the records, or the first broken line.
+pub fn verify(text: &str) -> Result<Vec<Record>, Broken> {
+    let mut records = Vec::new();
+    let mut prev = GENESIS.to_owned();
+    if !text.is_empty() && !text.ends_with('\n') {
+        let line = text.lines().count();
+        return Err(Broken {
+            line,
+            problem: "the last record is incomplete (the run was interrupted while writing it)"
+                .into(),
+        });
+    }
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let broken = |problem: String| Broken { line: n, problem };
+        let (body, hash) = split_hash(line)
+            .ok_or_else(|| broken("not a journal record (no hash at the end)".into()))?;
+        if hex(&Sha256::digest(body.as_bytes())) != hash {
+            return Err(broken("the record was changed after it was written (its hash does not match)".into()));
+        }
+        let record: Record = serde_json::from_str(&format!("{body}}}"))
+            .map_err(|e| broken(format!("not a valid record: {e}")))?;
+        if record.v != VERSION {
+            return Err(broken(format!("record version {} is not supported", record.v)));
+        }
+        if record.prev != prev {
+            return Err(broken(
+                "the chain is broken here: a record before this one was removed, reordered or changed"
+                    .into(),
+            ));
+        }
+        if record.seq != i as u64 {
+            return Err(broken(format!("sequence number {} where {i} was expected", record.seq)));
+        }
+        prev = hash.to_owned();
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Splits `…,"hash":"HEX"}` into the body (without the closing brace) and the hash.
+fn split_hash(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_suffix("\"}")?;
+    let idx = rest.rfind(",\"hash\":\"")?;
+    let hash = &rest[idx + 9..];
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some((&rest[..idx], hash))
+}
+
+/// An open journal, appending records for one run.
+pub struct Journal {
+    file: fs_err::File,
+    seq: u64,
+    last_hash: String,
+    run: String,
+    actor: String,
+}
+
+impl Journal {
+    /// Opens the journal at `path` (creating it), verifying what it holds.
+    ///
+    /// A last line without its newline is a record torn by a crash while it was written; since
+    /// every record is written before the effect it announces, dropping it loses nothing that
+    /// happened, and it is cut off (`Opened::torn_bytes` says how much).
+    pub fn open(path: &Path, run: &str, actor: &str) -> Result<Opened, OpenError> {
+        let file = state::open_append(path).map_err(OpenError::Io)?;
+        let mut text = fs_err::read_to_string(path).map_err(OpenError::Io)?;
+        let mut torn_bytes = 0;
+        if !text.is_empty() && !text.ends_with('\n') {
+            let keep = text.rfind('\n').map_or(0, |i| i + 1);
+            torn_bytes = text.len() - keep;
+            file.set_len(keep as u64).map_err(OpenError::Io)?;
+            file.sync_all().map_err(OpenError::Io)?;
+            text.truncate(keep);
+        }
+        let records = verify(&text).map_err(OpenError::Broken)?;
+        let last_hash = text
+            .lines()
+            .last()
+            .and_then(split_hash)
+            .map_or_else(|| GENESIS.to_owned(), |(_, h)| h.to_owned());
+        Ok(Opened {
+            journal: Journal {
+                file,
+                seq: records.len() as u64,
+                last_hash,
+                run: run.to_owned(),
+                actor: actor.to_owned(),
+            },
+            records,
+            torn_bytes,
+        })
+    }
+
+    /// Appends one record and makes it durable before returning.
+    pub fn append(&mut self, at: &str, event: Event) -> io::Result<Record> {
+        let record = Record {
+            v: VERSION,
+            seq: self.seq,
+            at: at.to_owned(),
+            actor: self.actor.clone(),
+            run: self.run.clone(),
+            event,
+            prev: self.last_hash.clone(),
+        };
+        let json = serde_json::to_string(&record).expect("records serialize");
+        let body = json.strip_suffix('}').expect("an object");
+        let hash = hex(&Sha256::digest(body.as_bytes()));
+        let line = format!("{body},\"hash\":\"{hash}\"}}\n");
+        self.file.write_all(line.as_bytes())?;
+        self.file.sync_data()?;
+        self.seq += 1;
+        self.last_hash = hash;
+        Ok(record)
+    }
+}
+
+/// A journal opened for appending, with what it already held.
+pub struct Opened {
+    pub journal: Journal,
+    pub records: Vec<Record>,
+    /// Bytes of a torn last record that were cut off (0 normally).
+    pub torn_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Io(io::Error),
+    #[error("the journal does not verify: {0}")]
+    Broken(Broken),
+}
+
+/// Reads a journal file without verifying (for `log` of a broken journal, up to the break).
+pub fn read_lines(path: &Path) -> io::Result<Vec<String>> {
+    let file = fs_err::File::open(path)?;
+    io::BufReader::new(file).lines().collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// State derived from the journal.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    /// Started and never finished: the run was interrupted during the step.
+    Running,
+    Done,
+    Failed,
+    Skipped,
+    Waiting,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "interrupted",
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Waiting => "waiting",
+        }
+    }
+}
+
+/// What the journal says about one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepState {
+    pub status: Status,
+    /// Checksum of the parameters it last ran (or started) with.
+    pub checksum: String,
+    pub at: String,
+    pub actor: String,
+    pub outputs: BTreeMap<String, String>,
+    pub changes: Vec<String>,
+    /// The intent of an unfinished start.
+    pub intent: BTreeMap<String, String>,
+    pub detail: String,
+}
+
+/// What the journal says about one hire.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HireState {
+    pub hire: String,
+    pub playbook: String,
+    pub runs: u32,
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+    pub steps: BTreeMap<String, StepState>,
+}
+
+/// Replays records into state. Pure: the same records always give the same state.
+pub fn replay(records: &[Record]) -> HireState {
+    let mut state = HireState::default();
+    for r in records {
+        state.first_at.get_or_insert_with(|| r.at.clone());
+        state.last_at = Some(r.at.clone());
+        let entry = |state: &mut HireState, step: &str| -> StepState {
+            state.steps.get(step).cloned().unwrap_or(StepState {
+                status: Status::Pending,
+                checksum: String::new(),
+                at: String::new(),
+                actor: String::new(),
+                outputs: BTreeMap::new(),
+                changes: Vec::new(),
+                intent: BTreeMap::new(),
+                detail: String::new(),
+            })
+        };
+        let mut set = |step: &str, f: &dyn Fn(&mut StepState)| {
+            let mut s = entry(&mut state, step);
+            s.at = r.at.clone();
+            s.actor = r.actor.clone();
+            f(&mut s);
+            state.steps.insert(step.to_owned(), s);
+        };
+        match &r.event {
+            Event::RunStarted { hire, playbook, .. } => {
+                state.hire = hire.clone();
+                state.playbook = playbook.clone();
+                state.runs += 1;
+            }
+            Event::StepStarted { step, checksum, intent, .. } => set(step, &|s| {
+                s.status = Status::Running;
+                s.checksum = checksum.clone();
+                s.intent = intent.clone();
+                s.detail.clear();
+            }),
+            Event::StepDone { step, checksum, changes, outputs, .. } => set(step, &|s| {
+                s.status = Status::Done;
+                s.checksum = checksum.clone();
+                s.outputs = outputs.clone();
+                s.changes = changes.clone();
+                s.intent.clear();
+                s.detail.clear();
+            }),
+            Event::StepFailed { step, checksum, error } => set(step, &|s| {
+                s.status = Status::Failed;
+                s.checksum = checksum.clone();
+                s.intent.clear();
+                s.detail = error.clone();
+            }),
+            Event::StepWaiting { step, on, reason } => set(step, &|s| {
+                s.status = Status::Waiting;
+                s.detail = format!("waiting on the {on}: {reason}");
+            }),
+            Event::StepSkipped { step, because } => set(step, &|s| {
+                s.status = Status::Skipped;
+                s.detail = because.clone();
+            }),
+            Event::RunFinished { .. } => {}
+        }
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("E1.jsonl");
+        let opened = Journal::open(&path, "run1", "alice").unwrap();
+        let mut j = opened.journal;
+        assert!(opened.records.is_empty());
+        j.append(
+            "2026-11-23T09:00:00Z",
+            Event::RunStarted {
+                hire: "E1".into(),
+                playbook: "Standard".into(),
+                checklist: "new-hire.yaml".into(),
+                onboard: "0.1.0".into(),
+            },
+        )
+        .unwrap();
+        j.append(
+            "2026-11-23T09:00:01Z",
+            Event::StepStarted {
+                step: "account".into(),
+                kind: "ldap_account".into(),
+                checksum: "c1".into(),
+                intent: BTreeMap::new(),
+            },
+        )
+        .unwrap();
+        j.append(
+            "2026-11-23T09:00:02Z",
+            Event::StepDone {
+                step: "account".into(),
+                checksum: "c1".into(),
+                changes: vec!["created uid=ada".into()],
+                outputs: [("dn".to_owned(), "uid=ada".to_owned())].into(),
+                evidence: BTreeMap::new(),
+            },
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn replay_derives_step_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample(dir.path());
+        let records = verify(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let state = replay(&records);
+        assert_eq!(state.hire, "E1");
+        assert_eq!(state.runs, 1);
+        let account = &state.steps["account"];
+        assert_eq!(account.status, Status::Done);
+        assert_eq!(account.outputs["dn"], "uid=ada");
+        assert_eq!(account.actor, "alice");
+    }
+
+    #[test]
+    fn appending_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample(dir.path());
+        let opened = Journal::open(&path, "run2", "bob").unwrap();
+        let mut j = opened.journal;
+        assert_eq!(opened.records.len(), 3);
+        j.append(
+            "2026-11-23T10:00:00Z",
+            Event::RunFinished { done: 0, already_done: 1, failed: 0, waiting: 0, skipped: 0 },
+        )
+        .unwrap();
+        assert_eq!(verify(&std::fs::read_to_string(&path).unwrap()).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn any_changed_byte_is_found_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample(dir.path());
+        let original = std::fs::read(&path).unwrap();
+        let line_of = |pos: usize| original[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
+        for pos in 0..original.len() {
+            let mut bytes = original.clone();
+            bytes[pos] ^= 0x01;
+            let Ok(text) = String::from_utf8(bytes) else { continue };
+            let err = verify(&text).expect_err(&format!("byte {pos} changed"));
+            // A changed newline merges or splits lines; otherwise the changed line is named.
+            if original[pos] != b'\n' && text.as_bytes()[pos] != b'\n' {
+                assert_eq!(err.line, line_of(pos), "byte {pos}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn removed_and_reordered_records_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(sample(dir.path())).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let removed = format!("{}\n{}\n", lines[0], lines[2]);
+        assert_eq!(verify(&removed).unwrap_err().line, 2);
+        let reordered = format!("{}\n{}\n{}\n", lines[0], lines[2], lines[1]);
+        assert_eq!(verify(&reordered).unwrap_err().line, 2);
+        let torn = &text[..text.len() - 10];
+        assert_eq!(verify(torn).unwrap_err().line, 3);
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_off_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sample(dir.path());
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() - 10]).unwrap();
+        let opened = Journal::open(&path, "run2", "bob").unwrap();
+        assert_eq!(opened.records.len(), 2);
+        assert!(opened.torn_bytes > 0);
+        assert_eq!(verify(&std::fs::read_to_string(&path).unwrap()).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,227 @@
+//! The state directory: journals, locks, the embedded directory and outbox, evidence.
+//!
+//! ```text
+//! STATE/
+//!   journal/HIRE.jsonl      the hire's journal (the only source of state)
+//!   journal/HIRE.lock       held while a run works on that hire
+//!   directory.ldif          the embedded directory, when no LDAP server is configured
+//!   outbox/*.eml            the embedded mail target, when no SMTP server is configured
+//! ```
+//!
+//! Everything is created private to the user (directories 0700, files 0600). Symlinks inside the
+//! state directory are refused, so a planted link cannot redirect a write.
+
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+use fs_err::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating if needed) the state directory at `root`.
+    pub fn open(root: &Path) -> io::Result<StateDir> {
+        let state = StateDir {
+            root: root.to_owned(),
+        };
+        private_dir(root)?;
+        private_dir(&state.journal_dir())?;
+        Ok(state)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.root.join("journal")
+    }
+
+    pub fn journal(&self, hire: &str) -> PathBuf {
+        self.journal_dir().join(format!("{hire}.jsonl"))
+    }
+
+    pub fn lock(&self, hire: &str) -> PathBuf {
+        self.journal_dir().join(format!("{hire}.lock"))
+    }
+
+    pub fn directory_ldif(&self) -> PathBuf {
+        self.root.join("directory.ldif")
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.root.join("outbox")
+    }
+
+    /// The hire ids that have a journal, sorted.
+    pub fn hires(&self) -> io::Result<Vec<String>> {
+        let mut hires = Vec::new();
+        for entry in fs::read_dir(self.journal_dir())? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(hire) = name.strip_suffix(".jsonl") {
+                hires.push(hire.to_owned());
+            }
+        }
+        hires.sort();
+        Ok(hires)
+    }
+}
+
+/// Creates `dir` (and parents) private to the user; refuses a symlink.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(io::Error::other(format!(
+                "{} is a symbolic link; refusing to use it as state",
+                dir.display()
+            )));
+        }
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(io::Error::other(format!(
+                "{} exists and is not a directory",
+                dir.display()
+            )));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Refuses to follow a symlink planted where a state file should be.
+pub fn refuse_symlink(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(io::Error::other(format!(
+            "{} is a symbolic link; refusing to follow it",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Opens a state file for appending, creating it 0600.
+pub fn open_append(path: &Path) -> io::Result<fs::File> {
+    refuse_symlink(path)?;
+    let created = !path.exists();
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .mode(0o600)
+        .custom_flags(libc_o_nofollow())
+        .open(path)?;
+    if created && let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(file)
+}
+
+/// Writes a whole file atomically and durably: temp file, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    refuse_symlink(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc_o_nofollow())
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// `O_NOFOLLOW` on Linux: the last path component may not be a symlink.
+fn libc_o_nofollow() -> i32 {
+    0o400000
+}
+
+/// A lock on one hire's journal, held for the length of a run. Released when dropped (and by
+/// the kernel if the process dies, so a killed run never leaves a stale lock).
+pub struct HireLock {
+    _file: std::fs::File,
+}
+
+impl HireLock {
+    /// Takes the lock, or says who holds it.
+    pub fn acquire(path: &Path, holder: &str) -> Result<HireLock, LockError> {
+        refuse_symlink(path).map_err(LockError::Io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(LockError::Io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let held_by = std::fs::read_to_string(path).unwrap_or_default();
+                return Err(LockError::Held(held_by.trim().to_owned()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
+        }
+        file.set_len(0).map_err(LockError::Io)?;
+        file.write_all(holder.as_bytes()).map_err(LockError::Io)?;
+        Ok(HireLock { _file: file })
+    }
+}
+
+#[derive(Debug)]
+pub enum LockError {
+    /// Another run holds it; the text says who.
+    Held(String),
+    Io(io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.lock");
+        let first = HireLock::acquire(&path, "pid 1 by alice").unwrap();
+        match HireLock::acquire(&path, "pid 2 by bob") {
+            Err(LockError::Held(who)) => assert_eq!(who, "pid 1 by alice"),
+            _ => panic!("second lock must fail"),
+        }
+        drop(first);
+        HireLock::acquire(&path, "pid 2 by bob").unwrap();
+    }
+
+    #[test]
+    fn state_is_private_and_symlinks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&dir.path().join("s")).unwrap();
+        let mode = std::fs::metadata(state.root()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, state.journal("E1")).unwrap();
+        assert!(open_append(&state.journal("E1")).is_err());
+        assert!(!target.exists());
+    }
+}

@@ -1,0 +1,323 @@
+//! `ldap_account`: create the entry, allocate a uidNumber, set and deliver the initial password.
+
+use std::collections::BTreeMap;
+
+use super::{Applied, Check, Ctx, StepError, StepResult};
+use crate::journal::Status;
+use crate::mail;
+use crate::plan::{Attribute, Params, PlannedStep};
+use crate::secret::{Secret, generate_password};
+use crate::target::{Entry, Outgoing};
+
+struct Account<'a> {
+    dn: &'a str,
+    rdn: &'a str,
+    object_classes: &'a [String],
+    attributes: &'a [Attribute],
+    posix: Option<&'a crate::plan::PosixParams>,
+    password: &'a crate::plan::PasswordParams,
+}
+
+fn account(step: &PlannedStep) -> Account<'_> {
+    let Params::LdapAccount {
+        dn,
+        rdn,
+        object_classes,
+        attributes,
+        posix,
+        password,
+    } = &step.params
+    else {
+        unreachable!("account step with other params")
+    };
+    Account {
+        dn,
+        rdn,
+        object_classes,
+        attributes,
+        posix: posix.as_ref(),
+        password,
+    }
+}
+
+impl Account<'_> {
+    fn login(&self) -> String {
+        let by = |name: &str| {
+            self.attributes
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case(name))
+                .and_then(|a| a.values.first())
+                .cloned()
+        };
+        by("uid").or_else(|| by(self.rdn)).unwrap_or_default()
+    }
+
+    /// Where uidNumbers must be unique: the `dc=` suffix of the DN (the whole directory).
+    fn suffix(&self) -> String {
+        let rdns: Vec<&str> = self.dn.split(',').collect();
+        let dc: Vec<&str> = rdns
+            .iter()
+            .rev()
+            .take_while(|r| r.trim().to_ascii_lowercase().starts_with("dc="))
+            .copied()
+            .collect();
+        if dc.is_empty() {
+            rdns[1..].join(",")
+        } else {
+            dc.into_iter().rev().collect::<Vec<_>>().join(",")
+        }
+    }
+
+    fn outputs(&self, entry: &Entry) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::from([
+            ("dn".to_owned(), self.dn.to_owned()),
+            ("login".to_owned(), self.login()),
+        ]);
+        if let Some(n) = entry.get("uidNumber").first() {
+            out.insert("uid_number".into(), n.clone());
+        }
+        out
+    }
+
+    /// Declared values the entry does not have.
+    fn drift(&self, entry: &Entry) -> Vec<String> {
+        let mut drift = Vec::new();
+        for class in self.object_classes {
+            if !entry.has_object_class(class) {
+                drift.push(format!("objectClass {class} missing"));
+            }
+        }
+        for a in self.attributes {
+            let have = entry.get(&a.name);
+            for v in &a.values {
+                if !have.iter().any(|h| h == v) {
+                    drift.push(format!("{} is {:?}, the playbook says {v:?}", a.name, have));
+                }
+            }
+        }
+        drift
+    }
+}
+
+/// The journal's intent for this step, if a run started it and did not finish.
+fn interrupted<'a>(ctx: &'a Ctx<'_>) -> Option<&'a BTreeMap<String, String>> {
+    ctx.prior
+        .filter(|p| p.status == Status::Running)
+        .map(|p| &p.intent)
+}
+
+pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+    let a = account(step);
+    let Some(entry) = ctx.directory.read(a.dn)? else {
+        let mut changes = vec![format!("create entry {}", a.dn)];
+        if let Some(p) = a.posix {
+            changes.push(format!("allocate a uidNumber from {}–{}", p.uid_min, p.uid_max));
+        }
+        changes.push(format!(
+            "set an initial password, delivered to the {}",
+            a.password.deliver
+        ));
+        return Ok(Check::ToDo(changes));
+    };
+    let ours = ctx.prior.is_some_and(|p| {
+        p.status == Status::Done || p.intent.get("dn").is_some_and(|d| d == a.dn)
+    });
+    if !ours {
+        return Err(StepError::new(format!(
+            "{} already exists and was not created by onboard for hire {}",
+            a.dn, ctx.hire_id
+        ))
+        .hint("another person may have this login: pick a different one in the playbook's vars, or ask a directory admin"));
+    }
+    if interrupted(ctx).is_some() {
+        return Ok(Check::ToDo(vec![format!(
+            "finish the interrupted creation of {}: set a new initial password and deliver it",
+            a.dn
+        )]));
+    }
+    let drift = a.drift(&entry);
+    Ok(Check::Holds {
+        outputs: a.outputs(&entry),
+        note: (!drift.is_empty()).then(|| format!("drift: {}", drift.join("; "))),
+    })
+}
+
+pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<String, String>> {
+    let a = account(step);
+    if a.password.deliver == "operator" && !ctx.operator.can_show_secret() {
+        return Err(StepError::new(
+            "the initial password is to be shown to the operator, but there is no terminal",
+        )
+        .hint("run onboard in a terminal, or set `password.deliver: manager` in the playbook"));
+    }
+    if let Some(prior) = interrupted(ctx) {
+        return Ok(prior.clone());
+    }
+    let mut intent = BTreeMap::from([("dn".to_owned(), a.dn.to_owned())]);
+    if let Some(p) = a.posix {
+        let n = free_uid_number(ctx, &a, p.uid_min, p.uid_max, &[])?;
+        intent.insert("uid_number".into(), n.to_string());
+    }
+    Ok(intent)
+}
+
+fn free_uid_number(
+    ctx: &mut Ctx<'_>,
+    a: &Account<'_>,
+    min: u32,
+    max: u32,
+    also_taken: &[u32],
+) -> StepResult<u32> {
+    let used: std::collections::BTreeSet<u32> = ctx
+        .directory
+        .values(&a.suffix(), "uidNumber")?
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .chain(also_taken.iter().copied())
+        .collect();
+    (min..=max).find(|n| !used.contains(n)).ok_or_else(|| {
+        StepError::new(format!("no free uidNumber left in {min}–{max}"))
+            .hint("widen `posix.uid_min`/`uid_max` in the playbook")
+    })
+}
+
+pub fn apply(
+    step: &PlannedStep,
+    intent: &BTreeMap<String, String>,
+    ctx: &mut Ctx<'_>,
+) -> StepResult<Applied> {
+    let a = account(step);
+    let mut changes = Vec::new();
+    if ctx.directory.read(a.dn)?.is_none() {
+        let mut attrs = vec![("objectClass".to_owned(), a.object_classes.to_vec())];
+        for at in a.attributes.iter().filter(|at| !at.values.is_empty()) {
+            attrs.push((at.name.clone(), at.values.clone()));
+        }
+        if let (Some(p), Some(n)) = (a.posix, intent.get("uid_number")) {
+            attrs.push(("uidNumber".into(), vec![n.clone()]));
+            attrs.push(("gidNumber".into(), vec![p.gid_number.to_string()]));
+        }
+        ctx.directory.add(&Entry {
+            dn: a.dn.to_owned(),
+            attrs,
+        })?;
+        changes.push(format!("created entry {}", a.dn));
+    }
+    if let Some(p) = a.posix {
+        changes.extend(settle_uid_number(ctx, &a, p.uid_min, p.uid_max)?);
+    }
+
+    let password = generate_password(a.password.length as usize)
+        .map_err(|e| StepError::new(format!("cannot generate a password: {e}")))?;
+    ctx.directory.set_password(a.dn, &password)?;
+    if !ctx.directory.check_password(a.dn, &password)? {
+        return Err(StepError::new(format!(
+            "the password set on {} does not verify",
+            a.dn
+        )));
+    }
+    let mut evidence = BTreeMap::new();
+    let delivered = deliver(ctx, &a, &password, &mut evidence)?;
+    changes.push(format!("set the initial password, {delivered}"));
+
+    let entry = ctx.directory.read(a.dn)?.ok_or_else(|| {
+        StepError::new(format!("{} is missing right after it was created", a.dn))
+    })?;
+    let drift = a.drift(&entry);
+    if !drift.is_empty() {
+        return Err(StepError::new(format!(
+            "{} does not read back as written: {}",
+            a.dn,
+            drift.join("; ")
+        )));
+    }
+    Ok(Applied {
+        changes,
+        outputs: a.outputs(&entry),
+        evidence,
+    })
+}
+
+/// Makes sure no other entry got the same uidNumber (two runs allocating at once); moves ours
+/// to a free one if so.
+fn settle_uid_number(
+    ctx: &mut Ctx<'_>,
+    a: &Account<'_>,
+    min: u32,
+    max: u32,
+) -> StepResult<Vec<String>> {
+    let mut changes = Vec::new();
+    let mut skip = Vec::new();
+    for _ in 0..16 {
+        let entry = ctx
+            .directory
+            .read(a.dn)?
+            .ok_or_else(|| StepError::new(format!("{} vanished", a.dn)))?;
+        let Some(n) = entry.get("uidNumber").first().cloned() else {
+            return Ok(changes);
+        };
+        let holders = ctx.directory.find(&a.suffix(), "uidNumber", &n)?;
+        if holders.len() <= 1 {
+            changes.push(format!("uidNumber {n}"));
+            return Ok(changes);
+        }
+        skip.push(n.parse().unwrap_or(0));
+        let next = free_uid_number(ctx, a, min, max, &skip)?;
+        ctx.directory
+            .replace(a.dn, "uidNumber", &[next.to_string()])?;
+    }
+    Err(StepError::new("could not find a uidNumber no other run was taking"))
+}
+
+fn deliver(
+    ctx: &mut Ctx<'_>,
+    a: &Account<'_>,
+    password: &Secret,
+    evidence: &mut BTreeMap<String, String>,
+) -> StepResult<String> {
+    let login = a.login();
+    if a.password.deliver == "operator" {
+        ctx.operator
+            .show_password(ctx.hire_id, &login, password)
+            .map_err(StepError::new)?;
+        evidence.insert("password_delivered_to".into(), "operator".into());
+        return Ok("shown to the operator".into());
+    }
+    let hire = ctx
+        .pb
+        .hire
+        .as_ref()
+        .ok_or_else(|| StepError::new("no hire"))?;
+    let field = |f: Option<&crate::yaml::Spanned<String>>| f.map(|v| v.value.clone());
+    let manager = field(hire.manager_email.as_ref())
+        .ok_or_else(|| StepError::new("the hire has no manager_email to send the password to"))?;
+    let name = [field(hire.preferred_name.as_ref()).or(field(hire.given_name.as_ref())), field(hire.family_name.as_ref())]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message_id = mail::new_message_id("password", ctx.hire_id, ctx.from);
+    let built = mail::credential(
+        &mail::Credential {
+            from: ctx.from,
+            manager: &manager,
+            manager_name: &field(hire.manager.as_ref()).unwrap_or_else(|| manager.clone()),
+            hire_name: if name.is_empty() { &login } else { &name },
+            login: &login,
+            start_date: &field(hire.start_date.as_ref()).unwrap_or_else(|| "their first day".into()),
+        },
+        password,
+        &message_id,
+        ctx.now,
+    )
+    .map_err(StepError::new)?;
+    ctx.mailer.send(&Outgoing {
+        message_id: &message_id,
+        from: &built.from,
+        to: &built.to,
+        bytes: &built.bytes,
+    })?;
+    evidence.insert("password_delivered_to".into(), format!("manager <{manager}>"));
+    evidence.insert("password_message_id".into(), message_id);
+    Ok(format!("sent to the manager ({manager}) in a separate message"))
+}

@@ -1,0 +1,108 @@
+//! `email`: send a message exactly once. Its Message-ID is journaled before it is sent, so an
+//! interrupted send is recognised on resume instead of being repeated blindly.
+
+use std::collections::BTreeMap;
+
+use super::{Applied, Check, Ctx, StepError, StepResult};
+use crate::journal::Status;
+use crate::mail;
+use crate::plan::EmailParams;
+use crate::target::Outgoing;
+
+fn interrupted_id<'a>(ctx: &'a Ctx<'_>) -> Option<&'a String> {
+    ctx.prior
+        .filter(|p| p.status == Status::Running)
+        .and_then(|p| p.intent.get("message_id"))
+}
+
+fn outputs(message_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([("message_id".to_owned(), message_id.to_owned())])
+}
+
+pub fn check(p: &EmailParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+    if let Some(done) = ctx.prior.filter(|s| s.status == Status::Done)
+        && let Some(id) = done.outputs.get("message_id")
+    {
+        return match ctx.mailer.was_sent(id)? {
+            Some(false) => Err(StepError::new(format!(
+                "message {id} was sent, but is no longer in {}",
+                ctx.mailer.describe()
+            ))),
+            _ => Ok(Check::Holds {
+                outputs: outputs(id),
+                note: None,
+            }),
+        };
+    }
+    if let Some(id) = interrupted_id(ctx).cloned() {
+        return match ctx.mailer.was_sent(&id)? {
+            Some(true) => Ok(Check::Holds {
+                outputs: outputs(&id),
+                note: Some("sent by the interrupted run".into()),
+            }),
+            Some(false) => Ok(Check::ToDo(vec![format!(
+                "send \"{}\" to {} (the interrupted run did not)",
+                p.subject,
+                p.to.join(", ")
+            )])),
+            None => Err(StepError::new(format!(
+                "a run was interrupted while sending {id}; whether it was sent is uncertain"
+            ))
+            .hint("check the recipient's mailbox, then re-run with --reapply to send again")),
+        };
+    }
+    Ok(Check::ToDo(vec![format!(
+        "send \"{}\" to {}",
+        p.subject,
+        p.to.join(", ")
+    )]))
+}
+
+pub fn intent(step: &str, p: &EmailParams, ctx: &mut Ctx<'_>) -> BTreeMap<String, String> {
+    let id = interrupted_id(ctx)
+        .cloned()
+        .unwrap_or_else(|| mail::new_message_id(step, ctx.hire_id, &p.from));
+    let mut intent = outputs(&id);
+    if let Some(policies) = &p.policies {
+        intent.insert("policy_version".into(), policies.version.clone());
+        intent.insert("policy_sha256".into(), policies.sha256.clone());
+    }
+    intent
+}
+
+pub fn apply(
+    p: &EmailParams,
+    intent: &BTreeMap<String, String>,
+    ctx: &mut Ctx<'_>,
+) -> StepResult<Applied> {
+    let id = intent
+        .get("message_id")
+        .ok_or_else(|| StepError::new("no Message-ID was journaled before sending"))?;
+    let built = mail::email(p, id, ctx.now).map_err(StepError::new)?;
+    ctx.mailer.send(&Outgoing {
+        message_id: id,
+        from: &built.from,
+        to: &built.to,
+        bytes: &built.bytes,
+    })?;
+    if ctx.mailer.was_sent(id)? == Some(false) {
+        return Err(StepError::new(format!(
+            "{id} is not in {} after sending",
+            ctx.mailer.describe()
+        )));
+    }
+    let mut evidence = BTreeMap::from([
+        ("recipients".to_owned(), built.to.join(", ")),
+        ("subject".to_owned(), p.subject.clone()),
+    ]);
+    if let Some(policies) = &p.policies {
+        evidence.insert("policy_file".into(), policies.file.clone());
+        evidence.insert("policy_version".into(), policies.version.clone());
+        evidence.insert("policy_sha256".into(), policies.sha256.clone());
+    }
+    Ok(Applied {
+        changes: vec![format!("sent \"{}\" to {} as {id}", p.subject, built.to.join(", "))],
+        outputs: outputs(id),
+        evidence,
+    })
+}

@@ -1,0 +1,134 @@
+//! What each kind of step does against the targets: check (read-only), intent, apply+verify.
+//!
+//! - `check` looks, never changes: is the effect already there, what would change, or is a
+//!   person needed. The dry run is `check` alone.
+//! - `intent` decides what the effect will be known by (a Message-ID, a uidNumber) so the engine
+//!   can journal it before acting.
+//! - `apply` makes the change and verifies it by reading it back.
+
+mod account;
+mod email;
+mod groups;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::journal::StepState;
+use crate::load::Playbook;
+use crate::plan::{Params, PlannedStep};
+use crate::secret::Secret;
+use crate::target::{Directory, Mailer};
+
+/// Where the engine asks for things only the operator's terminal can do.
+pub trait Operator {
+    /// Whether a secret can be shown to the operator (a terminal is attached).
+    fn can_show_secret(&self) -> bool;
+    /// Shows an initial password to the operator, once.
+    fn show_password(&mut self, hire: &str, login: &str, password: &Secret) -> Result<(), String>;
+}
+
+/// Everything a step may use.
+pub struct Ctx<'a> {
+    pub pb: &'a Playbook,
+    pub directory: &'a mut dyn Directory,
+    pub mailer: &'a mut dyn Mailer,
+    pub operator: &'a mut dyn Operator,
+    pub hire_id: &'a str,
+    /// What the journal says about this step, if anything.
+    pub prior: Option<&'a StepState>,
+    pub now: SystemTime,
+    /// The `from` address for messages onboard sends on its own (e.g. a password to a manager).
+    pub from: &'a str,
+}
+
+/// What `check` found.
+pub enum Check {
+    /// The effect is there; these are the step's outputs.
+    Holds {
+        outputs: BTreeMap<String, String>,
+        note: Option<String>,
+    },
+    /// Applying would make these changes.
+    ToDo(Vec<String>),
+    /// A person must act.
+    Waiting { on: String, reason: String },
+}
+
+/// What `apply` did.
+pub struct Applied {
+    pub changes: Vec<String>,
+    pub outputs: BTreeMap<String, String>,
+    pub evidence: BTreeMap<String, String>,
+}
+
+/// A step that cannot proceed, with what to do about it.
+#[derive(Debug)]
+pub struct StepError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl StepError {
+    pub fn new(message: impl Into<String>) -> StepError {
+        StepError {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> StepError {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<crate::target::TargetError> for StepError {
+    fn from(e: crate::target::TargetError) -> Self {
+        StepError::new(e.to_string())
+    }
+}
+
+pub type StepResult<T> = Result<T, StepError>;
+
+pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+    match &step.params {
+        Params::LdapAccount { .. } => account::check(step, ctx),
+        Params::LdapGroups { .. } => groups::check(step, ctx),
+        Params::Email(p) => email::check(p, ctx),
+        Params::SignOff { role, items, .. } => Ok(Check::Waiting {
+            on: role.clone(),
+            reason: format!(
+                "{} item{} to confirm",
+                items.len(),
+                if items.len() == 1 { "" } else { "s" }
+            ),
+        }),
+        Params::DeviceHandoff { asset, .. } => Ok(Check::Waiting {
+            on: "hire".into(),
+            reason: format!("acknowledge receipt of asset {} (serial {})", asset.tag, asset.serial),
+        }),
+    }
+}
+
+pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<String, String>> {
+    match &step.params {
+        Params::LdapAccount { .. } => account::intent(step, ctx),
+        Params::Email(p) => Ok(email::intent(&step.id, p, ctx)),
+        _ => Ok(BTreeMap::new()),
+    }
+}
+
+pub fn apply(
+    step: &PlannedStep,
+    intent: &BTreeMap<String, String>,
+    ctx: &mut Ctx<'_>,
+) -> StepResult<Applied> {
+    match &step.params {
+        Params::LdapAccount { .. } => account::apply(step, intent, ctx),
+        Params::LdapGroups { .. } => groups::apply(step, ctx),
+        Params::Email(p) => email::apply(p, intent, ctx),
+        Params::SignOff { .. } | Params::DeviceHandoff { .. } => Err(StepError::new(
+            "this step is done by a person and cannot be applied automatically",
+        )),
+    }
+}
