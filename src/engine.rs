@@ -47,6 +47,42 @@ pub struct Settings {
     pub clock: Clock,
     /// Steps to apply again even though they are done (`--reapply`).
     pub reapply: Vec<String>,
+    /// Test-only: die at a named point, to prove resume (see [`Failpoint`]).
+    pub failpoint: Option<Failpoint>,
+}
+
+/// A point where a test makes the process die (as `kill -9` would) or hang (so the test can
+/// kill it), to prove that the journal and resume handle it. Written
+/// `[pause:]after:RECORD_TYPE:STEP` (after that record is durable) or
+/// `[pause:]applied:STEP` (after the step's effect, before its `step_done` record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failpoint {
+    pub at: String,
+    pub pause: bool,
+}
+
+impl Failpoint {
+    pub fn parse(text: &str) -> Failpoint {
+        match text.strip_prefix("pause:") {
+            Some(at) => Failpoint {
+                at: at.to_owned(),
+                pause: true,
+            },
+            None => Failpoint {
+                at: text.to_owned(),
+                pause: false,
+            },
+        }
+    }
+
+    fn hit(&self, at: &str) {
+        if self.at == at {
+            if self.pause {
+                std::thread::sleep(std::time::Duration::from_secs(120));
+            }
+            std::process::abort();
+        }
+    }
 }
 
 /// What happened to a step in this run.
@@ -66,6 +102,25 @@ pub enum Outcome {
 impl Outcome {
     pub fn is_done(&self) -> bool {
         matches!(self, Outcome::Applied(_) | Outcome::AlreadyDone(_))
+    }
+
+    /// The dry-run view of this outcome, for the plan.
+    pub fn now(&self) -> crate::plan::Now {
+        let (state, changes, detail) = match self {
+            Outcome::Applied(c) => ("done", c.clone(), None),
+            Outcome::AlreadyDone(note) => ("already_done", Vec::new(), note.clone()),
+            Outcome::WouldDo(c) => ("would_do", c.clone(), None),
+            Outcome::Waiting { on, reason } => {
+                ("waiting", Vec::new(), Some(format!("waiting on the {on}: {reason}")))
+            }
+            Outcome::Skipped(because) => ("skipped", Vec::new(), Some(because.clone())),
+            Outcome::Failed { error, .. } => ("failed", Vec::new(), Some(error.clone())),
+        };
+        crate::plan::Now {
+            state,
+            changes,
+            detail,
+        }
     }
 }
 
@@ -225,6 +280,7 @@ pub fn run(
     let mut w = Writer {
         journal: journal.as_mut(),
         clock: settings.clock,
+        failpoint: settings.failpoint.clone(),
     };
     w.append(Event::RunStarted {
         hire: hire.clone(),
@@ -308,16 +364,25 @@ pub fn run(
 struct Writer<'a> {
     journal: Option<&'a mut Journal>,
     clock: Clock,
+    failpoint: Option<Failpoint>,
 }
 
 impl Writer<'_> {
     fn append(&mut self, event: Event) -> Result<(), EngineError> {
         if let Some(j) = self.journal.as_deref_mut() {
             let at = self.clock.now().to_string();
+            let point = format!("after:{}:{}", event.name(), event.step().unwrap_or("-"));
             j.append(&at, event)
                 .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
+            self.failpoint(&point);
         }
         Ok(())
+    }
+
+    fn failpoint(&self, at: &str) {
+        if let Some(f) = &self.failpoint {
+            f.hit(at);
+        }
     }
 
     fn applying(&self) -> bool {
@@ -467,6 +532,7 @@ fn execute(
     })?;
     match steps::apply(step, &intent, ctx) {
         Ok(applied) => {
+            w.failpoint(&format!("applied:{}", step.id));
             w.append(Event::StepDone {
                 step: step.id.clone(),
                 checksum: step.checksum.clone(),

@@ -48,6 +48,21 @@ pub struct PlannedStep {
     /// Outputs the step makes that are not known until it runs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub known_after_run: Vec<String>,
+    /// In a dry run: what checking the targets and the journal found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub now: Option<Now>,
+}
+
+/// What a dry run found for a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Now {
+    /// `would_do`, `already_done`, `waiting`, `skipped` or `failed`.
+    pub state: &'static str,
+    /// The changes a run would make.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Rendered parameters of each step kind.
@@ -222,6 +237,7 @@ pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
             checksum: checksum(&params),
             params,
             known_after_run: later,
+            now: None,
         });
     }
     if !diags.is_empty() {

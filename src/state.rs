@@ -25,6 +25,13 @@ pub struct StateDir {
 }
 
 impl StateDir {
+    /// The state directory at `root`, for reading only: nothing is created.
+    pub fn at(root: &Path) -> StateDir {
+        StateDir {
+            root: root.to_owned(),
+        }
+    }
+
     /// Opens (creating if needed) the state directory at `root`.
     pub fn open(root: &Path) -> io::Result<StateDir> {
         let state = StateDir {
@@ -62,6 +69,9 @@ impl StateDir {
     /// The hire ids that have a journal, sorted.
     pub fn hires(&self) -> io::Result<Vec<String>> {
         let mut hires = Vec::new();
+        if !self.journal_dir().exists() {
+            return Ok(hires);
+        }
         for entry in fs::read_dir(self.journal_dir())? {
             let name = entry?.file_name().to_string_lossy().into_owned();
             if let Some(hire) = name.strip_suffix(".jsonl") {

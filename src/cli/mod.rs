@@ -1,13 +1,17 @@
 //! The command line: arguments, one file per subcommand, exit codes, and all output.
 //!
-//! Exit codes: 0 success; 1 a step failed or the run could not finish; 2 invalid input
-//! (arguments, playbook, hire data); 3 the run is waiting on a person (a sign-off).
+//! Exit codes: 0 success (steps waiting on a person are listed, not an error); 1 a step failed
+//! or the run could not finish; 2 invalid input (arguments, playbook, hire data).
 
 mod check;
 mod completions;
+mod journal;
 mod output;
 mod plan;
+mod progress;
+mod run;
 mod schema;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +34,8 @@ pub use output::Printer;
     version,
     args_conflicts_with_subcommands = true,
     subcommand_value_name = "COMMAND",
-    after_help = "Exit codes: 0 done, 1 a step failed, 2 invalid input, 3 waiting on a person.\n\
+    after_help = "Exit codes: 0 done (steps waiting on a person are listed), 1 a step failed,\n\
+                  2 invalid input (nothing was changed).\n\
                   Playbook format: see PLAYBOOK.md, or `onboard schema` for a JSON Schema."
 )]
 pub struct Cli {
@@ -39,6 +44,9 @@ pub struct Cli {
 
     #[command(flatten)]
     run: RunArgs,
+
+    #[command(flatten)]
+    state: run::StateArgs,
 
     /// Never use colour (also: the NO_COLOR environment variable).
     #[arg(long, global = true)]
@@ -60,6 +68,9 @@ struct RunArgs {
 
     #[command(flatten)]
     plan_output: plan::OutputArgs,
+
+    #[command(flatten)]
+    options: run::RunOptions,
 }
 
 /// Where the hire comes from.
@@ -75,6 +86,9 @@ enum Command {
     Check(check::CheckArgs),
     Plan(plan::PlanArgs),
     Schema(schema::SchemaArgs),
+    Status(journal::StatusArgs),
+    Log(journal::LogArgs),
+    Verify(journal::VerifyArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -86,8 +100,6 @@ pub enum Failure {
     Input,
     /// A run did not complete: exit 1.
     Failed,
-    /// Waiting on a person: exit 3.
-    Waiting,
 }
 
 pub type CmdResult = Result<(), Failure>;
@@ -111,14 +123,16 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input) => ExitCode::from(2),
         Err(Failure::Failed) => ExitCode::from(1),
-        Err(Failure::Waiting) => ExitCode::from(3),
     }
 }
 
 fn run(cli: Cli, printer: &Printer) -> CmdResult {
     match cli.command {
         Some(Command::Check(args)) => check::cmd_check(args, printer),
-        Some(Command::Plan(args)) => plan::cmd_plan(args, printer),
+        Some(Command::Plan(args)) => plan::cmd_plan(args, cli.state, printer),
+        Some(Command::Status(args)) => journal::cmd_status(args, cli.state, printer),
+        Some(Command::Log(args)) => journal::cmd_log(args, cli.state, printer),
+        Some(Command::Verify(args)) => journal::cmd_verify(args, cli.state, printer),
         Some(Command::Schema(args)) => schema::cmd_schema(args, printer),
         Some(Command::Completions(args)) => completions::cmd_completions(args, printer),
         Some(Command::Man(args)) => completions::cmd_man(args, printer),
@@ -135,11 +149,11 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
                         input: cli.run.input,
                         output: cli.run.plan_output,
                     },
+                    cli.state,
                     printer,
                 );
             }
-            printer.error("running playbooks is not available in this build yet; use --dry-run");
-            Err(Failure::Input)
+            run::cmd_run(playbook, &cli.run.input, cli.run.options, cli.state, printer)
         }
     }
 }

@@ -5,9 +5,31 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook};
+use super::run::{StateArgs, engine_result, targets};
+use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, settings};
 use crate::diag::SourceMap;
-use crate::plan::{Params, Plan};
+use crate::engine::{self, Mode, Outcome, Progress, Settings, Targets};
+use crate::plan::{Params, Plan, PlannedStep};
+use crate::secret::Secret;
+use crate::state::StateDir;
+use crate::steps::Operator;
+
+/// A dry run shows nothing while it works.
+struct Quiet;
+
+impl Progress for Quiet {
+    fn started(&mut self, _: &PlannedStep) {}
+    fn finished(&mut self, _: &PlannedStep, _: &Outcome) {}
+}
+
+impl Operator for Quiet {
+    fn can_show_secret(&self) -> bool {
+        true
+    }
+    fn show_password(&mut self, _: &str, _: &str, _: &Secret) -> Result<(), String> {
+        Err("a dry run shows no password".into())
+    }
+}
 
 /// Show the plan: every step in dependency order with its rendered parameters and what it would do.
 ///
@@ -36,9 +58,37 @@ pub struct OutputArgs {
     pub preview: Option<PathBuf>,
 }
 
-pub fn cmd_plan(args: PlanArgs, printer: &Printer) -> CmdResult {
+pub fn cmd_plan(args: PlanArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
     let mut sources = SourceMap::default();
-    let (_, plan) = load_playbook(args.playbook.clone(), &args.input, &mut sources, printer)?;
+    let (pb, mut plan) = load_playbook(args.playbook.clone(), &args.input, &mut sources, printer)?;
+    if pb.hire.is_some() {
+        // The same walk as a run, stopping before apply: what the journal and targets say now.
+        let dir = settings::state_dir(state_args.state_dir, printer)?;
+        let state = StateDir::at(&dir);
+        let settings = Settings {
+            mode: Mode::DryRun,
+            actor: settings::actor(None),
+            clock: settings::clock(printer)?,
+            reapply: Vec::new(),
+            failpoint: None,
+        };
+        let (mut directory, mut mailer) = targets(&state, Mode::DryRun, printer)?;
+        let result = engine::run(
+            &pb,
+            &state,
+            Targets {
+                directory: directory.as_mut(),
+                mailer: mailer.as_mut(),
+            },
+            &settings,
+            &mut Quiet,
+        );
+        let report = engine_result(result, &sources, printer)?;
+        plan = report.plan;
+        for (step, s) in plan.steps.iter_mut().zip(&report.steps) {
+            step.now = Some(s.outcome.now());
+        }
+    }
     if let Some(dir) = &args.output.preview {
         write_previews(&plan, dir).map_err(|e| {
             printer.error(&format!("cannot write previews: {e}"));
@@ -97,6 +147,16 @@ pub fn human(plan: &Plan, path: &Path) -> String {
             step.kind
         );
         let _ = writeln!(out, "   will: {}", step.action);
+        if let Some(now) = &step.now {
+            let detail = match (now.state, &now.detail) {
+                ("would_do", _) => format!("would {}", now.changes.join("; ")),
+                ("already_done", None) => "already done".to_owned(),
+                ("already_done", Some(d)) => format!("already done ({d})"),
+                (state, Some(d)) => format!("{state}: {d}"),
+                (state, None) => state.to_owned(),
+            };
+            let _ = writeln!(out, "   now:  {detail}");
+        }
         params(&mut out, &step.params);
         if !step.known_after_run.is_empty() {
             let _ = writeln!(

@@ -91,6 +91,16 @@ impl From<crate::target::TargetError> for StepError {
 pub type StepResult<T> = Result<T, StepError>;
 
 pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+    // What a person did is known from the journal alone.
+    if let (Params::SignOff { .. } | Params::DeviceHandoff { .. }, Some(prior)) =
+        (&step.params, ctx.prior)
+        && prior.status == crate::journal::Status::Done
+    {
+        return Ok(Check::Holds {
+            outputs: prior.outputs.clone(),
+            note: None,
+        });
+    }
     match &step.params {
         Params::LdapAccount { .. } => account::check(step, ctx),
         Params::LdapGroups { .. } => groups::check(step, ctx),

@@ -1,0 +1,200 @@
+//! The journal commands: `status`, `log`, `verify`. They read journals and change nothing.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+
+use super::run::StateArgs;
+use super::{CmdResult, Failure, Printer, emit, settings};
+use crate::engine::read_state;
+use crate::journal::{self, Event, Record};
+use crate::state::StateDir;
+
+/// Show each hire's steps and their states: who did what when, what waits on whom.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Hire ids (default: every hire in the state directory).
+    hires: Vec<String>,
+
+    /// Print JSON instead.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Show a hire's journal, record by record.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The hire id.
+    hire: String,
+
+    /// Print the records as JSON Lines instead.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Check journals' hash chains; name the first broken record of each. Exit 1 if any is broken.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Hire ids (default: every hire in the state directory).
+    hires: Vec<String>,
+}
+
+fn state_dir(args: StateArgs, printer: &Printer) -> Result<StateDir, Failure> {
+    Ok(StateDir::at(&settings::state_dir(args.state_dir, printer)?))
+}
+
+fn hires(state: &StateDir, given: Vec<String>, printer: &Printer) -> Result<Vec<String>, Failure> {
+    if !given.is_empty() {
+        for h in &given {
+            if !state.journal(h).exists() {
+                printer.error(&format!("no journal for hire {h} in {}", state.root().display()));
+                printer.hint("hires are named by their `id`; see `onboard status` for the list");
+                return Err(Failure::Input);
+            }
+        }
+        return Ok(given);
+    }
+    state.hires().map_err(|e| {
+        printer.error(&format!("cannot list {}: {e}", state.journal_dir().display()));
+        Failure::Failed
+    })
+}
+
+pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
+    let state = state_dir(state_args, printer)?;
+    let hires = hires(&state, args.hires, printer)?;
+    let mut all = Vec::new();
+    for hire in &hires {
+        match read_state(&state, hire) {
+            Ok((s, _)) => all.push(s),
+            Err(e) => {
+                printer.error(&format!("hire {hire}: {e}"));
+                return Err(Failure::Failed);
+            }
+        }
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&all).expect("state serializes");
+        return emit(printer, &(text + "\n"));
+    }
+    if all.is_empty() {
+        printer.info(&format!("No hires in {} yet.", state.root().display()));
+        return Ok(());
+    }
+    let mut out = String::new();
+    for h in &all {
+        let _ = writeln!(
+            out,
+            "{} ({}): {} run{}, last {}",
+            h.hire,
+            h.playbook,
+            h.runs,
+            if h.runs == 1 { "" } else { "s" },
+            h.last_at.as_deref().unwrap_or("never")
+        );
+        let width = h.steps.keys().map(String::len).max().unwrap_or(0);
+        for (id, s) in &h.steps {
+            let detail = if s.detail.is_empty() { String::new() } else { format!(": {}", s.detail) };
+            let _ = writeln!(
+                out,
+                "  {id:<width$}  {:<11} {} by {}{detail}",
+                s.status.as_str(),
+                s.at,
+                s.actor
+            );
+        }
+    }
+    emit(printer, &out)
+}
+
+pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
+    let state = state_dir(state_args, printer)?;
+    let hire = hires(&state, vec![args.hire], printer)?.remove(0);
+    let path = state.journal(&hire);
+    let text = fs_err::read_to_string(&path).map_err(|e| {
+        printer.error(&e.to_string());
+        Failure::Failed
+    })?;
+    let (records, broken) = match journal::verify(&text) {
+        Ok(r) => (r, None),
+        Err(b) => {
+            // Show what verifies, then say where it stops.
+            let good: String = text.lines().take(b.line - 1).map(|l| format!("{l}\n")).collect();
+            (journal::verify(&good).unwrap_or_default(), Some(b))
+        }
+    };
+    let mut out = String::new();
+    for r in &records {
+        if args.json {
+            out.push_str(&serde_json::to_string(r).expect("record serializes"));
+            out.push('\n');
+        } else {
+            out.push_str(&describe(r));
+        }
+    }
+    emit(printer, &out)?;
+    if let Some(b) = broken {
+        printer.error(&format!("{}:{}: {}", path.display(), b.line, b.problem));
+        return Err(Failure::Failed);
+    }
+    Ok(())
+}
+
+/// One record for people.
+fn describe(r: &Record) -> String {
+    let what = match &r.event {
+        Event::RunStarted { playbook, onboard, .. } => format!("run started: {playbook} (onboard {onboard})"),
+        Event::StepStarted { step, intent, .. } => {
+            let intent: Vec<String> = intent.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+            format!("{step}: started{}", intent.concat())
+        }
+        Event::StepDone { step, changes, evidence, .. } => {
+            let mut s = if changes.is_empty() {
+                format!("{step}: done (already so)")
+            } else {
+                format!("{step}: done: {}", changes.join("; "))
+            };
+            for (k, v) in evidence {
+                let _ = write!(s, "\n{:>34}{k}: {v}", "");
+            }
+            s
+        }
+        Event::StepFailed { step, error, .. } => format!("{step}: failed: {error}"),
+        Event::StepWaiting { step, on, reason } => format!("{step}: waiting on the {on}: {reason}"),
+        Event::StepSkipped { step, because } => format!("{step}: skipped: {because}"),
+        Event::RunFinished { done, already_done, failed, waiting, skipped } => format!(
+            "run finished: {done} done, {already_done} already done, {waiting} waiting, {skipped} skipped, {failed} failed"
+        ),
+    };
+    format!("{:>4} {} {:<12} {what}\n", r.seq, r.at, r.actor)
+}
+
+pub fn cmd_verify(args: VerifyArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
+    let state = state_dir(state_args, printer)?;
+    let hires = hires(&state, args.hires, printer)?;
+    let mut broken = 0;
+    let mut out = String::new();
+    for hire in &hires {
+        let path = state.journal(hire);
+        let result = fs_err::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| journal::verify(&t).map_err(|b| format!("{}:{}: {}", path.display(), b.line, b.problem)));
+        match result {
+            Ok(records) => {
+                let _ = writeln!(out, "{hire}: ok ({} records)", records.len());
+            }
+            Err(problem) => {
+                broken += 1;
+                let _ = writeln!(out, "{hire}: BROKEN");
+                printer.error(&problem);
+            }
+        }
+    }
+    emit(printer, &out)?;
+    if broken > 0 {
+        printer.info(&format!("{broken} of {} journals do not verify.", hires.len()));
+        Err(Failure::Failed)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! `onboard PLAYBOOK`: the main job. Runs every step, verifies it, journals it; a re-run
+//! resumes where the last one stopped.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::progress::{StepProgress, outcome_line};
+use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, report, settings};
+use crate::diag::SourceMap;
+use crate::engine::{self, EngineError, Mode, Outcome, Report, Settings, Targets};
+use crate::state::StateDir;
+use crate::target::ldif::LdifDirectory;
+use crate::target::outbox::Outbox;
+use crate::target::{Directory, Mailer};
+
+/// The embedded directory starts as the example organisation of the shipped playbooks.
+pub const EXAMPLE_DIRECTORY: &str = include_str!("../target/example-directory.ldif");
+
+/// Options of a run.
+#[derive(Debug, Args, Clone)]
+pub struct RunOptions {
+    /// Record actions as done by NAME (default: the OS user).
+    #[arg(long = "as", value_name = "NAME")]
+    pub actor: Option<String>,
+
+    /// Apply this step again although it is done (e.g. after its parameters changed). Repeatable.
+    #[arg(long, value_name = "STEP")]
+    pub reapply: Vec<String>,
+}
+
+/// Where state lives.
+#[derive(Debug, Args, Clone)]
+pub struct StateArgs {
+    /// The state directory: journals, the embedded directory and outbox
+    /// [env: ONBOARD_STATE_DIR; default: $XDG_STATE_HOME/onboard or ~/.local/state/onboard].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The targets: for now always the embedded ones, in the state directory.
+pub fn targets(
+    state: &StateDir,
+    mode: Mode,
+    printer: &Printer,
+) -> Result<(Box<dyn Directory>, Box<dyn Mailer>), Failure> {
+    let ldif = state.directory_ldif();
+    match mode {
+        Mode::DryRun => Ok((
+            Box::new(LdifDirectory::read_only(&ldif, EXAMPLE_DIRECTORY)),
+            Box::new(Outbox::read_only(&state.outbox())),
+        )),
+        Mode::Apply => {
+            let directory = LdifDirectory::open(&ldif, EXAMPLE_DIRECTORY).map_err(|e| {
+                printer.error(&format!("cannot open the embedded directory: {e}"));
+                Failure::Failed
+            })?;
+            let outbox = Outbox::open(&state.outbox()).map_err(|e| {
+                printer.error(&format!("cannot open the outbox: {e}"));
+                Failure::Failed
+            })?;
+            Ok((Box::new(directory), Box::new(outbox)))
+        }
+    }
+}
+
+pub fn cmd_run(
+    playbook: PathBuf,
+    input: &InputArgs,
+    options: RunOptions,
+    state_args: StateArgs,
+    printer: &Printer,
+) -> CmdResult {
+    let mut sources = SourceMap::default();
+    let (pb, plan) = load_playbook(playbook, input, &mut sources, printer)?;
+    if pb.hire.is_none() {
+        printer.error(&format!("{} names no hire", pb.checklist.display()));
+        printer.hint("give the hire in the playbook's `hire:`, or with --hire FILE");
+        return Err(Failure::Input);
+    }
+    let dir = settings::state_dir(state_args.state_dir, printer)?;
+    let state = StateDir::open(&dir).map_err(|e| {
+        printer.error(&format!("cannot use the state directory {}: {e}", dir.display()));
+        Failure::Failed
+    })?;
+    let settings = Settings {
+        mode: Mode::Apply,
+        actor: settings::actor(options.actor),
+        clock: settings::clock(printer)?,
+        reapply: options.reapply,
+        failpoint: settings::failpoint(),
+    };
+    let (mut directory, mut mailer) = targets(&state, Mode::Apply, printer)?;
+    let mut progress = StepProgress::new(plan.steps.len());
+    let result = engine::run(
+        &pb,
+        &state,
+        Targets {
+            directory: directory.as_mut(),
+            mailer: mailer.as_mut(),
+        },
+        &settings,
+        &mut progress,
+    );
+    let report = engine_result(result, &sources, printer)?;
+    if report.torn_bytes > 0 {
+        printer.info(&format!(
+            "note: the journal's last record was torn by an interrupted run; {} bytes were cut off",
+            report.torn_bytes
+        ));
+    }
+    emit(printer, &summary(&report, &pb.name, &state))?;
+    if report.counts().failed > 0 {
+        Err(Failure::Failed)
+    } else {
+        Ok(())
+    }
+}
+
+/// Maps engine errors to messages and exit codes.
+pub fn engine_result(
+    result: Result<Report, EngineError>,
+    sources: &SourceMap,
+    printer: &Printer,
+) -> Result<Report, Failure> {
+    result.map_err(|e| match e {
+        EngineError::Plan(diags) => {
+            report(diags.sorted(), sources, printer);
+            Failure::Input
+        }
+        EngineError::NoHire => {
+            printer.error("the playbook names no hire");
+            Failure::Input
+        }
+        EngineError::Locked { .. } => {
+            printer.error(&e.to_string());
+            printer.hint("wait for it to finish; a run that was killed releases its lock by itself");
+            Failure::Failed
+        }
+        EngineError::Journal { .. } => {
+            printer.error(&e.to_string());
+            printer.hint("nothing was changed; see `onboard verify` and `onboard log`");
+            Failure::Failed
+        }
+        EngineError::Io(_) => {
+            printer.error(&e.to_string());
+            Failure::Failed
+        }
+    })
+}
+
+/// The end-of-run summary (stdout: it is the result).
+fn summary(report: &Report, playbook: &str, state: &StateDir) -> String {
+    let c = report.counts();
+    let mut out = format!(
+        "Hire {} ({playbook}): {} done now, {} already done, {} waiting, {} skipped, {} failed\n",
+        report.hire, c.applied, c.already_done, c.waiting, c.skipped, c.failed
+    );
+    if c.applied == 0 && c.failed == 0 && c.waiting == 0 && c.skipped == 0 {
+        out.push_str("Nothing to change: every step was already done.\n");
+    }
+    for s in &report.steps {
+        match &s.outcome {
+            Outcome::Waiting { .. } | Outcome::Failed { .. } | Outcome::Skipped(_) => {
+                out.push_str(&format!("  {}\n", outcome_line(&s.id, &s.outcome)));
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&format!("Journal: {}\n", state.journal(&report.hire).display()));
+    out
+}
