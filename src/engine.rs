@@ -94,9 +94,15 @@ pub enum Outcome {
     AlreadyDone(Option<String>),
     /// Dry run: these changes would be made.
     WouldDo(Vec<String>),
-    Waiting { on: String, reason: String },
+    Waiting {
+        on: String,
+        reason: String,
+    },
     Skipped(String),
-    Failed { error: String, hint: Option<String> },
+    Failed {
+        error: String,
+        hint: Option<String>,
+    },
 }
 
 impl Outcome {
@@ -110,9 +116,11 @@ impl Outcome {
             Outcome::Applied(c) => ("done", c.clone(), None),
             Outcome::AlreadyDone(note) => ("already_done", Vec::new(), note.clone()),
             Outcome::WouldDo(c) => ("would_do", c.clone(), None),
-            Outcome::Waiting { on, reason } => {
-                ("waiting", Vec::new(), Some(format!("waiting on the {on}: {reason}")))
-            }
+            Outcome::Waiting { on, reason } => (
+                "waiting",
+                Vec::new(),
+                Some(format!("waiting on the {on}: {reason}")),
+            ),
             Outcome::Skipped(because) => ("skipped", Vec::new(), Some(because.clone())),
             Outcome::Failed { error, .. } => ("failed", Vec::new(), Some(error.clone())),
         };
@@ -409,7 +417,9 @@ fn run_step(
                 on: on.clone(),
                 reason: format!("waits for `{need}`"),
             }),
-            _ => Some(Outcome::Skipped(format!("needs `{need}`, which is not done"))),
+            _ => Some(Outcome::Skipped(format!(
+                "needs `{need}`, which is not done"
+            ))),
         };
         let Some(outcome) = blocked else { continue };
         let unchanged = prior.is_some_and(|p| {
@@ -490,7 +500,10 @@ fn run_step(
                 checksum: step.checksum.clone(),
                 changes: Vec::new(),
                 outputs: outputs.clone(),
-                evidence: note.iter().map(|n| ("note".to_owned(), n.clone())).collect(),
+                evidence: note
+                    .iter()
+                    .map(|n| ("note".to_owned(), n.clone()))
+                    .collect(),
             })?;
             (Outcome::AlreadyDone(note), Some(outputs))
         }

@@ -87,10 +87,7 @@ pub enum Event {
         reason: String,
     },
     /// Not attempted because a step it needs is not done.
-    StepSkipped {
-        step: String,
-        because: String,
-    },
+    StepSkipped { step: String, because: String },
     RunFinished {
         done: u32,
         already_done: u32,
@@ -152,12 +149,17 @@ pub fn verify(text: &str) -> Result<Vec<Record>, Broken> {
         let (body, hash) = split_hash(line)
             .ok_or_else(|| broken("not a journal record (no hash at the end)".into()))?;
         if hex(&Sha256::digest(body.as_bytes())) != hash {
-            return Err(broken("the record was changed after it was written (its hash does not match)".into()));
+            return Err(broken(
+                "the record was changed after it was written (its hash does not match)".into(),
+            ));
         }
         let record: Record = serde_json::from_str(&format!("{body}}}"))
             .map_err(|e| broken(format!("not a valid record: {e}")))?;
         if record.v != VERSION {
-            return Err(broken(format!("record version {} is not supported", record.v)));
+            return Err(broken(format!(
+                "record version {} is not supported",
+                record.v
+            )));
         }
         if record.prev != prev {
             return Err(broken(
@@ -166,7 +168,10 @@ pub fn verify(text: &str) -> Result<Vec<Record>, Broken> {
             ));
         }
         if record.seq != i as u64 {
-            return Err(broken(format!("sequence number {} where {i} was expected", record.seq)));
+            return Err(broken(format!(
+                "sequence number {} where {i} was expected",
+                record.seq
+            )));
         }
         prev = hash.to_owned();
         records.push(record);
@@ -179,7 +184,8 @@ fn split_hash(line: &str) -> Option<(&str, &str)> {
     let rest = line.strip_suffix("\"}")?;
     let idx = rest.rfind(",\"hash\":\"")?;
     let hash = &rest[idx + 9..];
-    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some((&rest[..idx], hash))
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some((&rest[..idx], hash))
 }
 
 /// An open journal, appending records for one run.
@@ -357,13 +363,24 @@ pub fn replay(records: &[Record]) -> HireState {
                 state.playbook = playbook.clone();
                 state.runs += 1;
             }
-            Event::StepStarted { step, checksum, intent, .. } => set(step, &|s| {
+            Event::StepStarted {
+                step,
+                checksum,
+                intent,
+                ..
+            } => set(step, &|s| {
                 s.status = Status::Running;
                 s.checksum = checksum.clone();
                 s.intent = intent.clone();
                 s.detail.clear();
             }),
-            Event::StepDone { step, checksum, changes, outputs, .. } => set(step, &|s| {
+            Event::StepDone {
+                step,
+                checksum,
+                changes,
+                outputs,
+                ..
+            } => set(step, &|s| {
                 s.status = Status::Done;
                 s.checksum = checksum.clone();
                 s.outputs = outputs.clone();
@@ -371,7 +388,11 @@ pub fn replay(records: &[Record]) -> HireState {
                 s.intent.clear();
                 s.detail.clear();
             }),
-            Event::StepFailed { step, checksum, error } => set(step, &|s| {
+            Event::StepFailed {
+                step,
+                checksum,
+                error,
+            } => set(step, &|s| {
                 s.status = Status::Failed;
                 s.checksum = checksum.clone();
                 s.intent.clear();
@@ -457,10 +478,21 @@ mod tests {
         assert_eq!(opened.records.len(), 3);
         j.append(
             "2026-11-23T10:00:00Z",
-            Event::RunFinished { done: 0, already_done: 1, failed: 0, waiting: 0, skipped: 0 },
+            Event::RunFinished {
+                done: 0,
+                already_done: 1,
+                failed: 0,
+                waiting: 0,
+                skipped: 0,
+            },
         )
         .unwrap();
-        assert_eq!(verify(&std::fs::read_to_string(&path).unwrap()).unwrap().len(), 4);
+        assert_eq!(
+            verify(&std::fs::read_to_string(&path).unwrap())
+                .unwrap()
+                .len(),
+            4
+        );
     }
 
     #[test]
@@ -472,7 +504,9 @@ mod tests {
         for pos in 0..original.len() {
             let mut bytes = original.clone();
             bytes[pos] ^= 0x01;
-            let Ok(text) = String::from_utf8(bytes) else { continue };
+            let Ok(text) = String::from_utf8(bytes) else {
+                continue;
+            };
             let err = verify(&text).expect_err(&format!("byte {pos} changed"));
             // A changed newline merges or splits lines; otherwise the changed line is named.
             if original[pos] != b'\n' && text.as_bytes()[pos] != b'\n' {
@@ -503,6 +537,11 @@ mod tests {
         let opened = Journal::open(&path, "run2", "bob").unwrap();
         assert_eq!(opened.records.len(), 2);
         assert!(opened.torn_bytes > 0);
-        assert_eq!(verify(&std::fs::read_to_string(&path).unwrap()).unwrap().len(), 2);
+        assert_eq!(
+            verify(&std::fs::read_to_string(&path).unwrap())
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

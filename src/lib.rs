@@ -4,16 +4,16 @@
 
 pub mod cli;
 pub mod diag;
+pub mod engine;
 pub mod escape;
+pub mod journal;
 pub mod load;
+pub mod mail;
 pub mod model;
 pub mod plan;
+pub mod secret;
+pub mod state;
+pub mod steps;
+pub mod target;
 pub mod template;
 pub mod yaml;
-pub mod journal;
-pub mod state;
-pub mod secret;
-pub mod target;
-pub mod engine;
-pub mod mail;
-pub mod steps;

@@ -40,7 +40,13 @@ pub fn new_message_id(step: &str, hire: &str, from: &str) -> String {
         .unwrap_or_else(|| "onboard.invalid".to_owned());
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     };
     format!(

@@ -227,7 +227,10 @@ mod tests {
     fn state_is_private_and_symlinks_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(&dir.path().join("s")).unwrap();
-        let mode = std::fs::metadata(state.root()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(state.root())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
         let target = dir.path().join("elsewhere");
         std::os::unix::fs::symlink(&target, state.journal("E1")).unwrap();

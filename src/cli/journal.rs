@@ -47,7 +47,10 @@ fn hires(state: &StateDir, given: Vec<String>, printer: &Printer) -> Result<Vec<
     if !given.is_empty() {
         for h in &given {
             if !state.journal(h).exists() {
-                printer.error(&format!("no journal for hire {h} in {}", state.root().display()));
+                printer.error(&format!(
+                    "no journal for hire {h} in {}",
+                    state.root().display()
+                ));
                 printer.hint("hires are named by their `id`; see `onboard status` for the list");
                 return Err(Failure::Input);
             }
@@ -55,7 +58,10 @@ fn hires(state: &StateDir, given: Vec<String>, printer: &Printer) -> Result<Vec<
         return Ok(given);
     }
     state.hires().map_err(|e| {
-        printer.error(&format!("cannot list {}: {e}", state.journal_dir().display()));
+        printer.error(&format!(
+            "cannot list {}: {e}",
+            state.journal_dir().display()
+        ));
         Failure::Failed
     })
 }
@@ -94,7 +100,11 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
         );
         let width = h.steps.keys().map(String::len).max().unwrap_or(0);
         for (id, s) in &h.steps {
-            let detail = if s.detail.is_empty() { String::new() } else { format!(": {}", s.detail) };
+            let detail = if s.detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", s.detail)
+            };
             let _ = writeln!(
                 out,
                 "  {id:<width$}  {:<11} {} by {}{detail}",
@@ -119,7 +129,11 @@ pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdRe
         Ok(r) => (r, None),
         Err(b) => {
             // Show what verifies, then say where it stops.
-            let good: String = text.lines().take(b.line - 1).map(|l| format!("{l}\n")).collect();
+            let good: String = text
+                .lines()
+                .take(b.line - 1)
+                .map(|l| format!("{l}\n"))
+                .collect();
             (journal::verify(&good).unwrap_or_default(), Some(b))
         }
     };
@@ -143,12 +157,19 @@ pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdRe
 /// One record for people.
 fn describe(r: &Record) -> String {
     let what = match &r.event {
-        Event::RunStarted { playbook, onboard, .. } => format!("run started: {playbook} (onboard {onboard})"),
+        Event::RunStarted {
+            playbook, onboard, ..
+        } => format!("run started: {playbook} (onboard {onboard})"),
         Event::StepStarted { step, intent, .. } => {
             let intent: Vec<String> = intent.iter().map(|(k, v)| format!(" {k}={v}")).collect();
             format!("{step}: started{}", intent.concat())
         }
-        Event::StepDone { step, changes, evidence, .. } => {
+        Event::StepDone {
+            step,
+            changes,
+            evidence,
+            ..
+        } => {
             let mut s = if changes.is_empty() {
                 format!("{step}: done (already so)")
             } else {
@@ -162,7 +183,13 @@ fn describe(r: &Record) -> String {
         Event::StepFailed { step, error, .. } => format!("{step}: failed: {error}"),
         Event::StepWaiting { step, on, reason } => format!("{step}: waiting on the {on}: {reason}"),
         Event::StepSkipped { step, because } => format!("{step}: skipped: {because}"),
-        Event::RunFinished { done, already_done, failed, waiting, skipped } => format!(
+        Event::RunFinished {
+            done,
+            already_done,
+            failed,
+            waiting,
+            skipped,
+        } => format!(
             "run finished: {done} done, {already_done} already done, {waiting} waiting, {skipped} skipped, {failed} failed"
         ),
     };
@@ -178,7 +205,10 @@ pub fn cmd_verify(args: VerifyArgs, state_args: StateArgs, printer: &Printer) ->
         let path = state.journal(hire);
         let result = fs_err::read_to_string(&path)
             .map_err(|e| e.to_string())
-            .and_then(|t| journal::verify(&t).map_err(|b| format!("{}:{}: {}", path.display(), b.line, b.problem)));
+            .and_then(|t| {
+                journal::verify(&t)
+                    .map_err(|b| format!("{}:{}: {}", path.display(), b.line, b.problem))
+            });
         match result {
             Ok(records) => {
                 let _ = writeln!(out, "{hire}: ok ({} records)", records.len());
@@ -192,7 +222,10 @@ pub fn cmd_verify(args: VerifyArgs, state_args: StateArgs, printer: &Printer) ->
     }
     emit(printer, &out)?;
     if broken > 0 {
-        printer.info(&format!("{broken} of {} journals do not verify.", hires.len()));
+        printer.info(&format!(
+            "{broken} of {} journals do not verify.",
+            hires.len()
+        ));
         Err(Failure::Failed)
     } else {
         Ok(())

@@ -153,7 +153,13 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
                     printer,
                 );
             }
-            run::cmd_run(playbook, &cli.run.input, cli.run.options, cli.state, printer)
+            run::cmd_run(
+                playbook,
+                &cli.run.input,
+                cli.run.options,
+                cli.state,
+                printer,
+            )
         }
     }
 }

@@ -38,12 +38,11 @@ pub struct StateArgs {
     pub state_dir: Option<PathBuf>,
 }
 
+/// The directory and mail targets a run uses.
+pub type TargetPair = (Box<dyn Directory>, Box<dyn Mailer>);
+
 /// The targets: for now always the embedded ones, in the state directory.
-pub fn targets(
-    state: &StateDir,
-    mode: Mode,
-    printer: &Printer,
-) -> Result<(Box<dyn Directory>, Box<dyn Mailer>), Failure> {
+pub fn targets(state: &StateDir, mode: Mode, printer: &Printer) -> Result<TargetPair, Failure> {
     let ldif = state.directory_ldif();
     match mode {
         Mode::DryRun => Ok((
@@ -80,7 +79,10 @@ pub fn cmd_run(
     }
     let dir = settings::state_dir(state_args.state_dir, printer)?;
     let state = StateDir::open(&dir).map_err(|e| {
-        printer.error(&format!("cannot use the state directory {}: {e}", dir.display()));
+        printer.error(&format!(
+            "cannot use the state directory {}: {e}",
+            dir.display()
+        ));
         Failure::Failed
     })?;
     let settings = Settings {
@@ -134,7 +136,8 @@ pub fn engine_result(
         }
         EngineError::Locked { .. } => {
             printer.error(&e.to_string());
-            printer.hint("wait for it to finish; a run that was killed releases its lock by itself");
+            printer
+                .hint("wait for it to finish; a run that was killed releases its lock by itself");
             Failure::Failed
         }
         EngineError::Journal { .. } => {
@@ -167,6 +170,9 @@ fn summary(report: &Report, playbook: &str, state: &StateDir) -> String {
             _ => {}
         }
     }
-    out.push_str(&format!("Journal: {}\n", state.journal(&report.hire).display()));
+    out.push_str(&format!(
+        "Journal: {}\n",
+        state.journal(&report.hire).display()
+    ));
     out
 }

@@ -111,7 +111,10 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     let Some(entry) = ctx.directory.read(a.dn)? else {
         let mut changes = vec![format!("create entry {}", a.dn)];
         if let Some(p) = a.posix {
-            changes.push(format!("allocate a uidNumber from {}–{}", p.uid_min, p.uid_max));
+            changes.push(format!(
+                "allocate a uidNumber from {}–{}",
+                p.uid_min, p.uid_max
+            ));
         }
         changes.push(format!(
             "set an initial password, delivered to the {}",
@@ -119,9 +122,9 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
         ));
         return Ok(Check::ToDo(changes));
     };
-    let ours = ctx.prior.is_some_and(|p| {
-        p.status == Status::Done || p.intent.get("dn").is_some_and(|d| d == a.dn)
-    });
+    let ours = ctx
+        .prior
+        .is_some_and(|p| p.status == Status::Done || p.intent.get("dn").is_some_and(|d| d == a.dn));
     if !ours {
         return Err(StepError::new(format!(
             "{} already exists and was not created by onboard for hire {}",
@@ -188,7 +191,17 @@ pub fn apply(
 ) -> StepResult<Applied> {
     let a = account(step);
     let mut changes = Vec::new();
-    if ctx.directory.read(a.dn)?.is_none() {
+    if let Some(entry) = ctx.directory.read(a.dn)? {
+        // Ours (the journal says so, or check would have refused): bring it to what the
+        // playbook declares.
+        for at in a.attributes {
+            let have = entry.get(&at.name);
+            if !at.values.is_empty() && have != at.values.as_slice() {
+                ctx.directory.replace(a.dn, &at.name, &at.values)?;
+                changes.push(format!("updated {}", at.name));
+            }
+        }
+    } else {
         let mut attrs = vec![("objectClass".to_owned(), a.object_classes.to_vec())];
         for at in a.attributes.iter().filter(|at| !at.values.is_empty()) {
             attrs.push((at.name.clone(), at.values.clone()));
@@ -220,9 +233,10 @@ pub fn apply(
     let delivered = deliver(ctx, &a, &password, &mut evidence)?;
     changes.push(format!("set the initial password, {delivered}"));
 
-    let entry = ctx.directory.read(a.dn)?.ok_or_else(|| {
-        StepError::new(format!("{} is missing right after it was created", a.dn))
-    })?;
+    let entry = ctx
+        .directory
+        .read(a.dn)?
+        .ok_or_else(|| StepError::new(format!("{} is missing right after it was created", a.dn)))?;
     let drift = a.drift(&entry);
     if !drift.is_empty() {
         return Err(StepError::new(format!(
@@ -266,7 +280,9 @@ fn settle_uid_number(
         ctx.directory
             .replace(a.dn, "uidNumber", &[next.to_string()])?;
     }
-    Err(StepError::new("could not find a uidNumber no other run was taking"))
+    Err(StepError::new(
+        "could not find a uidNumber no other run was taking",
+    ))
 }
 
 fn deliver(
@@ -291,11 +307,14 @@ fn deliver(
     let field = |f: Option<&crate::yaml::Spanned<String>>| f.map(|v| v.value.clone());
     let manager = field(hire.manager_email.as_ref())
         .ok_or_else(|| StepError::new("the hire has no manager_email to send the password to"))?;
-    let name = [field(hire.preferred_name.as_ref()).or(field(hire.given_name.as_ref())), field(hire.family_name.as_ref())]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let name = [
+        field(hire.preferred_name.as_ref()).or(field(hire.given_name.as_ref())),
+        field(hire.family_name.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
     let message_id = mail::new_message_id("password", ctx.hire_id, ctx.from);
     let built = mail::credential(
         &mail::Credential {
@@ -304,7 +323,8 @@ fn deliver(
             manager_name: &field(hire.manager.as_ref()).unwrap_or_else(|| manager.clone()),
             hire_name: if name.is_empty() { &login } else { &name },
             login: &login,
-            start_date: &field(hire.start_date.as_ref()).unwrap_or_else(|| "their first day".into()),
+            start_date: &field(hire.start_date.as_ref())
+                .unwrap_or_else(|| "their first day".into()),
         },
         password,
         &message_id,
@@ -317,7 +337,12 @@ fn deliver(
         to: &built.to,
         bytes: &built.bytes,
     })?;
-    evidence.insert("password_delivered_to".into(), format!("manager <{manager}>"));
+    evidence.insert(
+        "password_delivered_to".into(),
+        format!("manager <{manager}>"),
+    );
     evidence.insert("password_message_id".into(), message_id);
-    Ok(format!("sent to the manager ({manager}) in a separate message"))
+    Ok(format!(
+        "sent to the manager ({manager}) in a separate message"
+    ))
 }

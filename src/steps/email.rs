@@ -101,7 +101,11 @@ pub fn apply(
         evidence.insert("policy_sha256".into(), policies.sha256.clone());
     }
     Ok(Applied {
-        changes: vec![format!("sent \"{}\" to {} as {id}", p.subject, built.to.join(", "))],
+        changes: vec![format!(
+            "sent \"{}\" to {} as {id}",
+            p.subject,
+            built.to.join(", ")
+        )],
         outputs: outputs(id),
         evidence,
     })

@@ -46,7 +46,10 @@ fn membership(group: &Entry, dn: &str, login: &str) -> Option<(&'static str, Str
 }
 
 /// Reads each group: (dn, attribute, value, already a member).
-fn state(g: &Groups<'_>, ctx: &mut Ctx<'_>) -> StepResult<Vec<(String, &'static str, String, bool)>> {
+fn state(
+    g: &Groups<'_>,
+    ctx: &mut Ctx<'_>,
+) -> StepResult<Vec<(String, &'static str, String, bool)>> {
     let mut out = Vec::new();
     for dn in g.groups {
         let group = ctx.directory.read(dn)?.ok_or_else(|| {
@@ -90,7 +93,8 @@ pub fn apply(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Applied> {
     let mut changes = Vec::new();
     for (dn, attr, value, member) in state(&g, ctx)? {
         if !member {
-            ctx.directory.add_values(&dn, attr, std::slice::from_ref(&value))?;
+            ctx.directory
+                .add_values(&dn, attr, std::slice::from_ref(&value))?;
             changes.push(format!("added to {dn}"));
         }
     }

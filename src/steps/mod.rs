@@ -115,7 +115,10 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
         }),
         Params::DeviceHandoff { asset, .. } => Ok(Check::Waiting {
             on: "hire".into(),
-            reason: format!("acknowledge receipt of asset {} (serial {})", asset.tag, asset.serial),
+            reason: format!(
+                "acknowledge receipt of asset {} (serial {})",
+                asset.tag, asset.serial
+            ),
         }),
     }
 }

@@ -50,6 +50,45 @@ impl TestEnv {
         }
     }
 
+    /// The state directory every run of this environment uses.
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Starts a run without waiting for it (to kill it, or to race it).
+    pub fn spawn(&self, args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onboard"));
+        cmd.args(args)
+            .current_dir(repo())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("USER", "tester")
+            .env("ONBOARD_STATE_DIR", self.state())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("spawn onboard")
+    }
+
+    /// Runs with extra environment variables for this run only.
+    pub fn run_with(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
+        let child = self.spawn(args, extra_env);
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = child.wait_with_output().expect("run onboard");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+        }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -67,6 +106,8 @@ impl TestEnv {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
+            .env("USER", "tester")
+            .env("ONBOARD_STATE_DIR", self.state())
             .stdin(Stdio::null());
         for (k, v) in &self.env {
             cmd.env(k, v);

@@ -4,3 +4,4 @@ mod commands;
 mod common;
 mod never_panics;
 mod playbooks;
+mod run;
