@@ -445,6 +445,23 @@ fn run_step(
         return Ok((outcome, None));
     }
 
+    // A dry run cannot check what depends on values an earlier step has not produced yet.
+    if !apply {
+        let params = serde_json::to_string(&step.params).expect("params serialize");
+        if let Some(need) = step
+            .needs
+            .iter()
+            .find(|n| params.contains(&format!(" of {n}: known after it runs>")))
+        {
+            return Ok((
+                Outcome::WouldDo(vec![format!(
+                    "(cannot know the details until `{need}` runs)"
+                )]),
+                None,
+            ));
+        }
+    }
+
     let reapply = settings.reapply.iter().any(|r| r == &step.id);
     if let Some(p) = prior.filter(|p| p.status == Status::Done)
         && !reapply

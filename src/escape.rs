@@ -67,6 +67,72 @@ pub fn check_dn(dn: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A DN in canonical form for comparison: attribute types and values lowercased, values
+/// unescaped (`\,` and `\2C` are the same comma), insignificant spaces dropped. Servers hand DNs
+/// back in their own spelling (slapd writes `\2C` for a comma), so DNs are compared this way.
+pub fn canonical_dn(dn: &str) -> String {
+    split_unescaped(dn, ',')
+        .iter()
+        .map(|rdn| {
+            let mut avas: Vec<String> = split_unescaped(rdn, '+')
+                .iter()
+                .map(|ava| match ava.split_once('=') {
+                    Some((attr, value)) => format!(
+                        "{}={}",
+                        attr.trim().to_lowercase(),
+                        dn_value(&unescape_value(value.trim_start()).to_lowercase())
+                    ),
+                    None => ava.trim().to_lowercase(),
+                })
+                .collect();
+            avas.sort();
+            avas.join("+")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether two DNs name the same entry.
+pub fn dn_eq(a: &str, b: &str) -> bool {
+    canonical_dn(a) == canonical_dn(b)
+}
+
+/// The raw value of an escaped RDN value (`\,` → `,`, `\2C` → `,`); an unescaped trailing
+/// space is insignificant.
+fn unescape_value(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let mut last_significant = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 1 < bytes.len() {
+            let hex = value
+                .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i + 1]);
+                    i += 2;
+                }
+            }
+            last_significant = out.len();
+            continue;
+        }
+        out.push(bytes[i]);
+        if bytes[i] != b' ' {
+            last_significant = out.len();
+        }
+        i += 1;
+    }
+    out.truncate(last_significant);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn split_unescaped(s: &str, sep: char) -> Vec<String> {
     let mut parts = vec![String::new()];
     let mut escaped = false;
@@ -114,6 +180,32 @@ mod tests {
         assert_eq!(filter_value("back\\slash"), "back\\5cslash");
         assert_eq!(filter_value("nul\0"), "nul\\00");
         assert_eq!(filter_value("Seán"), "Seán");
+    }
+
+    #[test]
+    fn dns_compare_across_escaping_styles() {
+        assert!(dn_eq(
+            "cn=Seán O'Brien\\, Jr.,ou=people,dc=example,dc=org",
+            "cn=Se\\C3\\A1n O'Brien\\2C Jr.,ou=People, dc=Example,dc=org"
+        ));
+        assert!(dn_eq(
+            "cn=\\ lead trail\\ ,dc=x",
+            "CN=\\20lead trail\\20,DC=x"
+        ));
+        assert!(dn_eq("cn=\\#hash,dc=x", "cn=\\23hash,dc=x"));
+        assert!(!dn_eq("cn=a\\,b,dc=x", "cn=a,cn=b,dc=x"));
+        for name in [
+            "O'Brien, Seán",
+            "Zoë+Ann",
+            "李雷",
+            "a*)(uid=*",
+            "#hash",
+            " lead ",
+            "x\\y",
+        ] {
+            let dn = format!("cn={},dc=x", dn_value(name));
+            assert!(dn_eq(&dn, &dn.to_uppercase().replace("CN=", "cn=")), "{dn}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, report,
 use crate::diag::SourceMap;
 use crate::engine::{self, EngineError, Mode, Outcome, Report, Settings, Targets};
 use crate::state::StateDir;
+use crate::target::ldap::LdapDirectory;
 use crate::target::ldif::LdifDirectory;
 use crate::target::outbox::Outbox;
 use crate::target::{Directory, Mailer};
@@ -41,25 +42,50 @@ pub struct StateArgs {
 /// The directory and mail targets a run uses.
 pub type TargetPair = (Box<dyn Directory>, Box<dyn Mailer>);
 
-/// The targets: for now always the embedded ones, in the state directory.
+/// The targets: the configured servers, else the embedded ones in the state directory.
 pub fn targets(state: &StateDir, mode: Mode, printer: &Printer) -> Result<TargetPair, Failure> {
+    Ok((
+        directory(state, mode, printer)?,
+        mailer(state, mode, printer)?,
+    ))
+}
+
+fn directory(
+    state: &StateDir,
+    mode: Mode,
+    printer: &Printer,
+) -> Result<Box<dyn Directory>, Failure> {
+    if let Some(config) = settings::ldap(printer)? {
+        let url = config.url.clone();
+        let directory = LdapDirectory::connect(config, mode == Mode::DryRun).map_err(|e| {
+            printer.error(&format!("directory {url}: {e}"));
+            Failure::Failed
+        })?;
+        return Ok(Box::new(directory));
+    }
     let ldif = state.directory_ldif();
     match mode {
-        Mode::DryRun => Ok((
-            Box::new(LdifDirectory::read_only(&ldif, EXAMPLE_DIRECTORY)),
-            Box::new(Outbox::read_only(&state.outbox())),
-        )),
-        Mode::Apply => {
-            let directory = LdifDirectory::open(&ldif, EXAMPLE_DIRECTORY).map_err(|e| {
+        Mode::DryRun => Ok(Box::new(LdifDirectory::read_only(&ldif, EXAMPLE_DIRECTORY))),
+        Mode::Apply => match LdifDirectory::open(&ldif, EXAMPLE_DIRECTORY) {
+            Ok(d) => Ok(Box::new(d)),
+            Err(e) => {
                 printer.error(&format!("cannot open the embedded directory: {e}"));
-                Failure::Failed
-            })?;
-            let outbox = Outbox::open(&state.outbox()).map_err(|e| {
+                Err(Failure::Failed)
+            }
+        },
+    }
+}
+
+fn mailer(state: &StateDir, mode: Mode, printer: &Printer) -> Result<Box<dyn Mailer>, Failure> {
+    match mode {
+        Mode::DryRun => Ok(Box::new(Outbox::read_only(&state.outbox()))),
+        Mode::Apply => match Outbox::open(&state.outbox()) {
+            Ok(o) => Ok(Box::new(o)),
+            Err(e) => {
                 printer.error(&format!("cannot open the outbox: {e}"));
-                Failure::Failed
-            })?;
-            Ok((Box::new(directory), Box::new(outbox)))
-        }
+                Err(Failure::Failed)
+            }
+        },
     }
 }
 

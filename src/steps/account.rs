@@ -109,6 +109,17 @@ fn interrupted<'a>(ctx: &'a Ctx<'_>) -> Option<&'a BTreeMap<String, String>> {
 pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     let a = account(step);
     let Some(entry) = ctx.directory.read(a.dn)? else {
+        // A login must be unique in the whole directory, not just under `base`.
+        let login = a.login();
+        if !login.is_empty()
+            && let Some(other) = ctx.directory.find(&a.suffix(), "uid", &login)?.first()
+        {
+            return Err(StepError::new(format!(
+                "the login {login} is already used by {}",
+                other.dn
+            ))
+            .hint("pick a different login in the playbook's vars (e.g. add a middle initial)"));
+        }
         let mut changes = vec![format!("create entry {}", a.dn)];
         if let Some(p) = a.posix {
             changes.push(format!(
@@ -228,6 +239,16 @@ pub fn apply(
             "the password set on {} does not verify",
             a.dn
         )));
+    }
+    if a.password.must_change {
+        if ctx.directory.require_password_change(a.dn)? {
+            changes.push("password must be changed at first login".into());
+        } else {
+            changes.push(format!(
+                "(the {} cannot force a password change at first login)",
+                ctx.directory.describe()
+            ));
+        }
     }
     let mut evidence = BTreeMap::new();
     let delivered = deliver(ctx, &a, &password, &mut evidence)?;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{Applied, Check, Ctx, StepError, StepResult};
+use crate::escape;
 use crate::plan::{Params, PlannedStep};
 use crate::target::Entry;
 
@@ -61,7 +62,11 @@ fn state(
                 "{dn} is not a group onboard knows (groupOfNames, groupOfUniqueNames, posixGroup)"
             ))
         })?;
-        let member = group.has_value(attr, &value);
+        let member = if attr == "memberUid" {
+            group.has_value(attr, &value)
+        } else {
+            group.get(attr).iter().any(|m| escape::dn_eq(m, &value))
+        };
         out.push((dn.clone(), attr, value, member));
     }
     Ok(out)

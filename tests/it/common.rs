@@ -124,3 +124,54 @@ impl TestEnv {
         }
     }
 }
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Decodes quoted-printable (soft breaks and =XX), enough to read a message body.
+pub fn unqp(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::new();
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The initial password from the message to the manager (the intended channel) that the
+/// journal names as the delivery of the account step's last success.
+pub fn delivered_password(env: &TestEnv, hire: &str) -> String {
+    let log = env.run(&["log", hire, "--json"]).success();
+    let message_id = log
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "step_done" && r["step"] == "account")
+        .filter_map(|r| {
+            r["evidence"]["password_message_id"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .next_back()
+        .expect("the journal names the password message");
+    let file = format!("{}.eml", message_id.trim_matches(['<', '>']));
+    let text = read(&env.state().join("outbox").join(file));
+    let body = unqp(&text);
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("Initial password:"))
+        .expect("password line");
+    line["Initial password:".len()..].trim().to_owned()
+}

@@ -2,6 +2,8 @@
 
 mod commands;
 mod common;
+mod ldap;
 mod never_panics;
 mod playbooks;
 mod run;
+mod slapd;

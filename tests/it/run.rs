@@ -3,15 +3,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::{TestEnv, repo};
+use crate::common::{TestEnv, delivered_password, read, repo};
 
 const PLAYBOOK: &str = "playbooks/new-hire.yaml";
 const DN: &str = "dn: uid=ada.lovelace,ou=people,dc=example,dc=org";
 const MEMBER: &str = "member: uid=ada.lovelace,ou=people,dc=example,dc=org";
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
 
 fn outbox(env: &TestEnv) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = std::fs::read_dir(env.state().join("outbox"))
@@ -37,53 +33,6 @@ fn welcomes(env: &TestEnv) -> usize {
         .count()
 }
 
-/// Decodes quoted-printable (soft breaks and =XX), enough to read a message body.
-fn unqp(text: &str) -> String {
-    let joined = text.replace("=\r\n", "").replace("=\n", "");
-    let mut out = Vec::new();
-    let bytes = joined.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The initial password from the message to the manager (the intended channel) that the
-/// journal names as the delivery of the account step's last success.
-fn delivered_password(env: &TestEnv) -> String {
-    let log = env.run(&["log", "E1042", "--json"]).success();
-    let message_id = log
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["type"] == "step_done" && r["step"] == "account")
-        .filter_map(|r| {
-            r["evidence"]["password_message_id"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .next_back()
-        .expect("the journal names the password message");
-    let file = format!("{}.eml", message_id.trim_matches(['<', '>']));
-    let text = read(&env.state().join("outbox").join(file));
-    let body = unqp(&text);
-    let line = body
-        .lines()
-        .find(|l| l.starts_with("Initial password:"))
-        .expect("password line");
-    line["Initial password:".len()..].trim().to_owned()
-}
-
 fn assert_each_effect_once(env: &TestEnv) {
     let ldif = read(&env.state().join("directory.ldif"));
     assert_eq!(ldif.matches(DN).count(), 1, "one account:\n{ldif}");
@@ -101,7 +50,7 @@ fn assert_each_effect_once(env: &TestEnv) {
         assert_eq!(status[0]["steps"][step]["status"], "done", "{step}");
     }
     // The password the manager received last is the one that works.
-    let password = delivered_password(env);
+    let password = delivered_password(env, "E1042");
     let mut dir =
         onboard::target::ldif::LdifDirectory::read_only(&env.state().join("directory.ldif"), "");
     use onboard::target::Directory;
@@ -323,7 +272,7 @@ fn no_secret_reaches_the_journal_output_or_state() {
     let second = env.run(&[PLAYBOOK]).success();
     let log = env.run(&["log", "E1042", "--json"]).success();
     let status = env.run(&["status"]).success();
-    let password = delivered_password(&env);
+    let password = delivered_password(&env, "E1042");
     assert!(password.len() >= 20);
     let mut haystacks = vec![
         ("run stdout", first.stdout),
