@@ -47,6 +47,8 @@ pub struct Settings {
     pub clock: Clock,
     /// Steps to apply again even though they are done (`--reapply`).
     pub reapply: Vec<String>,
+    /// Correct drift in done steps (`--reconcile`).
+    pub reconcile: bool,
     /// Test-only: die at a named point, to prove resume (see [`Failpoint`]).
     pub failpoint: Option<Failpoint>,
 }
@@ -298,6 +300,7 @@ pub fn run(
     })?;
 
     let Targets { directory, mailer } = targets;
+    let allocation_lock = state_dir.allocation_lock();
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
     let mut reports = Vec::new();
     for i in 0..current.steps.len() {
@@ -313,6 +316,8 @@ pub fn run(
             prior: prior.as_ref(),
             now: SystemTime::try_from(settings.clock.now()).unwrap_or(SystemTime::now()),
             from: &from,
+            allocation_lock: &allocation_lock,
+            held: None,
         };
         let (outcome, produced) = run_step(step, &mut ctx, &results, settings, &mut w)?;
         progress.finished(step, &outcome);
@@ -480,6 +485,37 @@ fn run_step(
             return Ok((outcome, None));
         }
         return Ok(match steps::check(step, ctx) {
+            Ok(Check::Holds {
+                outputs,
+                note: Some(note),
+            }) if settings.reconcile && note.starts_with("drift") => {
+                if !apply {
+                    return Ok((
+                        Outcome::WouldDo(vec![format!("reconcile {note}")]),
+                        Some(outputs),
+                    ));
+                }
+                match steps::reconcile(step, ctx) {
+                    Some(Ok(changes)) => {
+                        w.append(Event::StepDone {
+                            step: step.id.clone(),
+                            checksum: step.checksum.clone(),
+                            changes: changes.clone(),
+                            outputs: outputs.clone(),
+                            evidence: BTreeMap::from([("reconciled".to_owned(), note)]),
+                        })?;
+                        (Outcome::Applied(changes), Some(outputs))
+                    }
+                    Some(Err(e)) => (
+                        Outcome::Failed {
+                            error: e.message,
+                            hint: e.hint,
+                        },
+                        None,
+                    ),
+                    None => (Outcome::AlreadyDone(Some(note)), Some(outputs)),
+                }
+            }
             Ok(Check::Holds { outputs, note }) => (Outcome::AlreadyDone(note), Some(outputs)),
             Ok(Check::ToDo(changes)) => (
                 Outcome::Failed {

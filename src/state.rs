@@ -62,6 +62,11 @@ impl StateDir {
         self.root.join("directory.ldif")
     }
 
+    /// Serialises uidNumber allocation between runs on this machine.
+    pub fn allocation_lock(&self) -> PathBuf {
+        self.root.join("uid-allocation.lock")
+    }
+
     pub fn outbox(&self) -> PathBuf {
         self.root.join("outbox")
     }
@@ -165,6 +170,20 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// `O_NOFOLLOW` on Linux: the last path component may not be a symlink.
 fn libc_o_nofollow() -> i32 {
     0o400000
+}
+
+/// Takes an exclusive lock on `path` (creating it 0600), waiting for it. Released when the
+/// returned file is dropped, or by the kernel if the process dies.
+pub fn lock_file(path: &Path) -> io::Result<std::fs::File> {
+    refuse_symlink(path)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    file.lock()?;
+    Ok(file)
 }
 
 /// A lock on one hire's journal, held for the length of a run. Released when dropped (and by

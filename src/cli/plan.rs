@@ -70,6 +70,7 @@ pub fn cmd_plan(args: PlanArgs, state_args: StateArgs, printer: &Printer) -> Cmd
             actor: settings::actor(None),
             clock: settings::clock(printer)?,
             reapply: Vec::new(),
+            reconcile: false,
             failpoint: None,
         };
         let (mut directory, mut mailer) = targets(&state, Mode::DryRun, printer)?;

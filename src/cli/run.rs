@@ -28,6 +28,11 @@ pub struct RunOptions {
     /// Apply this step again although it is done (e.g. after its parameters changed). Repeatable.
     #[arg(long, value_name = "STEP")]
     pub reapply: Vec<String>,
+
+    /// Correct drift: where a done account's attributes no longer match the playbook, change
+    /// them back (the password is not touched).
+    #[arg(long)]
+    pub reconcile: bool,
 }
 
 /// Where state lives.
@@ -116,6 +121,7 @@ pub fn cmd_run(
         actor: settings::actor(options.actor),
         clock: settings::clock(printer)?,
         reapply: options.reapply,
+        reconcile: options.reconcile,
         failpoint: settings::failpoint(),
     };
     let (mut directory, mut mailer) = targets(&state, Mode::Apply, printer)?;

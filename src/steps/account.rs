@@ -169,6 +169,11 @@ pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<Stri
     }
     let mut intent = BTreeMap::from([("dn".to_owned(), a.dn.to_owned())]);
     if let Some(p) = a.posix {
+        // Runs on this machine allocate one at a time: the lock is held until the entry with
+        // the number exists (it is released when the step ends).
+        let lock = crate::state::lock_file(ctx.allocation_lock)
+            .map_err(|e| StepError::new(format!("cannot lock uidNumber allocation: {e}")))?;
+        ctx.held = Some(lock);
         let n = free_uid_number(ctx, &a, p.uid_min, p.uid_max, &[])?;
         intent.insert("uid_number".into(), n.to_string());
     }
@@ -205,13 +210,7 @@ pub fn apply(
     if let Some(entry) = ctx.directory.read(a.dn)? {
         // Ours (the journal says so, or check would have refused): bring it to what the
         // playbook declares.
-        for at in a.attributes {
-            let have = entry.get(&at.name);
-            if !at.values.is_empty() && have != at.values.as_slice() {
-                ctx.directory.replace(a.dn, &at.name, &at.values)?;
-                changes.push(format!("updated {}", at.name));
-            }
-        }
+        changes.extend(update_attributes(ctx, &a, &entry)?);
     } else {
         let mut attrs = vec![("objectClass".to_owned(), a.object_classes.to_vec())];
         for at in a.attributes.iter().filter(|at| !at.values.is_empty()) {
@@ -273,6 +272,42 @@ pub fn apply(
     })
 }
 
+/// Replaces the declared attributes whose values differ from the entry's.
+fn update_attributes(ctx: &mut Ctx<'_>, a: &Account<'_>, entry: &Entry) -> StepResult<Vec<String>> {
+    let mut changes = Vec::new();
+    for at in a.attributes {
+        let have = entry.get(&at.name);
+        if !at.values.is_empty() && have != at.values.as_slice() {
+            ctx.directory.replace(a.dn, &at.name, &at.values)?;
+            changes.push(format!("updated {}", at.name));
+        }
+    }
+    Ok(changes)
+}
+
+/// `--reconcile`: make a done account's attributes what the playbook declares again, without
+/// touching its password.
+pub fn reconcile(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Vec<String>> {
+    let a = account(step);
+    let entry = ctx
+        .directory
+        .read(a.dn)?
+        .ok_or_else(|| StepError::new(format!("{} does not exist", a.dn)))?;
+    let changes = update_attributes(ctx, &a, &entry)?;
+    let entry = ctx
+        .directory
+        .read(a.dn)?
+        .ok_or_else(|| StepError::new(format!("{} vanished", a.dn)))?;
+    let drift = a.drift(&entry);
+    if !drift.is_empty() {
+        return Err(StepError::new(format!(
+            "still differs after reconciling: {}",
+            drift.join("; ")
+        )));
+    }
+    Ok(changes)
+}
+
 /// Makes sure no other entry got the same uidNumber (two runs allocating at once); moves ours
 /// to a free one if so.
 fn settle_uid_number(
@@ -296,6 +331,8 @@ fn settle_uid_number(
             changes.push(format!("uidNumber {n}"));
             return Ok(changes);
         }
+        // Another machine took the same number at the same moment (runs on this machine are
+        // serialised by the allocation lock): move ours to another free one.
         skip.push(n.parse().unwrap_or(0));
         let next = free_uid_number(ctx, a, min, max, &skip)?;
         ctx.directory

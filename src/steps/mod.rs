@@ -39,6 +39,10 @@ pub struct Ctx<'a> {
     pub now: SystemTime,
     /// The `from` address for messages onboard sends on its own (e.g. a password to a manager).
     pub from: &'a str,
+    /// Lock file serialising uidNumber allocation between runs on this machine.
+    pub allocation_lock: &'a std::path::Path,
+    /// Held from allocating a uidNumber until the entry carrying it is verified.
+    pub held: Option<std::fs::File>,
 }
 
 /// What `check` found.
@@ -128,6 +132,15 @@ pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<Stri
         Params::LdapAccount { .. } => account::intent(step, ctx),
         Params::Email(p) => Ok(email::intent(&step.id, p, ctx)),
         _ => Ok(BTreeMap::new()),
+    }
+}
+
+/// Brings a done step back to its declared state without redoing it (`--reconcile`). `None`
+/// for kinds with nothing to reconcile.
+pub fn reconcile(step: &PlannedStep, ctx: &mut Ctx<'_>) -> Option<StepResult<Vec<String>>> {
+    match &step.params {
+        Params::LdapAccount { .. } => Some(account::reconcile(step, ctx)),
+        _ => None,
     }
 }
 

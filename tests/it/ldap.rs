@@ -317,6 +317,67 @@ fn a_dry_run_against_slapd_is_honest_and_writes_nothing() {
         before,
         "nothing written"
     );
+
+    // A normal run reports the drift and leaves it; --reconcile corrects it, password untouched.
+    let run = onboard(&env, &slapd, &[&e1], &[]);
+    assert!(
+        run.stderr
+            .contains("account: already done (drift: title is"),
+        "{}",
+        run.stderr
+    );
+    let run = onboard(&env, &slapd, &[&e1, "--reconcile"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[1/2] account: done: updated title"),
+        "{}",
+        run.stderr
+    );
+    let ada = slapd.search(SUFFIX, "(cn=Ada Lovelace)", &["title"]);
+    assert!(ada.contains("title: Staff"), "{ada}");
+    let password = delivered_password(&env, "E1");
+    assert!(slapd.can_bind(&format!("cn=Ada Lovelace,ou=people,{SUFFIX}"), &password));
+}
+
+#[test]
+fn runs_at_the_same_time_get_different_uid_numbers() {
+    let slapd = Slapd::start();
+    let env = TestEnv::new();
+    let vars = slapd.env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let names = [
+        ("C1", "Ann"),
+        ("C2", "Ben"),
+        ("C3", "Cai"),
+        ("C4", "Dee"),
+        ("C5", "Eve"),
+        ("C6", "Fay"),
+    ];
+    let paths: Vec<String> = names
+        .iter()
+        .map(|(id, given)| hire(&env, id, given, "Parallel", ""))
+        .collect();
+    let children: Vec<_> = paths.iter().map(|p| env.spawn(&[p], &vars)).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut numbers: Vec<String> = people(&slapd)
+        .iter()
+        .map(|e| e.get("uidNumber")[0].clone())
+        .collect();
+    assert_eq!(numbers.len(), names.len());
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(
+        numbers.len(),
+        names.len(),
+        "no two accounts share a uidNumber: {numbers:?}"
+    );
 }
 
 #[test]
