@@ -409,6 +409,26 @@ const SPANNED: &str = "$onboard::Spanned";
 const RECOVER: &str = "$onboard::Recover";
 const ONE_OR_MANY: &str = "$onboard::OneOrMany";
 
+/// Wrappers that only carry parsing information have the schema of what they wrap.
+macro_rules! schema_as_inner {
+    ($wrapper:ident) => {
+        impl<T: schemars::JsonSchema> schemars::JsonSchema for $wrapper<T> {
+            fn inline_schema() -> bool {
+                T::inline_schema()
+            }
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                T::schema_name()
+            }
+            fn schema_id() -> std::borrow::Cow<'static, str> {
+                T::schema_id()
+            }
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                T::json_schema(generator)
+            }
+        }
+    };
+}
+
 /// A value and where it was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Spanned<T> {
@@ -454,20 +474,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     }
 }
 
-impl<T: schemars::JsonSchema> schemars::JsonSchema for Spanned<T> {
-    fn inline_schema() -> bool {
-        T::inline_schema()
-    }
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        T::schema_name()
-    }
-    fn schema_id() -> std::borrow::Cow<'static, str> {
-        T::schema_id()
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        T::json_schema(generator)
-    }
-}
+schema_as_inner!(Spanned);
 
 /// `Some(T)`, or `None` when `T` failed to deserialize; the failure is recorded instead of
 /// aborting the enclosing value.
@@ -491,20 +498,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Recover<T> {
     }
 }
 
-impl<T: schemars::JsonSchema> schemars::JsonSchema for Recover<T> {
-    fn inline_schema() -> bool {
-        T::inline_schema()
-    }
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        T::schema_name()
-    }
-    fn schema_id() -> std::borrow::Cow<'static, str> {
-        T::schema_id()
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        T::json_schema(generator)
-    }
-}
+schema_as_inner!(Recover);
 
 /// One value or a list of them: `cc: boss@example.org` or `cc: [a@x, b@x]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -194,15 +194,22 @@ fn wait_for(path: &Path, text: &str) {
     }
 }
 
+/// Starts the main job, which hangs at `point` once the journal shows `journaled`.
+fn paused_run(env: &TestEnv, point: &str, journaled: &str) -> std::process::Child {
+    let failpoint = format!("pause:{point}");
+    let child = env.spawn(&[PLAYBOOK], &[("ONBOARD_FAILPOINT", &failpoint)]);
+    wait_for(&env.state().join("journal/E1042.jsonl"), journaled);
+    child
+}
+
 #[test]
 fn a_killed_run_resumes_cleanly() {
     let env = TestEnv::new();
-    let journal = env.state().join("journal/E1042.jsonl");
-    let mut child = env.spawn(
-        &[PLAYBOOK],
-        &[("ONBOARD_FAILPOINT", "pause:after:step_started:welcome")],
+    let mut child = paused_run(
+        &env,
+        "after:step_started:welcome",
+        "\"type\":\"step_started\",\"step\":\"welcome\"",
     );
-    wait_for(&journal, "\"type\":\"step_started\",\"step\":\"welcome\"");
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     assert_eq!(welcomes(&env), 0, "killed before sending");
@@ -213,12 +220,7 @@ fn a_killed_run_resumes_cleanly() {
 #[test]
 fn a_second_run_at_once_is_refused_and_names_the_holder() {
     let env = TestEnv::new();
-    let journal = env.state().join("journal/E1042.jsonl");
-    let mut child = env.spawn(
-        &[PLAYBOOK],
-        &[("ONBOARD_FAILPOINT", "pause:after:run_started:-")],
-    );
-    wait_for(&journal, "run_started");
+    let mut child = paused_run(&env, "after:run_started:-", "run_started");
     let second = env.run(&[PLAYBOOK]).code(1);
     child.kill().unwrap();
     child.wait().unwrap();
