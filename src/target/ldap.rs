@@ -1,0 +1,431 @@
+//! A real LDAP server through ldap3 (rustls with ring; no OpenSSL).
+//!
+//! One connection is opened and bound for a run and reused by every step. Password checks
+//! bind on a second, short-lived connection as the user. Result codes become messages an IT
+//! tech can act on. A password is never sent in clear text to anything but loopback unless the
+//! operator explicitly allows it.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldap3::exop::PasswordModify;
+use ldap3::{LdapConn, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
+
+use super::{Directory, Entry, TargetError, TargetResult};
+use crate::escape;
+use crate::secret::Secret;
+
+/// How to reach and authenticate to the server (from the CLI's settings, never a playbook).
+#[derive(Debug)]
+pub struct LdapConfig {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    pub url: String,
+    /// Upgrade `ldap://` with StartTLS.
+    pub starttls: bool,
+    /// PEM file of the CA(s) that sign the server's certificate; default: the system's.
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+    /// Allow a password over an unencrypted connection to a host other than loopback.
+    pub allow_plaintext: bool,
+}
+
+pub struct LdapDirectory {
+    conn: LdapConn,
+    config: LdapConfig,
+    read_only: bool,
+    password_modify: bool,
+}
+
+/// OID of the Password Modify extended operation (RFC 3062).
+const PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
+
+impl LdapConfig {
+    fn host(&self) -> String {
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, r)| r);
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        match hostport.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6).to_owned(),
+            None => hostport
+                .rsplit_once(':')
+                .map_or(hostport, |(h, _)| h)
+                .to_owned(),
+        }
+    }
+
+    /// Whether the server is on this machine (127.0.0.0/8, ::1, localhost).
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host();
+        host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    fn encrypted(&self) -> bool {
+        self.url.starts_with("ldaps://") || self.starttls
+    }
+
+    /// Refuses to send a password in clear text over the network.
+    pub fn check_transport(&self) -> TargetResult<()> {
+        if self.password.is_none() || self.encrypted() || self.allow_plaintext {
+            return Ok(());
+        }
+        if self.is_loopback() {
+            return Ok(());
+        }
+        let host = self.host();
+        Err(TargetError::Refused(format!(
+            "not sending the bind password to {host} in clear text: use ldaps:// or StartTLS \
+             (ONBOARD_LDAP_STARTTLS=1), or set ONBOARD_LDAP_ALLOW_PLAINTEXT=1 if this network is trusted"
+        )))
+    }
+
+    fn settings(&self) -> TargetResult<LdapConnSettings> {
+        let mut settings = LdapConnSettings::new()
+            .set_conn_timeout(self.timeout)
+            .set_starttls(self.starttls && self.url.starts_with("ldap://"));
+        if let Some(ca) = &self.ca_file {
+            settings = settings.set_config(Arc::new(tls_config(ca)?));
+        }
+        Ok(settings)
+    }
+
+    fn connect(&self) -> TargetResult<LdapConn> {
+        let mut conn = LdapConn::with_settings(self.settings()?, &self.url)
+            .map_err(|e| connection_error(&self.url, e))?;
+        conn.with_timeout(self.timeout);
+        Ok(conn)
+    }
+}
+
+fn tls_config(ca_file: &std::path::Path) -> TargetResult<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| {
+        TargetError::Other(format!(
+            "cannot read the CA file {}: {e}",
+            ca_file.display()
+        ))
+    })?;
+    for cert in certs {
+        let cert = cert.map_err(|e| {
+            TargetError::Other(format!(
+                "{} is not a PEM certificate file: {e}",
+                ca_file.display()
+            ))
+        })?;
+        roots.add(cert).map_err(|e| {
+            TargetError::Other(format!(
+                "{}: unusable CA certificate: {e}",
+                ca_file.display()
+            ))
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TargetError::Other(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn connection_error(url: &str, e: LdapError) -> TargetError {
+    let text = e.to_string();
+    let hint = if text.contains("Connection refused") {
+        "is the server running, and is ONBOARD_LDAP_URL right?"
+    } else if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+        "check the server certificate and ONBOARD_LDAP_CA_FILE"
+    } else if matches!(e, LdapError::Timeout { .. }) {
+        "the server did not answer in time; check the address and ONBOARD_LDAP_TIMEOUT"
+    } else {
+        "check ONBOARD_LDAP_URL"
+    };
+    TargetError::Unavailable(format!("cannot connect to {url}: {text} ({hint})"))
+}
+
+/// A result code as an IT tech would want to read it.
+fn result_error(e: LdapError, what: &str) -> TargetError {
+    let LdapError::LdapResult { result } = e else {
+        return TargetError::Unavailable(format!("{what}: {e}"));
+    };
+    let text = if result.text.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", result.text)
+    };
+    match result.rc {
+        68 => TargetError::AlreadyExists(what.to_owned()),
+        32 => TargetError::NoSuchObject(what.to_owned()),
+        49 => TargetError::Refused(format!(
+            "bad credentials (LDAP 49) for {what}: the bind DN or password is wrong{text}"
+        )),
+        50 => TargetError::Refused(format!(
+            "insufficient access (LDAP 50): the bind DN may not {what}{text}"
+        )),
+        19 => TargetError::Refused(format!(
+            "constraint violation (LDAP 19) on {what}{text}: the server's password policy or a schema constraint refused the value"
+        )),
+        53 => TargetError::Refused(format!(
+            "the server is unwilling to perform (LDAP 53) {what}{text}"
+        )),
+        65 => TargetError::Refused(format!(
+            "object class violation (LDAP 65) on {what}{text}: check `object_classes` and the attributes they require"
+        )),
+        17 | 21 => TargetError::Refused(format!(
+            "invalid attribute (LDAP {}) on {what}{text}",
+            result.rc
+        )),
+        rc => TargetError::Refused(format!("LDAP error {rc} on {what}{text}")),
+    }
+}
+
+fn rc_of(e: &LdapError) -> Option<u32> {
+    match e {
+        LdapError::LdapResult { result } => Some(result.rc),
+        _ => None,
+    }
+}
+
+impl LdapDirectory {
+    /// Connects and binds. `read_only` refuses every write (for dry runs).
+    pub fn connect(config: LdapConfig, read_only: bool) -> TargetResult<LdapDirectory> {
+        config.check_transport()?;
+        let mut conn = config.connect()?;
+        if let (Some(dn), Some(pw)) = (&config.bind_dn, &config.password) {
+            conn.simple_bind(dn, pw.expose())
+                .and_then(|r| r.success())
+                .map_err(|e| result_error(e, &format!("binding as {dn}")))?;
+        }
+        let mut dir = LdapDirectory {
+            conn,
+            config,
+            read_only,
+            password_modify: false,
+        };
+        dir.password_modify = dir
+            .search("", Scope::Base, "(objectClass=*)", &["supportedExtension"])?
+            .first()
+            .is_some_and(|root| root.has_value("supportedExtension", PASSWORD_MODIFY));
+        Ok(dir)
+    }
+
+    fn writable(&self) -> TargetResult<()> {
+        if self.read_only {
+            Err(TargetError::Other("a dry run changes nothing".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn search(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> TargetResult<Vec<Entry>> {
+        let result = self
+            .conn
+            .search(base, scope, filter, attrs.to_vec())
+            .and_then(|r| r.success());
+        let (entries, _) = match result {
+            Ok(r) => r,
+            Err(e) if rc_of(&e) == Some(32) => return Ok(Vec::new()),
+            Err(e) => return Err(result_error(e, &format!("searching {base}"))),
+        };
+        Ok(entries
+            .into_iter()
+            // Referrals (as Active Directory returns) are not entries: skip them.
+            .filter(|e| !e.is_ref() && !e.is_intermediate())
+            .map(|e| {
+                let e = SearchEntry::construct(e);
+                let mut attrs: Vec<(String, Vec<String>)> = e.attrs.into_iter().collect();
+                attrs.sort();
+                Entry { dn: e.dn, attrs }
+            })
+            .collect())
+    }
+}
+
+impl Directory for LdapDirectory {
+    fn describe(&self) -> String {
+        self.config.url.clone()
+    }
+
+    fn read(&mut self, dn: &str) -> TargetResult<Option<Entry>> {
+        Ok(self
+            .search(dn, Scope::Base, "(objectClass=*)", &["*"])?
+            .into_iter()
+            .next())
+    }
+
+    fn find(&mut self, base: &str, attr: &str, value: &str) -> TargetResult<Vec<Entry>> {
+        let filter = format!("({attr}={})", escape::filter_value(value));
+        self.search(base, Scope::Subtree, &filter, &["*"])
+    }
+
+    fn values(&mut self, base: &str, attr: &str) -> TargetResult<Vec<String>> {
+        let filter = format!("({attr}=*)");
+        Ok(self
+            .search(base, Scope::Subtree, &filter, &[attr])?
+            .into_iter()
+            .flat_map(|e| e.get(attr).to_vec())
+            .collect())
+    }
+
+    fn add(&mut self, entry: &Entry) -> TargetResult<()> {
+        self.writable()?;
+        let attrs: Vec<(&str, HashSet<&str>)> = entry
+            .attrs
+            .iter()
+            .map(|(n, vs)| (n.as_str(), vs.iter().map(String::as_str).collect()))
+            .collect();
+        self.conn
+            .add(&entry.dn, attrs)
+            .and_then(|r| r.success())
+            .map(|_| ())
+            .map_err(|e| match rc_of(&e) {
+                Some(32) => TargetError::NoSuchObject(format!("the parent entry of {}", entry.dn)),
+                _ => result_error(e, &entry.dn),
+            })
+    }
+
+    fn add_values(&mut self, dn: &str, attr: &str, values: &[String]) -> TargetResult<()> {
+        self.writable()?;
+        for v in values {
+            let result = self
+                .conn
+                .modify(dn, vec![Mod::Add(attr, HashSet::from([v.as_str()]))])
+                .and_then(|r| r.success());
+            match result {
+                // 20: attributeOrValueExists, i.e. already a member.
+                Ok(_) => {}
+                Err(e) if rc_of(&e) == Some(20) => {}
+                Err(e) => return Err(result_error(e, &format!("add {attr} to {dn}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn replace(&mut self, dn: &str, attr: &str, values: &[String]) -> TargetResult<()> {
+        self.writable()?;
+        let set: HashSet<&str> = values.iter().map(String::as_str).collect();
+        self.conn
+            .modify(dn, vec![Mod::Replace(attr, set)])
+            .and_then(|r| r.success())
+            .map(|_| ())
+            .map_err(|e| result_error(e, &format!("change {attr} of {dn}")))
+    }
+
+    fn set_password(&mut self, dn: &str, password: &Secret) -> TargetResult<()> {
+        self.writable()?;
+        if self.password_modify {
+            return self
+                .conn
+                .extended(PasswordModify {
+                    user_id: Some(dn),
+                    old_pass: None,
+                    new_pass: Some(password.expose()),
+                })
+                .and_then(|r| r.success())
+                .map(|_| ())
+                .map_err(|e| result_error(e, &format!("set the password of {dn}")));
+        }
+        // No RFC 3062: store a salted hash ourselves.
+        let hashed = super::ldif::ssha_hash(password)?;
+        self.replace(dn, "userPassword", &[hashed])
+    }
+
+    fn check_password(&mut self, dn: &str, password: &Secret) -> TargetResult<bool> {
+        let mut conn = self.config.connect()?;
+        let result = conn
+            .simple_bind(dn, password.expose())
+            .and_then(|r| r.success());
+        let _ = conn.unbind();
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if rc_of(&e) == Some(49) => Ok(false),
+            Err(e) => Err(result_error(e, &format!("binding as {dn}"))),
+        }
+    }
+
+    fn require_password_change(&mut self, dn: &str) -> TargetResult<bool> {
+        self.writable()?;
+        // pwdReset exists where the password policy overlay (ppolicy) is loaded.
+        match self
+            .conn
+            .modify(dn, vec![Mod::Replace("pwdReset", HashSet::from(["TRUE"]))])
+            .and_then(|r| r.success())
+        {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(rc_of(&e), Some(16 | 17 | 21 | 50 | 53 | 65)) => Ok(false),
+            Err(e) => Err(result_error(
+                e,
+                &format!("require a password change for {dn}"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str, starttls: bool) -> LdapConfig {
+        LdapConfig {
+            url: url.into(),
+            starttls,
+            ca_file: None,
+            bind_dn: Some("cn=admin,dc=example,dc=org".into()),
+            password: Some(Secret::new("secret".into())),
+            timeout: Duration::from_secs(5),
+            allow_plaintext: false,
+        }
+    }
+
+    #[test]
+    fn clear_text_passwords_only_go_to_loopback() {
+        assert!(
+            config("ldap://127.0.0.1:389", false)
+                .check_transport()
+                .is_ok()
+        );
+        assert!(
+            config("ldap://localhost:389", false)
+                .check_transport()
+                .is_ok()
+        );
+        assert!(config("ldap://[::1]:389", false).check_transport().is_ok());
+        let err = config("ldap://10.1.2.3:389", false)
+            .check_transport()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not sending the bind password to 10.1.2.3 in clear text")
+        );
+        assert!(
+            config("ldap://dc1.example.org", false)
+                .check_transport()
+                .is_err()
+        );
+        assert!(
+            config("ldap://dc1.example.org", true)
+                .check_transport()
+                .is_ok()
+        );
+        assert!(
+            config("ldaps://dc1.example.org", false)
+                .check_transport()
+                .is_ok()
+        );
+        let mut allowed = config("ldap://10.1.2.3", false);
+        allowed.allow_plaintext = true;
+        assert!(allowed.check_transport().is_ok());
+    }
+}
