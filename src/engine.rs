@@ -49,6 +49,8 @@ pub struct Settings {
     pub reapply: Vec<String>,
     /// Correct drift in done steps (`--reconcile`).
     pub reconcile: bool,
+    /// Send again what an interrupted run may have sent (`--resend-uncertain`).
+    pub resend_uncertain: bool,
     /// Test-only: die at a named point, to prove resume (see [`Failpoint`]).
     pub failpoint: Option<Failpoint>,
 }
@@ -105,6 +107,8 @@ pub enum Outcome {
         error: String,
         hint: Option<String>,
     },
+    /// An interrupted send whose outcome cannot be known; the operator decides.
+    Uncertain(String),
 }
 
 impl Outcome {
@@ -125,6 +129,7 @@ impl Outcome {
             ),
             Outcome::Skipped(because) => ("skipped", Vec::new(), Some(because.clone())),
             Outcome::Failed { error, .. } => ("failed", Vec::new(), Some(error.clone())),
+            Outcome::Uncertain(reason) => ("uncertain", Vec::new(), Some(reason.clone())),
         };
         crate::plan::Now {
             state,
@@ -164,6 +169,7 @@ pub struct Counts {
     pub waiting: u32,
     pub skipped: u32,
     pub failed: u32,
+    pub uncertain: u32,
 }
 
 impl Report {
@@ -177,6 +183,7 @@ impl Report {
                 Outcome::Waiting { .. } => c.waiting += 1,
                 Outcome::Skipped(_) => c.skipped += 1,
                 Outcome::Failed { .. } => c.failed += 1,
+                Outcome::Uncertain(_) => c.uncertain += 1,
             }
         }
         c
@@ -318,6 +325,7 @@ pub fn run(
             from: &from,
             allocation_lock: &allocation_lock,
             held: None,
+            resend_uncertain: settings.resend_uncertain,
         };
         let (outcome, produced) = run_step(step, &mut ctx, &results, settings, &mut w)?;
         progress.finished(step, &outcome);
@@ -369,6 +377,7 @@ pub fn run(
         failed: c.failed,
         waiting: c.waiting,
         skipped: c.skipped,
+        uncertain: c.uncertain,
     })?;
     Ok(report)
 }
@@ -530,6 +539,7 @@ fn run_step(
                 None,
             ),
             Ok(Check::Waiting { on, reason }) => (Outcome::Waiting { on, reason }, None),
+            Ok(Check::Uncertain { reason, .. }) => (Outcome::Uncertain(reason), None),
             Err(e) => (
                 Outcome::Failed {
                     error: e.message,
@@ -569,6 +579,16 @@ fn run_step(
                 })?;
             }
             (Outcome::Waiting { on, reason }, None)
+        }
+        Ok(Check::Uncertain { message_id, reason }) => {
+            if !prior.is_some_and(|p| p.status == Status::Uncertain) {
+                w.append(Event::StepUncertain {
+                    step: step.id.clone(),
+                    message_id,
+                    reason: reason.clone(),
+                })?;
+            }
+            (Outcome::Uncertain(reason), None)
         }
         Ok(Check::ToDo(changes)) if !apply => (Outcome::WouldDo(changes), None),
         Ok(Check::ToDo(_)) => execute(step, ctx, w)?,
@@ -641,4 +661,65 @@ fn credential_from(plan: &Plan, pb: &Playbook) -> String {
             Some(format!("onboard@{domain}"))
         })
         .unwrap_or_else(|| "onboard@localhost".to_owned())
+}
+
+/// `onboard mark-sent`: the operator confirms that an interrupted send did go out. Records the
+/// step as done with the journaled Message-ID; returns it.
+pub fn mark_sent(
+    state_dir: &StateDir,
+    hire: &str,
+    step: &str,
+    actor: &str,
+    note: &str,
+    clock: Clock,
+) -> Result<String, EngineError> {
+    let holder = format!("mark-sent by {actor} (pid {})", std::process::id());
+    let _lock = HireLock::acquire(&state_dir.lock(hire), &holder).map_err(|e| match e {
+        LockError::Held(holder) => EngineError::Locked {
+            hire: hire.to_owned(),
+            holder,
+        },
+        LockError::Io(e) => EngineError::Io(e.to_string()),
+    })?;
+    let path = state_dir.journal(hire);
+    let opened = Journal::open(&path, &crate::secret::random_hex(8), actor).map_err(|source| {
+        EngineError::Journal {
+            path: path.display().to_string(),
+            source,
+        }
+    })?;
+    let state = journal::replay(&opened.records);
+    let prior = state
+        .steps
+        .get(step)
+        .filter(|s| matches!(s.status, Status::Running | Status::Uncertain))
+        .ok_or_else(|| {
+            let now = state
+                .steps
+                .get(step)
+                .map_or("unknown", |s| s.status.as_str());
+            EngineError::Io(format!(
+                "step {step} of hire {hire} is not an interrupted send (it is {now})"
+            ))
+        })?;
+    let message_id = prior.intent.get("message_id").cloned().ok_or_else(|| {
+        EngineError::Io(format!("step {step} of hire {hire} is not an email step"))
+    })?;
+    let mut journal = opened.journal;
+    journal
+        .append(
+            &clock.now().to_string(),
+            Event::StepDone {
+                step: step.to_owned(),
+                checksum: prior.checksum.clone(),
+                changes: vec![format!("marked as sent by {actor}: {note}")],
+                outputs: BTreeMap::from([("message_id".to_owned(), message_id.clone())]),
+                evidence: BTreeMap::from([
+                    ("marked_sent_by".to_owned(), actor.to_owned()),
+                    ("note".to_owned(), note.to_owned()),
+                ]),
+            },
+        )
+        .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
+    Ok(message_id)
 }

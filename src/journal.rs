@@ -86,6 +86,13 @@ pub enum Event {
         on: String,
         reason: String,
     },
+    /// A send was interrupted and the server cannot be asked whether it went out: the operator
+    /// decides (`--resend-uncertain`, or `onboard mark-sent`).
+    StepUncertain {
+        step: String,
+        message_id: String,
+        reason: String,
+    },
     /// Not attempted because a step it needs is not done.
     StepSkipped { step: String, because: String },
     RunFinished {
@@ -94,6 +101,8 @@ pub enum Event {
         failed: u32,
         waiting: u32,
         skipped: u32,
+        #[serde(default)]
+        uncertain: u32,
     },
 }
 
@@ -104,6 +113,7 @@ impl Event {
             | Event::StepDone { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepWaiting { step, .. }
+            | Event::StepUncertain { step, .. }
             | Event::StepSkipped { step, .. } => Some(step),
             Event::RunStarted { .. } | Event::RunFinished { .. } => None,
         }
@@ -116,6 +126,7 @@ impl Event {
             Event::StepDone { .. } => "step_done",
             Event::StepFailed { .. } => "step_failed",
             Event::StepWaiting { .. } => "step_waiting",
+            Event::StepUncertain { .. } => "step_uncertain",
             Event::StepSkipped { .. } => "step_skipped",
             Event::RunFinished { .. } => "run_finished",
         }
@@ -291,6 +302,8 @@ pub enum Status {
     Failed,
     Skipped,
     Waiting,
+    /// An interrupted send whose outcome cannot be known.
+    Uncertain,
 }
 
 impl Status {
@@ -302,6 +315,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Skipped => "skipped",
             Status::Waiting => "waiting",
+            Status::Uncertain => "uncertain",
         }
     }
 }
@@ -402,6 +416,10 @@ pub fn replay(records: &[Record]) -> HireState {
                 s.status = Status::Waiting;
                 s.detail = format!("waiting on the {on}: {reason}");
             }),
+            Event::StepUncertain { step, reason, .. } => set(step, &|s| {
+                s.status = Status::Uncertain;
+                s.detail = reason.clone();
+            }),
             Event::StepSkipped { step, because } => set(step, &|s| {
                 s.status = Status::Skipped;
                 s.detail = because.clone();
@@ -484,6 +502,7 @@ mod tests {
                 failed: 0,
                 waiting: 0,
                 skipped: 0,
+                uncertain: 0,
             },
         )
         .unwrap();

@@ -183,12 +183,14 @@ fn describe(r: &Record) -> String {
         Event::StepFailed { step, error, .. } => format!("{step}: failed: {error}"),
         Event::StepWaiting { step, on, reason } => format!("{step}: waiting on the {on}: {reason}"),
         Event::StepSkipped { step, because } => format!("{step}: skipped: {because}"),
+        Event::StepUncertain { step, reason, .. } => format!("{step}: uncertain: {reason}"),
         Event::RunFinished {
             done,
             already_done,
             failed,
             waiting,
             skipped,
+            ..
         } => format!(
             "run finished: {done} done, {already_done} already done, {waiting} waiting, {skipped} skipped, {failed} failed"
         ),

@@ -6,6 +6,7 @@
 mod check;
 mod completions;
 mod journal;
+mod mark_sent;
 mod output;
 mod plan;
 mod progress;
@@ -89,6 +90,7 @@ enum Command {
     Status(journal::StatusArgs),
     Log(journal::LogArgs),
     Verify(journal::VerifyArgs),
+    MarkSent(mark_sent::MarkSentArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -133,6 +135,7 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(Command::Status(args)) => journal::cmd_status(args, cli.state, printer),
         Some(Command::Log(args)) => journal::cmd_log(args, cli.state, printer),
         Some(Command::Verify(args)) => journal::cmd_verify(args, cli.state, printer),
+        Some(Command::MarkSent(args)) => mark_sent::cmd_mark_sent(args, cli.state, printer),
         Some(Command::Schema(args)) => schema::cmd_schema(args, printer),
         Some(Command::Completions(args)) => completions::cmd_completions(args, printer),
         Some(Command::Man(args)) => completions::cmd_man(args, printer),

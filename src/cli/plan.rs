@@ -71,6 +71,7 @@ pub fn cmd_plan(args: PlanArgs, state_args: StateArgs, printer: &Printer) -> Cmd
             clock: settings::clock(printer)?,
             reapply: Vec::new(),
             reconcile: false,
+            resend_uncertain: false,
             failpoint: None,
         };
         let (mut directory, mut mailer) = targets(&state, Mode::DryRun, printer)?;
@@ -113,6 +114,11 @@ fn write_previews(plan: &Plan, dir: &Path) -> std::io::Result<()> {
         if let Params::Email(e) = &step.params {
             fs_err::write(dir.join(format!("{}.txt", step.id)), &e.text)?;
             fs_err::write(dir.join(format!("{}.html", step.id)), &e.html)?;
+            // The whole message as it would be sent, for any mail client to open.
+            let id = format!("<preview.{}.{}@onboard.invalid>", step.id, plan.hire);
+            let built = crate::mail::email(e, &id, std::time::SystemTime::now())
+                .map_err(std::io::Error::other)?;
+            fs_err::write(dir.join(format!("{}.eml", step.id)), &built.bytes)?;
         }
     }
     Ok(())

@@ -39,6 +39,7 @@ pub fn outcome_line(step_id: &str, outcome: &Outcome) -> String {
         Outcome::WouldDo(changes) => format!("{step_id}: would {}", changes.join("; ")),
         Outcome::Waiting { on, reason } => format!("{step_id}: waiting on the {on}: {reason}"),
         Outcome::Skipped(because) => format!("{step_id}: skipped: {because}"),
+        Outcome::Uncertain(reason) => format!("{step_id}: UNCERTAIN: {reason}"),
         Outcome::Failed { error, hint } => match hint {
             Some(h) => format!("{step_id}: FAILED: {error}\n      hint: {h}"),
             None => format!("{step_id}: FAILED: {error}"),

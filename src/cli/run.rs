@@ -13,6 +13,7 @@ use crate::state::StateDir;
 use crate::target::ldap::LdapDirectory;
 use crate::target::ldif::LdifDirectory;
 use crate::target::outbox::Outbox;
+use crate::target::smtp::{SmtpDryRun, SmtpMailer};
 use crate::target::{Directory, Mailer};
 
 /// The embedded directory starts as the example organisation of the shipped playbooks.
@@ -33,6 +34,11 @@ pub struct RunOptions {
     /// them back (the password is not touched).
     #[arg(long)]
     pub reconcile: bool,
+
+    /// Send again an email whose sending was interrupted and cannot be checked (same
+    /// Message-ID). Without it such a step is reported as uncertain and nothing is sent.
+    #[arg(long)]
+    pub resend_uncertain: bool,
 }
 
 /// Where state lives.
@@ -82,6 +88,19 @@ fn directory(
 }
 
 fn mailer(state: &StateDir, mode: Mode, printer: &Printer) -> Result<Box<dyn Mailer>, Failure> {
+    if let Some(config) = settings::smtp(printer)? {
+        if mode == Mode::DryRun {
+            return Ok(Box::new(SmtpDryRun { url: config.url }));
+        }
+        let url = config.url.clone();
+        return match SmtpMailer::connect(config) {
+            Ok(m) => Ok(Box::new(m)),
+            Err(e) => {
+                printer.error(&format!("mail server {url}: {e}"));
+                Err(Failure::Failed)
+            }
+        };
+    }
     match mode {
         Mode::DryRun => Ok(Box::new(Outbox::read_only(&state.outbox()))),
         Mode::Apply => match Outbox::open(&state.outbox()) {
@@ -122,6 +141,7 @@ pub fn cmd_run(
         clock: settings::clock(printer)?,
         reapply: options.reapply,
         reconcile: options.reconcile,
+        resend_uncertain: options.resend_uncertain,
         failpoint: settings::failpoint(),
     };
     let (mut directory, mut mailer) = targets(&state, Mode::Apply, printer)?;
@@ -144,7 +164,11 @@ pub fn cmd_run(
         ));
     }
     emit(printer, &summary(&report, &pb.name, &state))?;
-    if report.counts().failed > 0 {
+    let counts = report.counts();
+    if counts.uncertain > 0 {
+        printer.hint("check the recipient's mailbox; then re-run with --resend-uncertain, or record it with `onboard mark-sent HIRE STEP`");
+    }
+    if counts.failed > 0 || counts.uncertain > 0 {
         Err(Failure::Failed)
     } else {
         Ok(())
@@ -188,15 +212,28 @@ pub fn engine_result(
 fn summary(report: &Report, playbook: &str, state: &StateDir) -> String {
     let c = report.counts();
     let mut out = format!(
-        "Hire {} ({playbook}): {} done now, {} already done, {} waiting, {} skipped, {} failed\n",
-        report.hire, c.applied, c.already_done, c.waiting, c.skipped, c.failed
+        "Hire {} ({playbook}): {} done now, {} already done, {} waiting, {} skipped, {} failed{}\n",
+        report.hire,
+        c.applied,
+        c.already_done,
+        c.waiting,
+        c.skipped,
+        c.failed,
+        if c.uncertain > 0 {
+            format!(", {} uncertain", c.uncertain)
+        } else {
+            String::new()
+        }
     );
     if c.applied == 0 && c.failed == 0 && c.waiting == 0 && c.skipped == 0 {
         out.push_str("Nothing to change: every step was already done.\n");
     }
     for s in &report.steps {
         match &s.outcome {
-            Outcome::Waiting { .. } | Outcome::Failed { .. } | Outcome::Skipped(_) => {
+            Outcome::Waiting { .. }
+            | Outcome::Failed { .. }
+            | Outcome::Skipped(_)
+            | Outcome::Uncertain(_) => {
                 out.push_str(&format!("  {}\n", outcome_line(&s.id, &s.outcome)));
             }
             _ => {}

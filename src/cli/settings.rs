@@ -18,6 +18,11 @@
 //! | `ONBOARD_LDAP_PASSWORD_FILE` / `ONBOARD_LDAP_PASSWORD` | the bind password (file: first line) | none |
 //! | `ONBOARD_LDAP_TIMEOUT` | seconds for connecting and each operation | 10 |
 //! | `ONBOARD_LDAP_ALLOW_PLAINTEXT` | `1`: allow a clear-text bind to a non-loopback host | `0` |
+//!
+//! The SMTP server (unset: the embedded outbox): `ONBOARD_SMTP_URL` (`smtp://host:25`,
+//! `smtps://host:465`), `ONBOARD_SMTP_STARTTLS` (default `1` except to loopback),
+//! `ONBOARD_SMTP_CA_FILE`, `ONBOARD_SMTP_USER`, `ONBOARD_SMTP_PASSWORD_FILE` /
+//! `ONBOARD_SMTP_PASSWORD`, `ONBOARD_SMTP_TIMEOUT` (seconds, 10), `ONBOARD_SMTP_ALLOW_PLAINTEXT`.
 
 use std::path::PathBuf;
 
@@ -26,6 +31,7 @@ use std::time::Duration;
 use crate::engine::Clock;
 use crate::secret::Secret;
 use crate::target::ldap::LdapConfig;
+use crate::target::smtp::SmtpConfig;
 
 use super::{Failure, Printer};
 
@@ -72,41 +78,73 @@ pub fn ldap(printer: &Printer) -> Result<Option<LdapConfig>, Failure> {
         ));
         return Err(Failure::Input);
     }
-    let password = match (
-        env_path("ONBOARD_LDAP_PASSWORD_FILE"),
-        env_text("ONBOARD_LDAP_PASSWORD"),
-    ) {
-        (Some(file), _) => {
-            let text = fs_err::read_to_string(&file).map_err(|e| {
-                printer.error(&format!("cannot read the LDAP password file: {e}"));
-                Failure::Input
-            })?;
-            Some(Secret::new(text.lines().next().unwrap_or("").to_owned()))
-        }
-        (None, Some(p)) => Some(Secret::new(p)),
-        (None, None) => None,
-    };
-    let timeout = match env_text("ONBOARD_LDAP_TIMEOUT") {
-        Some(t) => t.parse::<u64>().map_err(|_| {
-            printer.error(&format!(
-                "ONBOARD_LDAP_TIMEOUT={t} is not a number of seconds"
-            ));
-            Failure::Input
-        })?,
-        None => 10,
-    };
+    let password = secret("ONBOARD_LDAP", printer)?;
+    let timeout = seconds("ONBOARD_LDAP_TIMEOUT", printer)?;
     let mut config = LdapConfig {
         url,
         starttls: false,
         ca_file: env_path("ONBOARD_LDAP_CA_FILE"),
         bind_dn: env_text("ONBOARD_LDAP_BIND_DN"),
         password,
-        timeout: Duration::from_secs(timeout.max(1)),
+        timeout,
         allow_plaintext: flag("ONBOARD_LDAP_ALLOW_PLAINTEXT").unwrap_or(false),
     };
     config.starttls = config.url.starts_with("ldap://")
         && flag("ONBOARD_LDAP_STARTTLS").unwrap_or(!config.is_loopback());
     Ok(Some(config))
+}
+
+/// The SMTP server from the environment, or `None` for the embedded outbox.
+pub fn smtp(printer: &Printer) -> Result<Option<SmtpConfig>, Failure> {
+    let Some(url) = env_text("ONBOARD_SMTP_URL") else {
+        return Ok(None);
+    };
+    if !url.starts_with("smtp://") && !url.starts_with("smtps://") {
+        printer.error(&format!(
+            "ONBOARD_SMTP_URL={url} is not an smtp:// or smtps:// URL"
+        ));
+        return Err(Failure::Input);
+    }
+    let mut config = SmtpConfig {
+        url,
+        starttls: false,
+        ca_file: env_path("ONBOARD_SMTP_CA_FILE"),
+        user: env_text("ONBOARD_SMTP_USER"),
+        password: secret("ONBOARD_SMTP", printer)?,
+        timeout: seconds("ONBOARD_SMTP_TIMEOUT", printer)?,
+        allow_plaintext: flag("ONBOARD_SMTP_ALLOW_PLAINTEXT").unwrap_or(false),
+    };
+    config.starttls = config.url.starts_with("smtp://")
+        && flag("ONBOARD_SMTP_STARTTLS").unwrap_or(!config.is_loopback());
+    Ok(Some(config))
+}
+
+/// `PREFIX_PASSWORD_FILE` (its first line) or `PREFIX_PASSWORD`.
+fn secret(prefix: &str, printer: &Printer) -> Result<Option<Secret>, Failure> {
+    if let Some(file) = env_path(&format!("{prefix}_PASSWORD_FILE")) {
+        let text = fs_err::read_to_string(&file).map_err(|e| {
+            printer.error(&format!("cannot read the password file: {e}"));
+            Failure::Input
+        })?;
+        return Ok(Some(Secret::new(
+            text.lines().next().unwrap_or("").to_owned(),
+        )));
+    }
+    Ok(env_text(&format!("{prefix}_PASSWORD")).map(Secret::new))
+}
+
+/// A number of seconds from the environment (default 10).
+fn seconds(name: &str, printer: &Printer) -> Result<Duration, Failure> {
+    match env_text(name) {
+        Some(t) => t
+            .parse::<u64>()
+            .map(|s| Duration::from_secs(s.max(1)))
+            .map_err(|_| {
+                printer.error(&format!("{name}={t} is not a number of seconds"));
+                Failure::Input
+            }),
+        None => Ok(Duration::from_secs(10)),
+    }
 }
 
 fn env_text(name: &str) -> Option<String> {

@@ -9,9 +9,10 @@ use crate::mail;
 use crate::plan::EmailParams;
 use crate::target::Outgoing;
 
+/// The Message-ID of a send that started and did not finish.
 fn interrupted_id<'a>(ctx: &'a Ctx<'_>) -> Option<&'a String> {
     ctx.prior
-        .filter(|p| p.status == Status::Running)
+        .filter(|p| matches!(p.status, Status::Running | Status::Uncertain))
         .and_then(|p| p.intent.get("message_id"))
 }
 
@@ -45,10 +46,18 @@ pub fn check(p: &EmailParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
                 p.subject,
                 p.to.join(", ")
             )])),
-            None => Err(StepError::new(format!(
-                "a run was interrupted while sending {id}; whether it was sent is uncertain"
-            ))
-            .hint("check the recipient's mailbox, then re-run with --reapply to send again")),
+            None if ctx.resend_uncertain => Ok(Check::ToDo(vec![format!(
+                "send \"{}\" to {} again with the same Message-ID {id} (--resend-uncertain)",
+                p.subject,
+                p.to.join(", ")
+            )])),
+            None => Ok(Check::Uncertain {
+                reason: format!(
+                    "a run was interrupted while sending {id} through {}; whether it went out cannot be known",
+                    ctx.mailer.describe()
+                ),
+                message_id: id,
+            }),
         };
     }
     Ok(Check::ToDo(vec![format!(

@@ -43,6 +43,8 @@ pub struct Ctx<'a> {
     pub allocation_lock: &'a std::path::Path,
     /// Held from allocating a uidNumber until the entry carrying it is verified.
     pub held: Option<std::fs::File>,
+    /// Send again what an interrupted run may or may not have sent (`--resend-uncertain`).
+    pub resend_uncertain: bool,
 }
 
 /// What `check` found.
@@ -56,6 +58,8 @@ pub enum Check {
     ToDo(Vec<String>),
     /// A person must act.
     Waiting { on: String, reason: String },
+    /// An interrupted send that cannot be checked: the operator decides.
+    Uncertain { message_id: String, reason: String },
 }
 
 /// What `apply` did.

@@ -1,13 +1,14 @@
 //! Targets: the systems steps change. Each is a trait with real implementations.
 //!
 //! - [`Directory`]: the embedded LDIF-file directory ([`ldif`]); a real LDAP server ([`ldap`]).
-//! - [`Mailer`]: the embedded outbox of .eml files ([`outbox`]); a real SMTP server (issue #5).
+//! - [`Mailer`]: the embedded outbox of .eml files ([`outbox`]); a real SMTP server ([`smtp`]).
 //!
 //! Targets know nothing about playbooks or journals: steps call them, the engine journals.
 
 pub mod ldap;
 pub mod ldif;
 pub mod outbox;
+pub mod smtp;
 
 use crate::secret::Secret;
 

@@ -89,6 +89,9 @@ fn previews_show_hr_the_rendered_emails() {
         .success();
     assert!(run.stderr.contains("Email previews written to"));
     let text = std::fs::read_to_string(dir.join("welcome.txt")).unwrap();
+    let eml = std::fs::read_to_string(dir.join("welcome.eml")).unwrap();
+    assert!(eml.contains("Subject: Welcome to Example Ltd, Ada: your IT essentials"));
+    assert!(eml.contains("Content-Type: multipart/alternative"));
     let html = std::fs::read_to_string(dir.join("welcome.html")).unwrap();
     for body in [&text, &html] {
         assert!(body.contains("ada.lovelace"), "account name");

@@ -7,3 +7,5 @@ mod never_panics;
 mod playbooks;
 mod run;
 mod slapd;
+mod smtp;
+mod smtp_server;
