@@ -97,6 +97,9 @@ def main():
             return AuthResult(success=ok, auth_data=auth_data if ok else None)
 
         kwargs.update(authenticator=authenticator, auth_required=True)
+        if args.implicit_tls:
+            # The socket is TLS from the first byte, but aiosmtpd only knows of STARTTLS.
+            kwargs.update(auth_require_tls=False)
     controller = Controller(
         Store(args.dir),
         hostname="127.0.0.1",

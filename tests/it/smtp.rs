@@ -293,6 +293,27 @@ fn starttls_with_auth_works_against_the_test_server() {
 }
 
 #[test]
+fn smtps_with_auth_works_against_the_test_server() {
+    let server = SmtpServer::start(Mode::ImplicitTlsAuth);
+    let env = TestEnv::new();
+    let url = format!("smtps://127.0.0.1:{}", server.port);
+    let ca = server.ca_file().display().to_string();
+    let ok = env.run_with(
+        &[PLAYBOOK],
+        &[
+            ("ONBOARD_SMTP_URL", url.as_str()),
+            ("ONBOARD_SMTP_CA_FILE", ca.as_str()),
+            ("ONBOARD_SMTP_USER", USER),
+            ("ONBOARD_SMTP_PASSWORD", PASSWORD),
+        ],
+    );
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    let messages = server.messages();
+    assert_eq!(messages.len(), 2);
+    assert!(messages.iter().all(|m| m["auth_user"] == USER));
+}
+
+#[test]
 fn a_clear_text_smtp_password_to_another_host_is_refused() {
     let env = TestEnv::new();
     let run = env.run_with(

@@ -22,6 +22,8 @@ pub enum Mode {
     Plain,
     /// STARTTLS required, then AUTH required, with a test CA made now.
     StartTlsAuth,
+    /// TLS from the first byte (smtps), with AUTH.
+    ImplicitTlsAuth,
 }
 
 impl SmtpServer {
@@ -43,12 +45,15 @@ impl SmtpServer {
         cmd.arg(repo().join("tests/smtp_server.py"))
             .args(["--port", &port.to_string(), "--dir"])
             .arg(dir.path().join("mail"));
-        if let Mode::StartTlsAuth = mode {
+        if let Mode::StartTlsAuth | Mode::ImplicitTlsAuth = mode {
             crate::slapd::make_certificates(dir.path());
             cmd.arg("--tls")
                 .arg(dir.path().join("server.crt"))
                 .arg(dir.path().join("server.key"))
                 .args(["--auth", &format!("{USER}:{PASSWORD}")]);
+        }
+        if let Mode::ImplicitTlsAuth = mode {
+            cmd.arg("--implicit-tls");
         }
         let mut child = cmd
             .stdin(Stdio::null())
