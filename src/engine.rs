@@ -203,6 +203,9 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Io(String),
+    /// The request cannot be done as asked (e.g. a signature that is not accepted).
+    #[error("{0}")]
+    Refused(String),
     /// Rendering failed with the journal's outputs (e.g. a value a done step recorded).
     #[error("the playbook does not render")]
     Plan(Diagnostics),
@@ -304,6 +307,7 @@ pub fn run(
         playbook: pb.name.clone(),
         checklist: pb.checklist.display().to_string(),
         onboard: env!("CARGO_PKG_VERSION").to_owned(),
+        start: start_of(pb),
     })?;
 
     let Targets { directory, mailer } = targets;
@@ -326,10 +330,18 @@ pub fn run(
             allocation_lock: &allocation_lock,
             held: None,
             resend_uncertain: settings.resend_uncertain,
+            outputs: &outputs,
+            operators: &state.operators,
+            state_dir,
         };
         let (outcome, produced) = run_step(step, &mut ctx, &results, settings, &mut w)?;
         progress.finished(step, &outcome);
 
+        if matches!(outcome, Outcome::Applied(_))
+            && matches!(step.kind, "ldap_account" | "ldap_groups" | "email")
+        {
+            state.operators.insert(settings.actor.clone());
+        }
         // What this step produced becomes visible to the steps after it.
         if let Some(out) = produced {
             let mut s = prior.unwrap_or_else(|| journal::StepState {
@@ -341,6 +353,8 @@ pub fn run(
                 changes: Vec::new(),
                 intent: BTreeMap::new(),
                 detail: String::new(),
+                request: None,
+                waiting_since: None,
             });
             s.status = Status::Done;
             s.outputs = out.clone();
@@ -448,6 +462,7 @@ fn run_step(
                     step: step.id.clone(),
                     on: on.clone(),
                     reason: reason.clone(),
+                    request: None,
                 })?,
                 Outcome::Skipped(because) => w.append(Event::StepSkipped {
                     step: step.id.clone(),
@@ -538,7 +553,7 @@ fn run_step(
                 },
                 None,
             ),
-            Ok(Check::Waiting { on, reason }) => (Outcome::Waiting { on, reason }, None),
+            Ok(Check::Waiting { on, reason, .. }) => (Outcome::Waiting { on, reason }, None),
             Ok(Check::Uncertain { reason, .. }) => (Outcome::Uncertain(reason), None),
             Err(e) => (
                 Outcome::Failed {
@@ -570,12 +585,49 @@ fn run_step(
             })?;
             (Outcome::AlreadyDone(note), Some(outputs))
         }
-        Ok(Check::Waiting { on, reason }) => {
-            if !prior.is_some_and(|p| p.status == Status::Waiting) {
+        Ok(Check::Waiting {
+            on,
+            reason,
+            request,
+        }) => {
+            // Someone at this terminal may sign now.
+            if apply
+                && let Some(request) = &request
+                && let Some(signature) = ctx.operator.sign(step, request)
+            {
+                let operators: Vec<&str> = ctx.operators.iter().map(String::as_str).collect();
+                match steps::human::validate(request, &signature, &operators) {
+                    Ok(()) => {
+                        let at = w.clock.now().to_string();
+                        return signed(
+                            w,
+                            ctx.state_dir,
+                            ctx.hire_id,
+                            &step.id,
+                            request,
+                            signature,
+                            &at,
+                            ctx.outputs,
+                        );
+                    }
+                    Err(problem) => {
+                        return Ok((
+                            Outcome::Waiting {
+                                on,
+                                reason: format!("the signature was not accepted: {problem}"),
+                            },
+                            None,
+                        ));
+                    }
+                }
+            }
+            let same = prior.is_some_and(|p| p.status == Status::Waiting && p.request == request);
+            if !same {
                 w.append(Event::StepWaiting {
                     step: step.id.clone(),
                     on: on.clone(),
                     reason: reason.clone(),
+                    request,
                 })?;
             }
             (Outcome::Waiting { on, reason }, None)
@@ -644,6 +696,21 @@ fn fail(
         error: error.clone(),
     })?;
     Ok(Outcome::Failed { error, hint })
+}
+
+/// `YYYY-MM-DD HH:MM Area/City` of the hire's first day, or empty.
+fn start_of(pb: &Playbook) -> String {
+    let Some(h) = &pb.hire else {
+        return String::new();
+    };
+    let Some(date) = &h.start_date else {
+        return String::new();
+    };
+    let time = h.start_time.as_ref().map_or("09:00", |t| t.value.as_str());
+    let zone = h.time_zone.as_ref().map_or("", |z| z.value.as_str());
+    format!("{} {time} {zone}", date.value)
+        .trim_end()
+        .to_owned()
 }
 
 /// The sender of messages onboard sends on its own: the playbook's first email's `from`, else
@@ -722,4 +789,161 @@ pub fn mark_sent(
         )
         .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
     Ok(message_id)
+}
+
+/// Records a valid signature (and, for a hand-off, writes the receipt).
+#[allow(clippy::too_many_arguments)]
+fn signed(
+    w: &mut Writer<'_>,
+    state_dir: &StateDir,
+    hire: &str,
+    step: &str,
+    request: &journal::SignOffRequest,
+    signature: steps::human::Signature,
+    at: &str,
+    outputs: &Outputs,
+) -> Result<(Outcome, Option<BTreeMap<String, String>>), EngineError> {
+    let steps::human::Signature {
+        by,
+        confirmed,
+        refused,
+        note,
+        evidence,
+    } = signature;
+    w.append(Event::SignedOff {
+        step: step.to_owned(),
+        checksum: request.checksum.clone(),
+        role: request.role.clone(),
+        by: by.clone(),
+        confirmed: confirmed.clone(),
+        refused: refused.clone(),
+        note,
+        evidence,
+        asset: request.asset.clone(),
+    })?;
+    if let Some(refusal) = refused {
+        return Ok((
+            Outcome::Failed {
+                error: format!("{by} refused \"{}\": {}", refusal.item, refusal.reason),
+                hint: Some("fix what was refused, then run again to sign it off".into()),
+            },
+            None,
+        ));
+    }
+    let mut out = BTreeMap::from([
+        ("signed_by".to_owned(), by.clone()),
+        ("signed_at".to_owned(), at.to_owned()),
+    ]);
+    for key in ["asset_tag", "serial"] {
+        if let Some(v) = request.asset.get(key) {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+    let mut changes = vec![format!("signed off by {by} ({})", request.role)];
+    if let Some(cleaning) = &request.cleaning {
+        let receipt = crate::receipt::Receipt {
+            hire,
+            step,
+            request,
+            received_by: &by,
+            received_at: at,
+            cleaning: outputs.get(cleaning),
+        };
+        if w.applying() {
+            let path = receipt
+                .write(state_dir)
+                .map_err(|e| EngineError::Io(format!("cannot write the receipt: {e}")))?;
+            changes.push(format!("receipt {}", path.display()));
+        }
+    }
+    Ok((Outcome::Applied(changes), Some(out)))
+}
+
+/// `onboard sign-off`: records a signature for a waiting step, from the journal alone.
+/// Evidence files are copied into the state directory and recorded with their SHA-256.
+pub fn sign_off(
+    state_dir: &StateDir,
+    hire: &str,
+    step: &str,
+    mut signature: steps::human::Signature,
+    evidence_files: &[std::path::PathBuf],
+    settings: &Settings,
+) -> Result<Outcome, EngineError> {
+    let holder = format!(
+        "sign-off by {} (pid {})",
+        settings.actor,
+        std::process::id()
+    );
+    let _lock = HireLock::acquire(&state_dir.lock(hire), &holder).map_err(|e| match e {
+        LockError::Held(holder) => EngineError::Locked {
+            hire: hire.to_owned(),
+            holder,
+        },
+        LockError::Io(e) => EngineError::Io(e.to_string()),
+    })?;
+    let path = state_dir.journal(hire);
+    let opened =
+        Journal::open(&path, &crate::secret::random_hex(8), &settings.actor).map_err(|source| {
+            EngineError::Journal {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+    let state = journal::replay(&opened.records);
+    let current = state.steps.get(step);
+    let request = current
+        .filter(|s| s.status == Status::Waiting)
+        .and_then(|s| s.request.clone())
+        .ok_or_else(|| {
+            EngineError::Refused(match current {
+                None => format!(
+                    "hire {hire} has no step {step} in its journal yet; run the playbook first"
+                ),
+                Some(s) if s.status == Status::Done => {
+                    format!("{step} is already signed off ({} by {})", s.at, s.actor)
+                }
+                Some(s) => format!(
+                    "{step} is not waiting for a signature (it is {}{})",
+                    s.status.as_str(),
+                    if s.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", s.detail)
+                    }
+                ),
+            })
+        })?;
+    for file in evidence_files {
+        let bytes = fs_err::read(file).map_err(|e| EngineError::Refused(e.to_string()))?;
+        let sha = crate::load::hex(&sha2::Digest::finalize(sha2::Digest::chain_update(
+            sha2::Sha256::default(),
+            &bytes,
+        )));
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "evidence".into());
+        let dir = state_dir.root().join("evidence").join(hire);
+        crate::state::private_dir(&state_dir.root().join("evidence"))
+            .and_then(|()| crate::state::private_dir(&dir))
+            .and_then(|()| {
+                crate::state::write_atomic(&dir.join(format!("{}-{name}", &sha[..16])), &bytes)
+            })
+            .map_err(|e| EngineError::Io(format!("cannot keep the evidence file: {e}")))?;
+        signature.evidence.insert(format!("file:{name}"), sha);
+    }
+    let operators: Vec<&str> = state.operators.iter().map(String::as_str).collect();
+    steps::human::validate(&request, &signature, &operators).map_err(EngineError::Refused)?;
+    let mut journal = opened.journal;
+    let mut w = Writer {
+        journal: Some(&mut journal),
+        clock: settings.clock,
+        failpoint: None,
+    };
+    let at = settings.clock.now().to_string();
+    let outputs = done_outputs(&state);
+    let (outcome, _) = signed(
+        &mut w, state_dir, hire, step, &request, signature, &at, &outputs,
+    )?;
+    Ok(outcome)
 }

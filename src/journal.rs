@@ -55,6 +55,9 @@ pub enum Event {
         playbook: String,
         checklist: String,
         onboard: String,
+        /// When the hire starts: `YYYY-MM-DD HH:MM Area/City`, if known.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        start: String,
     },
     /// About to act. `intent` names what the effect will be known by (a Message-ID, an
     /// allocated uidNumber) so that an interrupted step can be recognised on resume.
@@ -80,11 +83,34 @@ pub enum Event {
         checksum: String,
         error: String,
     },
-    /// A person must act; `on` names the role.
+    /// A person must act; `on` names the role. `request` says what they are asked to sign, so
+    /// `onboard sign-off` can record it from the journal alone.
     StepWaiting {
         step: String,
         on: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<SignOffRequest>,
+    },
+    /// A person signed (or refused) a `sign_off` or acknowledged a `device_handoff`.
+    SignedOff {
+        step: String,
+        checksum: String,
+        role: String,
+        /// The signer's name as given.
+        by: String,
+        /// The items confirmed, as worded when signed.
+        confirmed: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<Refusal>,
+        #[serde(default)]
+        note: String,
+        /// Evidence values (`wipe_certificate_id: WC-1`) and files (`file:NAME: SHA-256`).
+        #[serde(default)]
+        evidence: BTreeMap<String, String>,
+        /// The device it is about (`asset_tag`, `serial`, …), if any.
+        #[serde(default)]
+        asset: BTreeMap<String, String>,
     },
     /// A send was interrupted and the server cannot be asked whether it went out: the operator
     /// decides (`--resend-uncertain`, or `onboard mark-sent`).
@@ -113,6 +139,7 @@ impl Event {
             | Event::StepDone { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepWaiting { step, .. }
+            | Event::SignedOff { step, .. }
             | Event::StepUncertain { step, .. }
             | Event::StepSkipped { step, .. } => Some(step),
             Event::RunStarted { .. } | Event::RunFinished { .. } => None,
@@ -127,10 +154,42 @@ impl Event {
             Event::StepFailed { .. } => "step_failed",
             Event::StepWaiting { .. } => "step_waiting",
             Event::StepUncertain { .. } => "step_uncertain",
+            Event::SignedOff { .. } => "signed_off",
             Event::StepSkipped { .. } => "step_skipped",
             Event::RunFinished { .. } => "run_finished",
         }
     }
+}
+
+/// What a person is asked to sign: recorded when the step starts waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SignOffRequest {
+    pub role: String,
+    pub items: Vec<String>,
+    /// Names of evidence values the signer must give.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// Dual control: the signer may not be an operator of the automated steps.
+    #[serde(default)]
+    pub not_operator: bool,
+    /// If not empty, only these people may sign.
+    #[serde(default)]
+    pub signers: Vec<String>,
+    /// The device, if any (`asset_tag`, `serial`, `model`, `condition`, `accessories`).
+    #[serde(default)]
+    pub asset: BTreeMap<String, String>,
+    /// For a hand-off: the cleaning sign-off step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaning: Option<String>,
+    /// Checksum of the step's parameters when it started waiting.
+    pub checksum: String,
+}
+
+/// An item the signer would not confirm, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub item: String,
+    pub reason: String,
 }
 
 /// Where and why a journal does not verify.
@@ -333,6 +392,12 @@ pub struct StepState {
     /// The intent of an unfinished start.
     pub intent: BTreeMap<String, String>,
     pub detail: String,
+    /// What a waiting step asks a person to sign.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<SignOffRequest>,
+    /// Since when it has been waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<String>,
 }
 
 /// What the journal says about one hire.
@@ -341,9 +406,14 @@ pub struct HireState {
     pub hire: String,
     pub playbook: String,
     pub runs: u32,
+    /// When the hire starts, as the last run knew it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub start: String,
     pub first_at: Option<String>,
     pub last_at: Option<String>,
     pub steps: BTreeMap<String, StepState>,
+    /// Who ran the automated steps (for dual control).
+    pub operators: std::collections::BTreeSet<String>,
 }
 
 /// Replays records into state. Pure: the same records always give the same state.
@@ -362,8 +432,19 @@ pub fn replay(records: &[Record]) -> HireState {
                 changes: Vec::new(),
                 intent: BTreeMap::new(),
                 detail: String::new(),
+                request: None,
+                waiting_since: None,
             })
         };
+        if let Event::StepDone { step, .. } = &r.event
+            && state
+                .steps
+                .get(step)
+                .is_some_and(|s| s.status == Status::Running)
+        {
+            // Done after being started by a run: an automated step.
+            state.operators.insert(r.actor.clone());
+        }
         let mut set = |step: &str, f: &dyn Fn(&mut StepState)| {
             let mut s = entry(&mut state, step);
             s.at = r.at.clone();
@@ -372,9 +453,17 @@ pub fn replay(records: &[Record]) -> HireState {
             state.steps.insert(step.to_owned(), s);
         };
         match &r.event {
-            Event::RunStarted { hire, playbook, .. } => {
+            Event::RunStarted {
+                hire,
+                playbook,
+                start,
+                ..
+            } => {
                 state.hire = hire.clone();
                 state.playbook = playbook.clone();
+                if !start.is_empty() {
+                    state.start = start.clone();
+                }
                 state.runs += 1;
             }
             Event::StepStarted {
@@ -412,9 +501,51 @@ pub fn replay(records: &[Record]) -> HireState {
                 s.intent.clear();
                 s.detail = error.clone();
             }),
-            Event::StepWaiting { step, on, reason } => set(step, &|s| {
+            Event::StepWaiting {
+                step,
+                on,
+                reason,
+                request,
+            } => set(step, &|s| {
+                if s.status != Status::Waiting {
+                    s.waiting_since = Some(r.at.clone());
+                }
                 s.status = Status::Waiting;
                 s.detail = format!("waiting on the {on}: {reason}");
+                s.request = request.clone();
+            }),
+            Event::SignedOff {
+                step,
+                checksum,
+                by,
+                confirmed,
+                refused,
+                asset,
+                ..
+            } => set(step, &|s| {
+                s.checksum = checksum.clone();
+                s.waiting_since = None;
+                s.request = None;
+                match refused {
+                    None => {
+                        s.status = Status::Done;
+                        s.outputs = BTreeMap::from([
+                            ("signed_by".to_owned(), by.clone()),
+                            ("signed_at".to_owned(), r.at.clone()),
+                        ]);
+                        for key in ["asset_tag", "serial"] {
+                            if let Some(v) = asset.get(key) {
+                                s.outputs.insert(key.to_owned(), v.clone());
+                            }
+                        }
+                        s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
+                        s.detail.clear();
+                    }
+                    Some(refusal) => {
+                        s.status = Status::Failed;
+                        s.detail = format!("{by} refused \"{}\": {}", refusal.item, refusal.reason);
+                    }
+                }
             }),
             Event::StepUncertain { step, reason, .. } => set(step, &|s| {
                 s.status = Status::Uncertain;
@@ -446,6 +577,7 @@ mod tests {
                 playbook: "Standard".into(),
                 checklist: "new-hire.yaml".into(),
                 onboard: "0.1.0".into(),
+                start: String::new(),
             },
         )
         .unwrap();

@@ -11,6 +11,7 @@ pub mod load;
 pub mod mail;
 pub mod model;
 pub mod plan;
+pub mod receipt;
 pub mod secret;
 pub mod state;
 pub mod steps;

@@ -308,6 +308,9 @@ pub struct SignOff {
     /// The signer must not be the operator who ran the automated steps. Default false.
     #[serde(default)]
     pub not_operator: bool,
+    /// If given, only these people may sign (names as they sign, e.g. `[Tom Tech, Tina Tech]`).
+    #[serde(default)]
+    pub signers: Vec<Spanned<String>>,
 }
 
 /// Identifies a device.

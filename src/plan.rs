@@ -89,6 +89,8 @@ pub enum Params {
         evidence: Vec<String>,
         asset: Option<AssetParams>,
         not_operator: bool,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        signers: Vec<String>,
     },
     DeviceHandoff {
         asset: AssetParams,
@@ -649,6 +651,7 @@ impl Renderer<'_> {
                     evidence: s.evidence.iter().map(|e| e.value.clone()).collect(),
                     asset: s.asset.as_ref().map(|a| self.asset(a)),
                     not_operator: s.not_operator,
+                    signers: s.signers.iter().map(|n| n.value.clone()).collect(),
                 }
             }
             StepKind::DeviceHandoff(h) => Params::DeviceHandoff {
@@ -795,6 +798,7 @@ mod tests {
             evidence: vec![],
             asset: None,
             not_operator: false,
+            signers: vec![],
         };
         let mut b = a.clone();
         if let Params::SignOff { items, .. } = &mut b {

@@ -89,9 +89,14 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
     }
     let mut out = String::new();
     for h in &all {
+        let starts = if h.start.is_empty() {
+            String::new()
+        } else {
+            format!(", starts {}", h.start)
+        };
         let _ = writeln!(
             out,
-            "{} ({}): {} run{}, last {}",
+            "{} ({}{starts}): {} run{}, last {}",
             h.hire,
             h.playbook,
             h.runs,
@@ -100,11 +105,14 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
         );
         let width = h.steps.keys().map(String::len).max().unwrap_or(0);
         for (id, s) in &h.steps {
-            let detail = if s.detail.is_empty() {
+            let mut detail = if s.detail.is_empty() {
                 String::new()
             } else {
                 format!(": {}", s.detail)
             };
+            if let Some(since) = &s.waiting_since {
+                detail.push_str(&format!(" (since {since})"));
+            }
             let _ = writeln!(
                 out,
                 "  {id:<width$}  {:<11} {} by {}{detail}",
@@ -181,7 +189,30 @@ fn describe(r: &Record) -> String {
             s
         }
         Event::StepFailed { step, error, .. } => format!("{step}: failed: {error}"),
-        Event::StepWaiting { step, on, reason } => format!("{step}: waiting on the {on}: {reason}"),
+        Event::StepWaiting {
+            step, on, reason, ..
+        } => format!("{step}: waiting on the {on}: {reason}"),
+        Event::SignedOff {
+            step,
+            role,
+            by,
+            confirmed,
+            refused,
+            evidence,
+            ..
+        } => {
+            let mut s = match refused {
+                None => format!(
+                    "{step}: signed off by {by} ({role}): {}",
+                    confirmed.join("; ")
+                ),
+                Some(r) => format!("{step}: {by} ({role}) refused \"{}\": {}", r.item, r.reason),
+            };
+            for (k, v) in evidence {
+                let _ = write!(s, "\n{:>34}{k}: {v}", "");
+            }
+            s
+        }
         Event::StepSkipped { step, because } => format!("{step}: skipped: {because}"),
         Event::StepUncertain { step, reason, .. } => format!("{step}: uncertain: {reason}"),
         Event::RunFinished {

@@ -13,6 +13,7 @@ mod progress;
 mod run;
 mod schema;
 mod settings;
+mod sign_off;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,7 @@ enum Command {
     Status(journal::StatusArgs),
     Log(journal::LogArgs),
     Verify(journal::VerifyArgs),
+    SignOff(sign_off::SignOffArgs),
     MarkSent(mark_sent::MarkSentArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
@@ -135,6 +137,7 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(Command::Status(args)) => journal::cmd_status(args, cli.state, printer),
         Some(Command::Log(args)) => journal::cmd_log(args, cli.state, printer),
         Some(Command::Verify(args)) => journal::cmd_verify(args, cli.state, printer),
+        Some(Command::SignOff(args)) => sign_off::cmd_sign_off(args, cli.state, printer),
         Some(Command::MarkSent(args)) => mark_sent::cmd_mark_sent(args, cli.state, printer),
         Some(Command::Schema(args)) => schema::cmd_schema(args, printer),
         Some(Command::Completions(args)) => completions::cmd_completions(args, printer),

@@ -226,10 +226,14 @@ fn params(out: &mut String, params: &Params) {
             evidence,
             asset,
             not_operator,
+            signers,
         } => {
             field("signer", role);
             if *not_operator {
                 field("dual control", "the signer must not be the operator");
+            }
+            if !signers.is_empty() {
+                field("may sign", &signers.join(", "));
             }
             if let Some(a) = asset {
                 field("asset", &format!("{} (serial {})", a.tag, a.serial));

@@ -8,26 +8,102 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::{Outcome, Progress};
+use crate::journal::{Refusal, SignOffRequest};
 use crate::plan::PlannedStep;
 use crate::secret::Secret;
 use crate::steps::Operator;
+use crate::steps::human::Signature;
 
 pub struct StepProgress {
     total: usize,
     index: usize,
     bar: Option<ProgressBar>,
     tty: bool,
+    /// Ask people at this terminal to sign waiting steps.
+    prompt: bool,
+    /// The name given with `--as`, used as the signer's name instead of asking.
+    signer: Option<String>,
 }
 
 impl StepProgress {
-    pub fn new(total: usize) -> Self {
+    pub fn new(total: usize, prompt: bool, signer: Option<String>) -> Self {
         StepProgress {
             total,
             index: 0,
             bar: None,
             tty: std::io::stderr().is_terminal(),
+            prompt: prompt && std::io::stdin().is_terminal(),
+            signer,
         }
     }
+}
+
+/// Asks on stderr, reads one line from stdin.
+fn ask(question: &str) -> Option<String> {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim().to_owned()),
+    }
+}
+
+fn yes(answer: Option<String>) -> Option<bool> {
+    let a = answer?.to_lowercase();
+    Some(a == "y" || a == "yes")
+}
+
+/// The sign-off conversation: each item confirmed or refused with a reason, then evidence.
+fn converse(
+    step: &PlannedStep,
+    request: &SignOffRequest,
+    signer: Option<&str>,
+) -> Option<Signature> {
+    eprintln!(
+        "\n{} ({}) needs the {}'s sign-off.",
+        step.title, step.id, request.role
+    );
+    if !yes(ask("Sign it now at this terminal? [y/N] "))? {
+        return None;
+    }
+    let by = match signer {
+        Some(name) => {
+            eprintln!("Signing as {name}.");
+            name.to_owned()
+        }
+        None => ask("Your name, as you sign: ")?,
+    };
+    let mut confirmed = Vec::new();
+    for (i, item) in request.items.iter().enumerate() {
+        if yes(ask(&format!("  {}. {item}\n     Confirmed? [y/n] ", i + 1)))? {
+            confirmed.push(item.clone());
+        } else {
+            let reason = ask("     What is wrong? ")?;
+            return Some(Signature {
+                by,
+                confirmed,
+                refused: Some(Refusal {
+                    item: item.clone(),
+                    reason,
+                }),
+                note: String::new(),
+                evidence: Default::default(),
+            });
+        }
+    }
+    let mut evidence = std::collections::BTreeMap::new();
+    for name in &request.evidence {
+        evidence.insert(name.clone(), ask(&format!("  {name}: "))?);
+    }
+    let note = ask("  Note (optional): ")?;
+    Some(Signature {
+        by,
+        confirmed,
+        refused: None,
+        note,
+        evidence,
+    })
 }
 
 /// One line for a finished step, e.g. `[1/5] account: done: created entry …`.
@@ -77,6 +153,17 @@ impl Progress for StepProgress {
 }
 
 impl Operator for StepProgress {
+    fn sign(&mut self, step: &PlannedStep, request: &SignOffRequest) -> Option<Signature> {
+        if !self.prompt {
+            return None;
+        }
+        let signer = self.signer.clone();
+        match &self.bar {
+            Some(bar) => bar.suspend(|| converse(step, request, signer.as_deref())),
+            None => converse(step, request, signer.as_deref()),
+        }
+    }
+
     fn can_show_secret(&self) -> bool {
         std::io::stdin().is_terminal()
             && std::fs::OpenOptions::new()

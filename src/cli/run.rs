@@ -39,6 +39,10 @@ pub struct RunOptions {
     /// Message-ID). Without it such a step is reported as uncertain and nothing is sent.
     #[arg(long)]
     pub resend_uncertain: bool,
+
+    /// Never ask at the terminal for sign-offs; waiting steps wait (for `onboard sign-off`).
+    #[arg(long)]
+    pub no_prompt: bool,
 }
 
 /// Where state lives.
@@ -137,7 +141,7 @@ pub fn cmd_run(
     })?;
     let settings = Settings {
         mode: Mode::Apply,
-        actor: settings::actor(options.actor),
+        actor: settings::actor(options.actor.clone()),
         clock: settings::clock(printer)?,
         reapply: options.reapply,
         reconcile: options.reconcile,
@@ -145,7 +149,8 @@ pub fn cmd_run(
         failpoint: settings::failpoint(),
     };
     let (mut directory, mut mailer) = targets(&state, Mode::Apply, printer)?;
-    let mut progress = StepProgress::new(plan.steps.len());
+    let mut progress =
+        StepProgress::new(plan.steps.len(), !options.no_prompt, options.actor.clone());
     let result = engine::run(
         &pb,
         &state,
@@ -201,9 +206,23 @@ pub fn engine_result(
             printer.hint("nothing was changed; see `onboard verify` and `onboard log`");
             Failure::Failed
         }
-        EngineError::Io(_) => {
+        EngineError::Io(_) | EngineError::Refused(_) => {
             printer.error(&e.to_string());
             Failure::Failed
+        }
+    })
+}
+
+/// Maps errors of engine operations that do not plan (sign-off, mark-sent).
+pub fn engine_result_simple<T>(
+    result: Result<T, EngineError>,
+    printer: &Printer,
+) -> Result<T, Failure> {
+    result.map_err(|e| {
+        printer.error(&e.to_string());
+        match e {
+            EngineError::Refused(_) => Failure::Input,
+            _ => Failure::Failed,
         }
     })
 }

@@ -9,11 +9,12 @@
 mod account;
 mod email;
 mod groups;
+pub mod human;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::journal::StepState;
+use crate::journal::{SignOffRequest, StepState};
 use crate::load::Playbook;
 use crate::plan::{Params, PlannedStep};
 use crate::secret::Secret;
@@ -25,6 +26,11 @@ pub trait Operator {
     fn can_show_secret(&self) -> bool;
     /// Shows an initial password to the operator, once.
     fn show_password(&mut self, hire: &str, login: &str, password: &Secret) -> Result<(), String>;
+    /// Asks the person at the terminal to sign `request` now. `None`: not now (no terminal,
+    /// `--no-prompt`, or they declined); the step then waits.
+    fn sign(&mut self, _step: &PlannedStep, _request: &SignOffRequest) -> Option<human::Signature> {
+        None
+    }
 }
 
 /// Everything a step may use.
@@ -45,6 +51,11 @@ pub struct Ctx<'a> {
     pub held: Option<std::fs::File>,
     /// Send again what an interrupted run may or may not have sent (`--resend-uncertain`).
     pub resend_uncertain: bool,
+    /// Outputs of the hire's done steps (a hand-off reads its cleaning sign-off's).
+    pub outputs: &'a crate::plan::Outputs,
+    /// Who ran the hire's automated steps (for dual control).
+    pub operators: &'a std::collections::BTreeSet<String>,
+    pub state_dir: &'a crate::state::StateDir,
 }
 
 /// What `check` found.
@@ -56,8 +67,12 @@ pub enum Check {
     },
     /// Applying would make these changes.
     ToDo(Vec<String>),
-    /// A person must act.
-    Waiting { on: String, reason: String },
+    /// A person must act; `request` is what they would sign.
+    Waiting {
+        on: String,
+        reason: String,
+        request: Option<SignOffRequest>,
+    },
     /// An interrupted send that cannot be checked: the operator decides.
     Uncertain { message_id: String, reason: String },
 }
@@ -113,21 +128,7 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
         Params::LdapAccount { .. } => account::check(step, ctx),
         Params::LdapGroups { .. } => groups::check(step, ctx),
         Params::Email(p) => email::check(p, ctx),
-        Params::SignOff { role, items, .. } => Ok(Check::Waiting {
-            on: role.clone(),
-            reason: format!(
-                "{} item{} to confirm",
-                items.len(),
-                if items.len() == 1 { "" } else { "s" }
-            ),
-        }),
-        Params::DeviceHandoff { asset, .. } => Ok(Check::Waiting {
-            on: "hire".into(),
-            reason: format!(
-                "acknowledge receipt of asset {} (serial {})",
-                asset.tag, asset.serial
-            ),
-        }),
+        Params::SignOff { .. } | Params::DeviceHandoff { .. } => human::check(step, ctx),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod commands;
 mod common;
+mod human;
 mod ldap;
 mod never_panics;
 mod playbooks;

@@ -1,0 +1,216 @@
+//! `onboard sign-off`: a person signs a waiting step from another terminal or machine that
+//! shares the state directory; the next run continues from there.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::run::{StateArgs, engine_result_simple};
+use super::{CmdResult, Failure, Printer, emit, settings};
+use crate::engine::{self, Clock, Mode, Outcome, Settings, read_state};
+use crate::journal::{Refusal, Status};
+use crate::state::StateDir;
+use crate::steps::human::Signature;
+
+/// Sign off a waiting step (e.g. the laptop cleaning), or acknowledge a hand-off as the hire.
+///
+/// Without --all, --item or --refuse it shows what the step asks to confirm.
+#[derive(Debug, Args)]
+pub struct SignOffArgs {
+    /// The hire id.
+    hire: String,
+    /// The step, e.g. laptop-cleaning.
+    step: String,
+    /// The signer's name, as they sign (for a hand-off: the hire's own name).
+    #[arg(long, value_name = "NAME")]
+    by: Option<String>,
+    /// Confirm every item.
+    #[arg(long, conflicts_with = "refuse")]
+    all: bool,
+    /// Confirm one item, by number (1, 2, …) or by its exact text. Repeatable.
+    #[arg(long = "item", value_name = "ITEM")]
+    items: Vec<String>,
+    /// Refuse one item (by number or text); needs --reason. The step fails with the reason.
+    #[arg(long, value_name = "ITEM", requires = "reason")]
+    refuse: Option<String>,
+    /// Why the item is refused.
+    #[arg(long)]
+    reason: Option<String>,
+    /// A note for the record.
+    #[arg(long, default_value = "")]
+    note: String,
+    /// An evidence value the step asks for, e.g. wipe_certificate_id=WC-2211. Repeatable.
+    #[arg(long = "value", value_name = "NAME=VALUE")]
+    values: Vec<String>,
+    /// An evidence file (e.g. the wipe certificate PDF): copied into the state directory and
+    /// recorded with its SHA-256. Repeatable.
+    #[arg(long = "evidence", value_name = "FILE")]
+    evidence: Vec<PathBuf>,
+    /// Who records it, if not the signer at their own terminal (default: the OS user).
+    #[arg(long = "as", value_name = "NAME")]
+    actor: Option<String>,
+}
+
+pub fn cmd_sign_off(args: SignOffArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
+    let dir = settings::state_dir(state_args.state_dir, printer)?;
+    let state = StateDir::at(&dir);
+    if !state.journal(&args.hire).exists() {
+        printer.error(&format!(
+            "no journal for hire {} in {}",
+            args.hire,
+            dir.display()
+        ));
+        printer.hint("run the hire's playbook first; `onboard status` lists the hires");
+        return Err(Failure::Input);
+    }
+    let (hire, _) = read_state(&state, &args.hire).map_err(|e| {
+        printer.error(&e.to_string());
+        Failure::Failed
+    })?;
+    let Some(current) = hire.steps.get(&args.step) else {
+        printer.error(&format!(
+            "hire {} has no step {} in its journal",
+            args.hire, args.step
+        ));
+        return Err(Failure::Input);
+    };
+    let Some(request) = current
+        .request
+        .clone()
+        .filter(|_| current.status == Status::Waiting)
+    else {
+        let why = match current.status {
+            Status::Waiting => format!("{} cannot be signed yet ({})", args.step, current.detail),
+            Status::Done => format!(
+                "{} is already done ({} by {})",
+                args.step, current.at, current.actor
+            ),
+            other => format!(
+                "{} is not waiting for a signature (it is {})",
+                args.step,
+                other.as_str()
+            ),
+        };
+        printer.error(&why);
+        return Err(Failure::Input);
+    };
+    let resolve = |item: &str| -> Result<String, Failure> {
+        if let Ok(n) = item.parse::<usize>()
+            && let Some(text) = n.checked_sub(1).and_then(|i| request.items.get(i))
+        {
+            return Ok(text.clone());
+        }
+        if request.items.iter().any(|i| i == item) {
+            return Ok(item.to_owned());
+        }
+        printer.error(&format!("`{item}` is not an item of {}", args.step));
+        Err(Failure::Input)
+    };
+    if !args.all && args.items.is_empty() && args.refuse.is_none() {
+        // Show what is asked.
+        let mut out = format!(
+            "{} {} waits for the {}'s sign-off{}:\n",
+            args.hire,
+            args.step,
+            request.role,
+            current
+                .waiting_since
+                .as_deref()
+                .map(|s| format!(" (since {s})"))
+                .unwrap_or_default()
+        );
+        for (i, item) in request.items.iter().enumerate() {
+            out.push_str(&format!("  {}. {item}\n", i + 1));
+        }
+        for e in &request.evidence {
+            out.push_str(&format!("  evidence: {e} (--value {e}=…)\n"));
+        }
+        emit(printer, &out)?;
+        printer.hint(&format!(
+            "sign with: onboard sign-off {} {} --by NAME --all{}",
+            args.hire,
+            args.step,
+            request
+                .evidence
+                .iter()
+                .map(|e| format!(" --value {e}=…"))
+                .collect::<String>()
+        ));
+        return Err(Failure::Input);
+    }
+    let Some(by) = args.by.clone() else {
+        printer.error("who signs? pass --by NAME");
+        return Err(Failure::Input);
+    };
+    let confirmed = if args.all {
+        request.items.clone()
+    } else {
+        args.items
+            .iter()
+            .map(|i| resolve(i))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let refused = match &args.refuse {
+        Some(item) => Some(Refusal {
+            item: resolve(item)?,
+            reason: args.reason.clone().unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let mut evidence = std::collections::BTreeMap::new();
+    for v in &args.values {
+        let Some((name, value)) = v.split_once('=') else {
+            printer.error(&format!("--value {v}: write NAME=VALUE"));
+            return Err(Failure::Input);
+        };
+        evidence.insert(name.trim().to_owned(), value.trim().to_owned());
+    }
+    let signature = Signature {
+        by,
+        confirmed,
+        refused,
+        note: args.note.clone(),
+        evidence,
+    };
+    let settings = Settings {
+        mode: Mode::Apply,
+        actor: settings::actor(args.actor.clone().or(args.by.clone())),
+        clock: settings::clock(printer).unwrap_or(Clock::System),
+        reapply: Vec::new(),
+        reconcile: false,
+        resend_uncertain: false,
+        failpoint: None,
+    };
+    let outcome = engine_result_simple(
+        engine::sign_off(
+            &state,
+            &args.hire,
+            &args.step,
+            signature,
+            &args.evidence,
+            &settings,
+        ),
+        printer,
+    )?;
+    match outcome {
+        Outcome::Applied(changes) => {
+            emit(
+                printer,
+                &format!("{} {}: {}\n", args.hire, args.step, changes.join("; ")),
+            )?;
+            printer.info("Run the hire's playbook again to continue from here.");
+            Ok(())
+        }
+        Outcome::Failed { error, .. } => {
+            emit(
+                printer,
+                &format!("{} {}: refused: {error}\n", args.hire, args.step),
+            )?;
+            Err(Failure::Failed)
+        }
+        other => {
+            printer.error(&format!("unexpected outcome: {other:?}"));
+            Err(Failure::Failed)
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The steps people do: `sign_off` (e.g. the laptop was cleaned) and `device_handoff` (the hire
+//! received it). They wait until someone signs, at the run's prompt or with `onboard sign-off`;
+//! what was signed, by whom and when is a `signed_off` journal record.
+
+use std::collections::BTreeMap;
+
+use super::{Check, Ctx, StepError, StepResult};
+use crate::journal::{Refusal, SignOffRequest};
+use crate::plan::{Params, PlannedStep};
+
+/// What a person signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub by: String,
+    pub confirmed: Vec<String>,
+    pub refused: Option<Refusal>,
+    pub note: String,
+    pub evidence: BTreeMap<String, String>,
+}
+
+/// The request a waiting human step makes.
+pub fn request(step: &PlannedStep) -> Option<SignOffRequest> {
+    match &step.params {
+        Params::SignOff {
+            role,
+            items,
+            evidence,
+            asset,
+            not_operator,
+            signers,
+        } => Some(SignOffRequest {
+            role: role.clone(),
+            items: items.clone(),
+            evidence: evidence.clone(),
+            not_operator: *not_operator,
+            signers: signers.clone(),
+            asset: asset
+                .iter()
+                .flat_map(|a| {
+                    [
+                        ("asset_tag", Some(&a.tag)),
+                        ("serial", Some(&a.serial)),
+                        ("model", a.model.as_ref()),
+                    ]
+                })
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.clone())))
+                .collect(),
+            cleaning: None,
+            checksum: step.checksum.clone(),
+        }),
+        Params::DeviceHandoff {
+            asset,
+            cleaning,
+            condition,
+            accessories,
+        } => {
+            let mut items = vec![
+                format!(
+                    "I received {} {} (asset {}, serial {})",
+                    if asset.model.is_some() {
+                        "a"
+                    } else {
+                        "the device"
+                    },
+                    asset.model.as_deref().unwrap_or(""),
+                    asset.tag,
+                    asset.serial
+                )
+                .replace("  ", " "),
+            ];
+            if let Some(c) = condition {
+                items.push(format!("Its condition: {c}"));
+            }
+            if !accessories.is_empty() {
+                items.push(format!("With: {}", accessories.join(", ")));
+            }
+            let mut details = BTreeMap::from([
+                ("asset_tag".to_owned(), asset.tag.clone()),
+                ("serial".to_owned(), asset.serial.clone()),
+            ]);
+            if let Some(m) = &asset.model {
+                details.insert("model".into(), m.clone());
+            }
+            if let Some(c) = condition {
+                details.insert("condition".into(), c.clone());
+            }
+            if !accessories.is_empty() {
+                details.insert("accessories".into(), accessories.join(", "));
+            }
+            Some(SignOffRequest {
+                role: "hire".into(),
+                items,
+                evidence: Vec::new(),
+                not_operator: false,
+                signers: Vec::new(),
+                asset: details,
+                cleaning: Some(cleaning.clone()),
+                checksum: step.checksum.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+    let request = request(step).expect("a human step");
+    if let Params::DeviceHandoff {
+        asset, cleaning, ..
+    } = &step.params
+    {
+        // The device handed over must be the one that was cleaned.
+        let cleaned = ctx.outputs.get(cleaning).ok_or_else(|| {
+            StepError::new(format!("`{cleaning}` (the cleaning sign-off) is not done"))
+        })?;
+        let (tag, serial) = (cleaned.get("asset_tag"), cleaned.get("serial"));
+        if tag != Some(&asset.tag) || serial != Some(&asset.serial) {
+            return Err(StepError::new(format!(
+                "the cleaning sign-off `{cleaning}` was for asset {} (serial {}), not asset {} (serial {})",
+                tag.map_or("(none)", String::as_str),
+                serial.map_or("(none)", String::as_str),
+                asset.tag,
+                asset.serial
+            ))
+            .hint("hand over the device that was cleaned, or have this one cleaned and signed off"));
+        }
+    }
+    let reason = match &step.params {
+        Params::DeviceHandoff { asset, .. } => {
+            format!(
+                "acknowledge receipt of asset {} (serial {})",
+                asset.tag, asset.serial
+            )
+        }
+        _ => format!(
+            "{} item{} to confirm",
+            request.items.len(),
+            if request.items.len() == 1 { "" } else { "s" }
+        ),
+    };
+    Ok(Check::Waiting {
+        on: request.role.clone(),
+        reason,
+        request: Some(request),
+    })
+}
+
+/// Checks a signature against what was asked. `operators` ran the automated steps.
+pub fn validate(
+    request: &SignOffRequest,
+    signature: &Signature,
+    operators: &[&str],
+) -> Result<(), String> {
+    let by = signature.by.trim();
+    if by.is_empty() || by.chars().any(char::is_control) {
+        return Err("the signer's name is missing".into());
+    }
+    if !request.signers.is_empty() && !request.signers.iter().any(|s| s.eq_ignore_ascii_case(by)) {
+        return Err(format!(
+            "{by} may not sign this; the checklist names {}",
+            request.signers.join(", ")
+        ));
+    }
+    if request.not_operator && operators.iter().any(|o| o.eq_ignore_ascii_case(by)) {
+        return Err(format!(
+            "dual control: {by} ran the automated steps for this hire, so someone else must sign"
+        ));
+    }
+    if let Some(refusal) = &signature.refused {
+        if !request.items.contains(&refusal.item) {
+            return Err(format!(
+                "\"{}\" is not an item of this sign-off",
+                refusal.item
+            ));
+        }
+        if refusal.reason.trim().is_empty() {
+            return Err("a refusal needs a reason".into());
+        }
+        return Ok(());
+    }
+    let missing: Vec<&String> = request
+        .items
+        .iter()
+        .filter(|i| !signature.confirmed.contains(i))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "not confirmed: {}",
+            missing
+                .iter()
+                .map(|m| format!("\"{m}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let absent: Vec<&String> = request
+        .evidence
+        .iter()
+        .filter(|e| {
+            signature
+                .evidence
+                .get(*e)
+                .is_none_or(|v| v.trim().is_empty())
+        })
+        .collect();
+    if !absent.is_empty() {
+        return Err(format!(
+            "evidence missing: {}",
+            absent
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> SignOffRequest {
+        SignOffRequest {
+            role: "technician".into(),
+            items: vec!["wiped".into(), "cleaned".into()],
+            evidence: vec!["wipe_certificate_id".into()],
+            not_operator: true,
+            signers: vec![],
+            asset: BTreeMap::new(),
+            cleaning: None,
+            checksum: "c".into(),
+        }
+    }
+
+    fn signature(by: &str) -> Signature {
+        Signature {
+            by: by.into(),
+            confirmed: vec!["wiped".into(), "cleaned".into()],
+            refused: None,
+            note: String::new(),
+            evidence: BTreeMap::from([("wipe_certificate_id".into(), "WC-1".into())]),
+        }
+    }
+
+    #[test]
+    fn dual_control_and_completeness() {
+        let r = request();
+        assert_eq!(validate(&r, &signature("Tom"), &["alice"]), Ok(()));
+        assert!(
+            validate(&r, &signature("Alice"), &["alice"])
+                .unwrap_err()
+                .starts_with("dual control")
+        );
+        let mut partial = signature("Tom");
+        partial.confirmed.pop();
+        assert_eq!(
+            validate(&r, &partial, &[]),
+            Err("not confirmed: \"cleaned\"".into())
+        );
+        let mut no_evidence = signature("Tom");
+        no_evidence.evidence.clear();
+        assert_eq!(
+            validate(&r, &no_evidence, &[]),
+            Err("evidence missing: wipe_certificate_id".into())
+        );
+        let mut named = r.clone();
+        named.signers = vec!["Tina".into()];
+        assert!(
+            validate(&named, &signature("Tom"), &[])
+                .unwrap_err()
+                .contains("may not sign")
+        );
+    }
+}
