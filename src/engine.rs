@@ -274,20 +274,7 @@ pub fn run(
                 std::process::id(),
                 settings.clock.now()
             );
-            let lock = HireLock::acquire(&state_dir.lock(&hire), &holder).map_err(|e| match e {
-                LockError::Held(holder) => EngineError::Locked {
-                    hire: hire.clone(),
-                    holder,
-                },
-                LockError::Io(e) => EngineError::Io(e.to_string()),
-            })?;
-            let path = state_dir.journal(&hire);
-            let opened = Journal::open(&path, &run_id, &settings.actor).map_err(|source| {
-                EngineError::Journal {
-                    path: path.display().to_string(),
-                    source,
-                }
-            })?;
+            let (lock, opened) = open_locked(state_dir, &hire, &holder, &run_id, &settings.actor)?;
             let state = journal::replay(&opened.records);
             (Some(lock), Some(opened.journal), state, opened.torn_bytes)
         }
@@ -741,20 +728,13 @@ pub fn mark_sent(
     clock: Clock,
 ) -> Result<String, EngineError> {
     let holder = format!("mark-sent by {actor} (pid {})", std::process::id());
-    let _lock = HireLock::acquire(&state_dir.lock(hire), &holder).map_err(|e| match e {
-        LockError::Held(holder) => EngineError::Locked {
-            hire: hire.to_owned(),
-            holder,
-        },
-        LockError::Io(e) => EngineError::Io(e.to_string()),
-    })?;
-    let path = state_dir.journal(hire);
-    let opened = Journal::open(&path, &crate::secret::random_hex(8), actor).map_err(|source| {
-        EngineError::Journal {
-            path: path.display().to_string(),
-            source,
-        }
-    })?;
+    let (_lock, opened) = open_locked(
+        state_dir,
+        hire,
+        &holder,
+        &crate::secret::random_hex(8),
+        actor,
+    )?;
     let state = journal::replay(&opened.records);
     let prior = state
         .steps
@@ -874,21 +854,13 @@ pub fn sign_off(
         settings.actor,
         std::process::id()
     );
-    let _lock = HireLock::acquire(&state_dir.lock(hire), &holder).map_err(|e| match e {
-        LockError::Held(holder) => EngineError::Locked {
-            hire: hire.to_owned(),
-            holder,
-        },
-        LockError::Io(e) => EngineError::Io(e.to_string()),
-    })?;
-    let path = state_dir.journal(hire);
-    let opened =
-        Journal::open(&path, &crate::secret::random_hex(8), &settings.actor).map_err(|source| {
-            EngineError::Journal {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
+    let (_lock, opened) = open_locked(
+        state_dir,
+        hire,
+        &holder,
+        &crate::secret::random_hex(8),
+        &settings.actor,
+    )?;
     let state = journal::replay(&opened.records);
     let current = state.steps.get(step);
     let request = current
@@ -946,4 +918,27 @@ pub fn sign_off(
         &mut w, state_dir, hire, step, &request, signature, &at, &outputs,
     )?;
     Ok(outcome)
+}
+
+/// Takes the hire's lock and opens its journal for appending, as `actor` in run `run_id`.
+fn open_locked(
+    state_dir: &StateDir,
+    hire: &str,
+    holder: &str,
+    run_id: &str,
+    actor: &str,
+) -> Result<(HireLock, journal::Opened), EngineError> {
+    let lock = HireLock::acquire(&state_dir.lock(hire), holder).map_err(|e| match e {
+        LockError::Held(holder) => EngineError::Locked {
+            hire: hire.to_owned(),
+            holder,
+        },
+        LockError::Io(e) => EngineError::Io(e.to_string()),
+    })?;
+    let path = state_dir.journal(hire);
+    let opened = Journal::open(&path, run_id, actor).map_err(|source| EngineError::Journal {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok((lock, opened))
 }
