@@ -342,6 +342,7 @@ pub fn run(
                 detail: String::new(),
                 request: None,
                 waiting_since: None,
+                evidence: BTreeMap::new(),
             });
             s.status = Status::Done;
             s.outputs = out.clone();

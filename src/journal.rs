@@ -398,6 +398,9 @@ pub struct StepState {
     /// Since when it has been waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_since: Option<String>,
+    /// What proves it: policy version and hash, Message-ID, evidence of a sign-off, …
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub evidence: BTreeMap<String, String>,
 }
 
 /// What the journal says about one hire.
@@ -434,6 +437,7 @@ pub fn replay(records: &[Record]) -> HireState {
                 detail: String::new(),
                 request: None,
                 waiting_since: None,
+                evidence: BTreeMap::new(),
             })
         };
         if let Event::StepDone { step, .. } = &r.event
@@ -482,11 +486,12 @@ pub fn replay(records: &[Record]) -> HireState {
                 checksum,
                 changes,
                 outputs,
-                ..
+                evidence,
             } => set(step, &|s| {
                 s.status = Status::Done;
                 s.checksum = checksum.clone();
                 s.outputs = outputs.clone();
+                s.evidence = evidence.clone();
                 s.changes = changes.clone();
                 s.intent.clear();
                 s.detail.clear();
@@ -517,12 +522,23 @@ pub fn replay(records: &[Record]) -> HireState {
             Event::SignedOff {
                 step,
                 checksum,
+                role,
                 by,
                 confirmed,
                 refused,
+                note,
+                evidence,
                 asset,
-                ..
             } => set(step, &|s| {
+                s.evidence = evidence.clone();
+                s.evidence
+                    .insert("signed_by".into(), format!("{by} ({role})"));
+                for (k, v) in asset {
+                    s.evidence.insert(k.clone(), v.clone());
+                }
+                if !note.is_empty() {
+                    s.evidence.insert("note".into(), note.clone());
+                }
                 s.checksum = checksum.clone();
                 s.waiting_since = None;
                 s.request = None;

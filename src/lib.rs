@@ -12,6 +12,7 @@ pub mod mail;
 pub mod model;
 pub mod plan;
 pub mod receipt;
+pub mod report;
 pub mod secret;
 pub mod state;
 pub mod steps;

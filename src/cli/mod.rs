@@ -10,6 +10,7 @@ mod mark_sent;
 mod output;
 mod plan;
 mod progress;
+mod report;
 mod run;
 mod schema;
 mod settings;
@@ -92,6 +93,7 @@ enum Command {
     Log(journal::LogArgs),
     Verify(journal::VerifyArgs),
     SignOff(sign_off::SignOffArgs),
+    Report(report::ReportArgs),
     MarkSent(mark_sent::MarkSentArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
@@ -137,6 +139,7 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(Command::Status(args)) => journal::cmd_status(args, cli.state, printer),
         Some(Command::Log(args)) => journal::cmd_log(args, cli.state, printer),
         Some(Command::Verify(args)) => journal::cmd_verify(args, cli.state, printer),
+        Some(Command::Report(args)) => report::cmd_report(args, cli.state, printer),
         Some(Command::SignOff(args)) => sign_off::cmd_sign_off(args, cli.state, printer),
         Some(Command::MarkSent(args)) => mark_sent::cmd_mark_sent(args, cli.state, printer),
         Some(Command::Schema(args)) => schema::cmd_schema(args, printer),

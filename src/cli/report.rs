@@ -1,0 +1,128 @@
+//! `onboard report`: completion reports for auditors, from the journals only.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::run::StateArgs;
+use super::{CmdResult, Failure, Printer, emit, settings};
+use crate::report::{self, JournalFile, View};
+use crate::state::StateDir;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// One self-contained page, readable and printable.
+    Html,
+    /// One row per step, for spreadsheets.
+    Csv,
+    /// The documented `onboard.report/1` structure.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ViewArg {
+    /// Everything the journals hold (they hold no secrets).
+    Full,
+    /// For HR: who, what state, when; no DNs, hashes or Message-IDs.
+    Hr,
+}
+
+/// Report on onboarding: per hire every step, who did it when, what changed and the evidence,
+/// what is pending or overdue, and whether each journal's hash chain verified.
+///
+/// Exit 1 if any journal does not verify (the report still shows it, flagged).
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Hire ids (default: every hire in the state directory).
+    hires: Vec<String>,
+    /// Only hires starting on or after this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    since: Option<jiff::civil::Date>,
+    /// Only hires starting on or before this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    until: Option<jiff::civil::Date>,
+    #[arg(long, value_enum, default_value = "html")]
+    format: Format,
+    #[arg(long, value_enum, default_value = "full")]
+    view: ViewArg,
+    /// Write to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub fn cmd_report(args: ReportArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
+    let dir = settings::state_dir(state_args.state_dir, printer)?;
+    let state = StateDir::at(&dir);
+    let hires = if args.hires.is_empty() {
+        state.hires().map_err(|e| {
+            printer.error(&format!(
+                "cannot list {}: {e}",
+                state.journal_dir().display()
+            ));
+            Failure::Failed
+        })?
+    } else {
+        args.hires.clone()
+    };
+    let mut journals = Vec::new();
+    for hire in hires {
+        let path = state.journal(&hire);
+        let text = fs_err::read_to_string(&path).map_err(|e| {
+            printer.error(&e.to_string());
+            Failure::Input
+        })?;
+        let j = JournalFile {
+            hire,
+            path: path.display().to_string(),
+            text,
+        };
+        if report::in_range(&j, args.since, args.until) {
+            journals.push(j);
+        }
+    }
+    let view = match args.view {
+        ViewArg::Full => View::Full,
+        ViewArg::Hr => View::Hr,
+    };
+    let now = settings::clock(printer)?.now();
+    let report = report::build(&journals, view, now);
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report).expect("report serializes") + "\n",
+        Format::Csv => report::csv(&report),
+        Format::Html => report::html(&report).map_err(|e| {
+            printer.error(&format!("cannot render the report: {e}"));
+            Failure::Failed
+        })?,
+    };
+    match &args.output {
+        Some(path) => {
+            fs_err::write(path, &text).map_err(|e| {
+                printer.error(&e.to_string());
+                Failure::Failed
+            })?;
+            printer.info(&format!("Report written to {}", path.display()));
+        }
+        None => emit(printer, &text)?,
+    }
+    let broken: Vec<String> = report
+        .hires
+        .iter()
+        .filter(|h| !h.journal.verified)
+        .map(|h| {
+            format!(
+                "{}:{}: {}",
+                h.journal.file,
+                h.journal.broken_line.unwrap_or(0),
+                h.journal.problem.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    for b in &broken {
+        printer.error(&format!("journal does not verify: {b}"));
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Failed)
+    }
+}
