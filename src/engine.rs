@@ -295,6 +295,17 @@ pub fn run(
         checklist: pb.checklist.display().to_string(),
         onboard: env!("CARGO_PKG_VERSION").to_owned(),
         start: start_of(pb),
+        start_at: pb
+            .hire
+            .as_ref()
+            .and_then(crate::deadline::start)
+            .map(|z| z.timestamp().to_string())
+            .unwrap_or_default(),
+        deadlines: current
+            .steps
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), s.deadline.clone()?)))
+            .collect(),
     })?;
 
     let Targets { directory, mailer } = targets;

@@ -58,6 +58,12 @@ pub enum Event {
         /// When the hire starts: `YYYY-MM-DD HH:MM Area/City`, if known.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         start: String,
+        /// The same instant, RFC 3339.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        start_at: String,
+        /// Each step's deadline (RFC 3339), where it has one.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        deadlines: BTreeMap<String, String>,
     },
     /// About to act. `intent` names what the effect will be known by (a Message-ID, an
     /// allocated uidNumber) so that an interrupted step can be recognised on resume.
@@ -412,6 +418,12 @@ pub struct HireState {
     /// When the hire starts, as the last run knew it.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub start: String,
+    /// The same instant, RFC 3339.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub start_at: String,
+    /// Deadlines by step (RFC 3339), as the last run computed them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub deadlines: BTreeMap<String, String>,
     pub first_at: Option<String>,
     pub last_at: Option<String>,
     pub steps: BTreeMap<String, StepState>,
@@ -461,13 +473,17 @@ pub fn replay(records: &[Record]) -> HireState {
                 hire,
                 playbook,
                 start,
+                start_at,
+                deadlines,
                 ..
             } => {
                 state.hire = hire.clone();
                 state.playbook = playbook.clone();
                 if !start.is_empty() {
                     state.start = start.clone();
+                    state.start_at = start_at.clone();
                 }
+                state.deadlines = deadlines.clone();
                 state.runs += 1;
             }
             Event::StepStarted {
@@ -594,6 +610,8 @@ mod tests {
                 checklist: "new-hire.yaml".into(),
                 onboard: "0.1.0".into(),
                 start: String::new(),
+                start_at: String::new(),
+                deadlines: BTreeMap::new(),
             },
         )
         .unwrap();

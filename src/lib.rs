@@ -3,6 +3,7 @@
 //! The library holds everything but terminal IO: see ARCHITECTURE.md for the layers.
 
 pub mod cli;
+pub mod deadline;
 pub mod diag;
 pub mod engine;
 pub mod escape;
@@ -11,6 +12,7 @@ pub mod load;
 pub mod mail;
 pub mod model;
 pub mod plan;
+pub mod readiness;
 pub mod receipt;
 pub mod report;
 pub mod secret;

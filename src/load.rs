@@ -44,6 +44,26 @@ pub struct Playbook {
     pub policies: BTreeMap<String, PolicyDoc>,
     /// Where the playbook says no hire was given, for the "no hire" error.
     pub root_file: FileId,
+    /// The message sent once when the hire becomes at risk (`notify.at_risk`).
+    pub at_risk: Option<Email>,
+}
+
+/// The id of the synthetic step that says everything is ready.
+pub const NOTIFY_READY: &str = "notify-ready";
+/// The id under which the at-risk message is journaled.
+pub const NOTIFY_AT_RISK: &str = "notify-at-risk";
+
+fn notify_email(n: &crate::model::Notify, m: &crate::model::NotifyMessage) -> Email {
+    Email {
+        from: n.from.clone(),
+        to: n.to.clone(),
+        cc: n.cc.clone(),
+        reply_to: n.reply_to.clone(),
+        subject: m.subject.clone(),
+        html: m.html.clone(),
+        text: m.text.clone(),
+        policies: None,
+    }
 }
 
 pub struct Step {
@@ -52,6 +72,8 @@ pub struct Step {
     /// Direct dependencies, including the implicit ones (`account:`, `cleaning:`).
     pub needs: Vec<String>,
     pub kind: StepKind,
+    /// When it must be done, relative to the start.
+    pub deadline: Option<crate::deadline::Deadline>,
 }
 
 pub enum StepKind {
@@ -226,13 +248,41 @@ impl Loader<'_> {
                 .collect(),
             _ => HashSet::new(),
         };
-        let steps = self.steps(steps, &broken);
+        let mut steps = self.steps(steps, &broken);
+        let notify = steps_layer
+            .doc
+            .notify
+            .as_ref()
+            .and_then(|n| n.0.as_ref())
+            .map(|n| n.value.clone());
+        if let Some(ready) = notify.as_ref().and_then(|n| Some((n, n.ready.as_ref()?))) {
+            // "Everything is ready" is the last step: it needs all the others.
+            steps.push(Step {
+                id: Spanned {
+                    value: NOTIFY_READY.to_owned(),
+                    span: ready.1.subject.span,
+                    verbatim: false,
+                },
+                title: "Tell the manager everything is ready".to_owned(),
+                needs: steps.iter().map(|s| s.id.value.clone()).collect(),
+                kind: StepKind::Email(notify_email(ready.0, ready.1)),
+                deadline: None,
+            });
+        }
         let mut templates = Templates::new();
         let mut policies = BTreeMap::new();
-        for step in &steps {
-            if let StepKind::Email(email) = &step.kind {
-                self.email_files(email, &templates_dir, &mut templates, &mut policies);
-            }
+        let at_risk = notify
+            .as_ref()
+            .and_then(|n| Some(notify_email(n, n.at_risk.as_ref()?)));
+        for email in steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::Email(e) => Some(e),
+                _ => None,
+            })
+            .chain(at_risk.as_ref())
+        {
+            self.email_files(email, &templates_dir, &mut templates, &mut policies);
         }
 
         let name = steps_layer
@@ -251,6 +301,7 @@ impl Loader<'_> {
             templates,
             policies,
             root_file: root.file,
+            at_risk,
         })
     }
 
@@ -453,11 +504,23 @@ impl Loader<'_> {
                     needs.push(target.value);
                 }
             }
+            let deadline = doc.deadline.as_ref().and_then(|d| {
+                crate::deadline::parse(&d.value)
+                    .map_err(|problem| {
+                        self.diags.push(
+                            Diagnostic::new(format!("`deadline`: {problem}"))
+                                .at(d.span)
+                                .hint(crate::deadline::FORMS),
+                        );
+                    })
+                    .ok()
+            });
             out.push(Step {
                 id: doc.id.clone(),
                 title: doc.title.clone().unwrap_or_else(|| doc.id.value.clone()),
                 needs,
                 kind,
+                deadline,
             });
         }
 

@@ -46,6 +46,39 @@ pub struct PlaybookFile {
     /// The checklist: each step has an `id`, a `title`, optional `needs`, and exactly one kind
     /// (`ldap_account`, `ldap_groups`, `device_handoff`, `sign_off`, `email`).
     pub steps: Option<Spanned<Vec<Recover<Spanned<StepDoc>>>>>,
+    /// Tell the manager (and the help desk) when everything is ready, or when the hire is at risk.
+    pub notify: Option<Recover<Spanned<Notify>>>,
+}
+
+/// Messages about the onboarding itself, sent through the same mail target as the welcome.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// Sender (template).
+    pub from: Tpl,
+    /// Recipients, e.g. the manager (template or list).
+    pub to: OneOrMany<Tpl>,
+    /// Copies, e.g. the help desk (template or list).
+    #[serde(default)]
+    pub cc: OneOrMany<Tpl>,
+    /// Where replies go (template).
+    pub reply_to: Option<Tpl>,
+    /// Sent once, when every step is done.
+    pub ready: Option<NotifyMessage>,
+    /// Sent once, when the hire first becomes at risk or late (see `onboard status`).
+    pub at_risk: Option<NotifyMessage>,
+}
+
+/// One kind of notification.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyMessage {
+    /// Subject line (template).
+    pub subject: Tpl,
+    /// Plain-text body: a Tera template file in the templates folder.
+    pub text: Spanned<String>,
+    /// HTML body: a Tera template file in the templates folder (autoescaped).
+    pub html: Spanned<String>,
 }
 
 /// Which hire fields a checklist needs.
@@ -168,6 +201,9 @@ pub struct StepDoc {
     /// Steps that must be done before this one.
     #[serde(default)]
     pub needs: Vec<Spanned<String>>,
+    /// When it must be done, relative to the hire's first day: `start`,
+    /// `2 working days before start`, `3 days before start` or `09:00 on day one`.
+    pub deadline: Option<Spanned<String>>,
     /// Create the directory account.
     pub ldap_account: Option<Spanned<LdapAccount>>,
     /// Add the account to groups.

@@ -51,6 +51,9 @@ pub struct PlannedStep {
     /// In a dry run: what checking the targets and the journal found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub now: Option<Now>,
+    /// When it must be done (RFC 3339), from its `deadline` and the hire's start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
 }
 
 /// What a dry run found for a step.
@@ -202,6 +205,7 @@ pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
     }
     ctx.insert("vars", &vars);
 
+    let start = pb.hire.as_ref().and_then(crate::deadline::start);
     let mut steps = Vec::new();
     let mut planned_outputs: Outputs = outputs.clone();
     for step in &pb.steps {
@@ -240,6 +244,10 @@ pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
             params,
             known_after_run: later,
             now: None,
+            deadline: step
+                .deadline
+                .zip(start.as_ref())
+                .map(|(d, start)| d.at(start).to_string()),
         });
     }
     if !diags.is_empty() {

@@ -7,10 +7,15 @@ use clap::Args;
 use super::run::StateArgs;
 use super::{CmdResult, Failure, Printer, emit, settings};
 use crate::engine::read_state;
+use crate::journal::HireState;
 use crate::journal::{self, Event, Record};
+use crate::readiness::{self, Blocker, Readiness};
 use crate::state::StateDir;
 
-/// Show each hire's steps and their states: who did what when, what waits on whom.
+/// Show every hire by start time: ready, on track, at risk or late, what blocks them and who
+/// must act, then each step (who did what when).
+///
+/// Exit 1 when any hire is at risk or late, so it can run from cron and alert.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Hire ids (default: every hire in the state directory).
@@ -66,43 +71,92 @@ fn hires(state: &StateDir, given: Vec<String>, printer: &Printer) -> Result<Vec<
     })
 }
 
+/// A hire in `onboard status --json`: its replayed journal plus its readiness.
+#[derive(serde::Serialize)]
+struct StatusEntry {
+    #[serde(flatten)]
+    state: HireState,
+    readiness: Readiness,
+    blockers: Vec<Blocker>,
+}
+
 pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
     let state = state_dir(state_args, printer)?;
     let hires = hires(&state, args.hires, printer)?;
+    let now = settings::clock(printer)?.now();
     let mut all = Vec::new();
     for hire in &hires {
         match read_state(&state, hire) {
-            Ok((s, _)) => all.push(s),
+            Ok((s, _)) => {
+                let a = readiness::assess(&s, now);
+                all.push(StatusEntry {
+                    state: s,
+                    readiness: a.readiness,
+                    blockers: a.blockers,
+                });
+            }
             Err(e) => {
                 printer.error(&format!("hire {hire}: {e}"));
                 return Err(Failure::Failed);
             }
         }
     }
+    // Soonest start first; hires without a start date last.
+    all.sort_by(|a, b| {
+        (
+            a.state.start_at.is_empty(),
+            &a.state.start_at,
+            &a.state.hire,
+        )
+            .cmp(&(
+                b.state.start_at.is_empty(),
+                &b.state.start_at,
+                &b.state.hire,
+            ))
+    });
+    let alarming = all.iter().filter(|e| e.readiness.alarming()).count();
     if args.json {
         let text = serde_json::to_string_pretty(&all).expect("state serializes");
-        return emit(printer, &(text + "\n"));
-    }
-    if all.is_empty() {
+        emit(printer, &(text + "\n"))?;
+    } else if all.is_empty() {
         printer.info(&format!("No hires in {} yet.", state.root().display()));
-        return Ok(());
+    } else {
+        emit(printer, &human_status(&all))?;
     }
+    if alarming > 0 {
+        printer.info(&format!(
+            "{alarming} hire{} at risk or late.",
+            if alarming == 1 { " is" } else { "s are" }
+        ));
+        return Err(Failure::Failed);
+    }
+    Ok(())
+}
+
+fn human_status(all: &[StatusEntry]) -> String {
     let mut out = String::new();
-    for h in &all {
-        let starts = if h.start.is_empty() {
-            String::new()
-        } else {
-            format!(", starts {}", h.start)
+    for e in all {
+        let h = &e.state;
+        let starts = match h.start_at.parse::<jiff::Timestamp>() {
+            Ok(t) => format!(
+                "starts {}",
+                readiness::local(t, h.start.split_whitespace().nth(2).unwrap_or("UTC"))
+            ),
+            Err(_) => "no start date".to_owned(),
         };
         let _ = writeln!(
             out,
-            "{} ({}{starts}): {} run{}, last {}",
+            "{}  {}  {starts}  ({}, {} run{}, last {})",
             h.hire,
+            e.readiness.label(),
             h.playbook,
             h.runs,
             if h.runs == 1 { "" } else { "s" },
             h.last_at.as_deref().unwrap_or("never")
         );
+        for b in &e.blockers {
+            let _ = writeln!(out, "    ! {}", b.summary);
+        }
         let width = h.steps.keys().map(String::len).max().unwrap_or(0);
         for (id, s) in &h.steps {
             let mut detail = if s.detail.is_empty() {
@@ -115,14 +169,14 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
             }
             let _ = writeln!(
                 out,
-                "  {id:<width$}  {:<11} {} by {}{detail}",
+                "    {id:<width$}  {:<11} {} by {}{detail}",
                 s.status.as_str(),
                 s.at,
                 s.actor
             );
         }
     }
-    emit(printer, &out)
+    out
 }
 
 pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The time every test run sees, unless a test says otherwise.
+pub const NOW: &str = "2026-11-23T10:00:00Z";
+
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -65,6 +68,8 @@ impl TestEnv {
             .env("HOME", self.dir.path())
             .env("USER", "tester")
             .env("ONBOARD_STATE_DIR", self.state())
+            // A pinned clock: readiness and overdue do not change with the day the tests run.
+            .env("ONBOARD_NOW", NOW)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -136,7 +136,7 @@ fn a_hand_off_needs_the_cleaning_sign_off_first() {
     assert!(
         status
             .stdout
-            .contains("starts 2026-12-07 09:00 Europe/London"),
+            .contains("E1042  on track  starts Mon 2026-12-07 09:00 Europe/London"),
         "{}",
         status.stdout
     );
@@ -287,6 +287,7 @@ fn run_in_pty(env: &TestEnv, command: &str, answers: &str) -> (i32, String) {
         .env("USER", "tom")
         .env("TERM", "xterm")
         .env("ONBOARD_STATE_DIR", env.state())
+        .env("ONBOARD_NOW", crate::common::NOW)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

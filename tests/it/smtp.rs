@@ -191,9 +191,13 @@ fn an_interrupted_send_is_uncertain_until_the_operator_decides() {
         );
         assert_eq!(welcome(&server).len(), 0, "nothing is sent silently");
     }
-    let status = env.run(&["status", "--json"]).success();
+    let status = env.run(&["status", "--json"]).code(1);
     let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(status[0]["steps"]["welcome"]["status"], "uncertain");
+    assert_eq!(
+        status[0]["readiness"], "at_risk",
+        "an uncertain send needs someone to act"
+    );
 
     run(&env, &server, &[PLAYBOOK, "--resend-uncertain"], &[]).success();
     let sent = welcome(&server);
