@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use crate::diag::Diagnostics;
 use crate::journal::{self, Event, HireState, Journal, Status};
-use crate::load::Playbook;
+use crate::load::{NOTIFY_AT_RISK, Playbook};
 use crate::plan::{Outputs, Params, Plan, PlannedStep, plan};
 use crate::state::{HireLock, LockError, StateDir};
 use crate::steps::{self, Check, Ctx, Operator};
@@ -374,6 +374,34 @@ pub fn run(
             title: step.title.clone(),
             outcome,
         });
+    }
+
+    // Tell the manager once when the hire becomes at risk or late.
+    if let (Some(email), true) = (&pb.at_risk, w.applying()) {
+        let mut ctx = steps::Ctx {
+            pb,
+            directory: &mut *directory,
+            mailer: &mut *mailer,
+            operator: &mut *progress,
+            hire_id: &hire,
+            prior: state.steps.get(NOTIFY_AT_RISK),
+            now: SystemTime::try_from(settings.clock.now()).unwrap_or(SystemTime::now()),
+            from: &from,
+            allocation_lock: &allocation_lock,
+            held: None,
+            resend_uncertain: settings.resend_uncertain,
+            outputs: &outputs,
+            operators: &state.operators,
+            state_dir,
+        };
+        if let Some(step) = at_risk_notice(pb, email, &hire, state_dir, settings, &mut ctx)? {
+            let (outcome, _) = run_step(&step, &mut ctx, &results, settings, &mut w)?;
+            reports.push(StepReport {
+                id: step.id.clone(),
+                title: step.title.clone(),
+                outcome,
+            });
+        }
     }
 
     let report = Report {
@@ -953,4 +981,48 @@ fn open_locked(
         source,
     })?;
     Ok((lock, opened))
+}
+
+/// The at-risk notice as a step, if the hire is at risk or late now and was not told yet.
+fn at_risk_notice(
+    pb: &Playbook,
+    email: &crate::model::Email,
+    hire: &str,
+    state_dir: &StateDir,
+    settings: &Settings,
+    ctx: &mut steps::Ctx<'_>,
+) -> Result<Option<PlannedStep>, EngineError> {
+    if ctx.prior.is_some_and(|p| p.status == Status::Done) {
+        return Ok(None);
+    }
+    // The journal as this run left it.
+    let (state, _) = read_state(state_dir, hire)?;
+    let assessment = crate::readiness::assess(&state, settings.clock.now());
+    if !assessment.readiness.alarming() {
+        return Ok(None);
+    }
+    let mut diags = Diagnostics::default();
+    let mut tctx = crate::plan::context(pb, &mut diags);
+    tctx.insert(
+        "readiness",
+        &serde_json::json!({
+            "state": assessment.readiness.label(),
+            "start": state.start,
+            "blockers": assessment.blockers,
+        }),
+    );
+    let params = crate::plan::render_email(pb, email, &tctx).map_err(EngineError::Plan)?;
+    let params = Params::Email(Box::new(params));
+    Ok(Some(PlannedStep {
+        id: NOTIFY_AT_RISK.to_owned(),
+        title: "Tell the manager the hire is at risk".to_owned(),
+        kind: "email",
+        needs: Vec::new(),
+        action: crate::plan::describe(&params),
+        checksum: crate::plan::checksum(&params),
+        params,
+        known_after_run: Vec::new(),
+        now: None,
+        deadline: None,
+    }))
 }

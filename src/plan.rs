@@ -178,32 +178,11 @@ pub fn load_and_plan(
 /// Plans every step for `hire` (or a placeholder hire when the playbook has none).
 pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
     let mut diags = Diagnostics::default();
-    let (hire_value, hire_id) = match &pb.hire {
-        Some(h) => (
-            hire_context(h),
-            h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
-        ),
-        None => (sample_hire(&pb.required), "(sample)".to_owned()),
+    let hire_id = match &pb.hire {
+        Some(h) => h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
+        None => "(sample)".to_owned(),
     };
-    let mut ctx = Context::new();
-    ctx.insert("hire", &hire_value);
-
-    let mut vars = serde_json::Map::new();
-    for (name, tpl) in &pb.vars {
-        ctx.insert("vars", &vars);
-        match pb.templates.render_inline(tpl, &ctx) {
-            Ok(v) => {
-                vars.insert(name.value.clone(), Value::String(v));
-            }
-            Err(d) => {
-                diags.push(d);
-                // Stand in for the broken var so its users do not fail as well.
-                let stand_in = format!("<vars.{} failed>", name.value);
-                vars.insert(name.value.clone(), Value::String(stand_in));
-            }
-        }
-    }
-    ctx.insert("vars", &vars);
+    let mut ctx = context(pb, &mut diags);
 
     let start = pb.hire.as_ref().and_then(crate::deadline::start);
     let mut steps = Vec::new();
@@ -260,6 +239,60 @@ pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
         sample_hire: pb.hire.is_none(),
         steps,
     })
+}
+
+/// The template context every step starts from: `hire` and the rendered `vars`.
+pub fn context(pb: &Playbook, diags: &mut Diagnostics) -> Context {
+    let hire_value = match &pb.hire {
+        Some(h) => hire_context(h),
+        None => sample_hire(&pb.required),
+    };
+    let mut ctx = Context::new();
+    ctx.insert("hire", &hire_value);
+    let mut vars = serde_json::Map::new();
+    for (name, tpl) in &pb.vars {
+        ctx.insert("vars", &vars);
+        match pb.templates.render_inline(tpl, &ctx) {
+            Ok(v) => {
+                vars.insert(name.value.clone(), Value::String(v));
+            }
+            Err(d) => {
+                diags.push(d);
+                // Stand in for the broken var so its users do not fail as well.
+                let stand_in = format!("<vars.{} failed>", name.value);
+                vars.insert(name.value.clone(), Value::String(stand_in));
+            }
+        }
+    }
+    ctx.insert("vars", &vars);
+    ctx
+}
+
+/// Renders an email that is not a step of the checklist (the at-risk notice) against `ctx`.
+pub fn render_email(
+    pb: &Playbook,
+    email: &crate::model::Email,
+    ctx: &Context,
+) -> Result<EmailParams, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let step = Step {
+        id: email.subject.clone(),
+        title: String::new(),
+        needs: Vec::new(),
+        kind: StepKind::Email(email.clone()),
+        deadline: None,
+    };
+    let mut r = Renderer {
+        pb,
+        ctx,
+        diags: &mut diags,
+        failed: false,
+    };
+    let params = r.email(&step, email);
+    match params {
+        Some(p) if !r.failed => Ok(p),
+        _ => Err(diags),
+    }
 }
 
 /// SHA-256 of the canonical JSON of the parameters.

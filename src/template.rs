@@ -239,6 +239,22 @@ mod tests {
         );
     }
 
+    /// Regression: map iteration followed a hash order, so a checksum over rendered text
+    /// changed between runs and a done notification was refused as "changed".
+    #[test]
+    fn maps_iterate_in_a_stable_order() {
+        let mut ctx = Context::new();
+        let steps: std::collections::BTreeMap<String, u32> =
+            (0..20).map(|i| (format!("step{i:02}"), i)).collect();
+        ctx.insert("steps", &steps);
+        let t = tpl("{% for k, v in steps %}{{ k }} {% endfor %}");
+        let first = Templates::new().render_inline(&t, &ctx).unwrap();
+        for _ in 0..10 {
+            assert_eq!(Templates::new().render_inline(&t, &ctx).unwrap(), first);
+        }
+        assert!(first.starts_with("step00 step01 step02"));
+    }
+
     #[test]
     fn html_files_are_autoescaped() {
         let mut t = Templates::new();

@@ -6,6 +6,7 @@ mod human;
 mod ldap;
 mod never_panics;
 mod playbooks;
+mod readiness;
 mod report;
 mod run;
 mod slapd;
