@@ -27,6 +27,7 @@ pub struct Request {
 }
 
 /// A playbook ready to plan: composed, checked, steps in dependency order.
+#[derive(Clone)]
 pub struct Playbook {
     pub name: String,
     /// The file holding the steps.
@@ -44,6 +45,8 @@ pub struct Playbook {
     pub policies: BTreeMap<String, PolicyDoc>,
     /// Where the playbook says no hire was given, for the "no hire" error.
     pub root_file: FileId,
+    /// CSV column headings → hire fields, for `--hires FILE`.
+    pub hire_columns: Vec<(String, Spanned<String>)>,
     /// The message sent once when the hire becomes at risk (`notify.at_risk`).
     pub at_risk: Option<Email>,
 }
@@ -66,6 +69,7 @@ fn notify_email(n: &crate::model::Notify, m: &crate::model::NotifyMessage) -> Em
     }
 }
 
+#[derive(Clone)]
 pub struct Step {
     pub id: Spanned<String>,
     pub title: String,
@@ -76,6 +80,7 @@ pub struct Step {
     pub deadline: Option<crate::deadline::Deadline>,
 }
 
+#[derive(Clone)]
 pub enum StepKind {
     LdapAccount(LdapAccount),
     LdapGroups(LdapGroups),
@@ -97,6 +102,7 @@ impl StepKind {
 }
 
 /// A policy document as sent: its text and the SHA-256 an auditor can compare.
+#[derive(Clone)]
 pub struct PolicyDoc {
     pub text: String,
     pub sha256: String,
@@ -209,7 +215,7 @@ impl Loader<'_> {
         let required = self.required_fields(steps_layer);
         if let Some(hire) = hire {
             let key = key_span(&hire_from.node, "hire").unwrap_or(hire.span);
-            self.check_hire(hire, key, &required);
+            check_hire(hire, key, &required, self.diags);
         }
 
         let mut vars: Vec<(Spanned<String>, Tpl)> = Vec::new();
@@ -302,6 +308,13 @@ impl Loader<'_> {
             policies,
             root_file: root.file,
             at_risk,
+            hire_columns: steps_layer
+                .doc
+                .hire_columns
+                .0
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.clone()))
+                .collect(),
         })
     }
 
@@ -414,48 +427,6 @@ impl Loader<'_> {
             }
         }
         required
-    }
-
-    fn check_hire(&mut self, hire: &Spanned<Hire>, hire_key: Span, required: &[String]) {
-        for field in required {
-            if hire.field(field).is_none() {
-                let key = field.strip_prefix("custom.").unwrap_or(field);
-                let under = if field.starts_with("custom.") {
-                    "`hire.custom`"
-                } else {
-                    "`hire`"
-                };
-                self.diags.push(
-                    Diagnostic::new(format!("missing required hire field `{field}`"))
-                        .at(hire_key)
-                        .label(format!("no `{field}` here"))
-                        .hint(format!(
-                            "the checklist requires it (hire_fields.required); add `{key}:` under {under}"
-                        )),
-                );
-            }
-        }
-        for (name, value) in hire.fields() {
-            if let Err(problem) = check_hire_value(&name, &value.value) {
-                let mut d =
-                    Diagnostic::new(format!("hire field `{name}`: {}", problem.0)).at(value.span);
-                d.hint = problem.1;
-                self.diags.push(d);
-            }
-        }
-        if let (Some(start), Some(end)) = (&hire.start_date, &hire.end_date)
-            && let (Ok(s), Ok(e)) = (
-                start.value.parse::<jiff::civil::Date>(),
-                end.value.parse::<jiff::civil::Date>(),
-            )
-            && e < s
-        {
-            self.diags.push(
-                Diagnostic::new("hire field `end_date` is before `start_date`")
-                    .at(end.span)
-                    .note(start.span, "start_date"),
-            );
-        }
     }
 
     fn steps(
@@ -800,6 +771,55 @@ impl Loader<'_> {
                 None
             }
         }
+    }
+}
+
+/// Checks a hire against the checklist's required fields and the value rules; `hire_key` is
+/// where missing fields are reported.
+pub fn check_hire(
+    hire: &Spanned<Hire>,
+    hire_key: Span,
+    required: &[String],
+    diags: &mut Diagnostics,
+) {
+    for field in required {
+        if hire.field(field).is_none() {
+            let key = field.strip_prefix("custom.").unwrap_or(field);
+            let under = if field.starts_with("custom.") {
+                "`hire.custom`"
+            } else {
+                "`hire`"
+            };
+            diags.push(
+                Diagnostic::new(format!("missing required hire field `{field}`"))
+                    .at(hire_key)
+                    .label(format!("no `{field}` here"))
+                    .hint(format!(
+                        "the checklist requires it (hire_fields.required); add `{key}:` under {under}"
+                    )),
+            );
+        }
+    }
+    for (name, value) in hire.fields() {
+        if let Err(problem) = check_hire_value(&name, &value.value) {
+            let mut d =
+                Diagnostic::new(format!("hire field `{name}`: {}", problem.0)).at(value.span);
+            d.hint = problem.1;
+            diags.push(d);
+        }
+    }
+    if let (Some(start), Some(end)) = (&hire.start_date, &hire.end_date)
+        && let (Ok(s), Ok(e)) = (
+            start.value.parse::<jiff::civil::Date>(),
+            end.value.parse::<jiff::civil::Date>(),
+        )
+        && e < s
+    {
+        diags.push(
+            Diagnostic::new("hire field `end_date` is before `start_date`")
+                .at(end.span)
+                .note(start.span, "start_date"),
+        );
     }
 }
 

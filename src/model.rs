@@ -37,6 +37,10 @@ pub struct PlaybookFile {
     pub templates: Option<Spanned<String>>,
     /// Which hire fields this checklist needs.
     pub hire_fields: Option<HireFields>,
+    /// For `--hires FILE.csv`: CSV column heading → hire field (`given_name`, `custom.NAME`),
+    /// e.g. `"First Name": given_name`. Without it the headings must be field names.
+    #[serde(default)]
+    pub hire_columns: OrderedMap<Spanned<String>, Spanned<String>>,
     /// The person being onboarded: the data HR provides.
     pub hire: Option<Recover<Spanned<Hire>>>,
     /// Derived values, rendered in the order written; later vars can use earlier ones

@@ -14,6 +14,7 @@ use crate::escape;
 use crate::model::Tpl;
 
 /// The Tera instance with onboard's filters and the email templates loaded.
+#[derive(Clone)]
 pub struct Templates {
     tera: Tera,
     /// Template name → the file it came from, for locating errors.

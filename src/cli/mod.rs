@@ -4,6 +4,7 @@
 //! or the run could not finish; 2 invalid input (arguments, playbook, hire data).
 
 mod check;
+mod cohort;
 mod completions;
 mod journal;
 mod mark_sent;
@@ -74,6 +75,22 @@ struct RunArgs {
 
     #[command(flatten)]
     options: run::RunOptions,
+
+    /// Onboard a cohort: HR's export as CSV (or a YAML/JSON list of hires), one hire per row.
+    #[arg(long, value_name = "FILE")]
+    hires: Option<PathBuf>,
+
+    /// With --hires: only these hire ids. Repeatable.
+    #[arg(long, value_name = "ID", requires = "hires")]
+    only: Vec<String>,
+
+    /// With --hires: leave out these hire ids. Repeatable.
+    #[arg(long, value_name = "ID", requires = "hires")]
+    exclude: Vec<String>,
+
+    /// With --hires: how many hires to work on at once.
+    #[arg(long, short, value_name = "N", default_value_t = 4, requires = "hires")]
+    jobs: usize,
 }
 
 /// Where the hire comes from.
@@ -151,6 +168,35 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
                 printer.hint("run `onboard PLAYBOOK`, e.g. `onboard playbooks/new-hire.yaml`; see `onboard --help`");
                 return Err(Failure::Input);
             };
+            if let Some(hires) = cli.run.hires {
+                let mut sources = SourceMap::default();
+                let req = Request {
+                    playbook,
+                    hire: None,
+                };
+                let (pb, mut diags) = crate::load::load(&req, &mut sources);
+                let Some(pb) = pb.filter(|_| diags.is_empty()) else {
+                    if diags.is_empty() {
+                        diags.push(Diagnostic::new("the playbook could not be loaded"));
+                    }
+                    report(diags.sorted(), &sources, printer);
+                    return Err(Failure::Input);
+                };
+                return cohort::cmd_cohort(
+                    pb,
+                    sources,
+                    cohort::Cohort {
+                        hires,
+                        only: cli.run.only,
+                        exclude: cli.run.exclude,
+                        jobs: cli.run.jobs,
+                        dry_run: cli.run.dry_run,
+                    },
+                    cli.run.options,
+                    cli.state,
+                    printer,
+                );
+            }
             if cli.run.dry_run {
                 return plan::cmd_plan(
                     plan::PlanArgs {

@@ -27,8 +27,12 @@ impl LdifDirectory {
     /// Uses the LDIF file at `path`, creating it from `seed` if it does not exist.
     pub fn open(path: &Path, seed: &str) -> TargetResult<LdifDirectory> {
         if !path.exists() {
-            parse(seed).map_err(|e| TargetError::Other(format!("the seed directory: {e}")))?;
-            state::write_atomic(path, seed.as_bytes())?;
+            // Seeded under the lock, so runs starting together seed it once.
+            let _lock = state::lock_file(&path.with_extension("ldif.lock"))?;
+            if !path.exists() {
+                parse(seed).map_err(|e| TargetError::Other(format!("the seed directory: {e}")))?;
+                state::write_atomic(path, seed.as_bytes())?;
+            }
         }
         let dir = LdifDirectory {
             path: path.to_owned(),

@@ -1,0 +1,357 @@
+//! `onboard PLAYBOOK --hires FILE`: a whole cohort from HR's export, several hires at once.
+//!
+//! Every row is checked before anything runs. Then `--jobs` workers take hires from a queue,
+//! each with its own directory connection and mail transport; one hire's failure never stops
+//! the others, and every hire keeps its own journal (so resume works per hire).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::run::{RunOptions, StateArgs, targets};
+use super::{CmdResult, Failure, Printer, emit, report, settings};
+use crate::diag::{Diagnostic, Diagnostics, SourceMap};
+use crate::engine::{self, Mode, Outcome, Progress, Settings, Targets};
+use crate::load::{Playbook, check_hire};
+use crate::model::Hire;
+use crate::plan::{Outputs, PlannedStep, plan};
+use crate::secret::Secret;
+use crate::state::StateDir;
+use crate::steps::Operator;
+
+/// What to run for a cohort.
+pub struct Cohort {
+    pub hires: PathBuf,
+    pub only: Vec<String>,
+    pub exclude: Vec<String>,
+    pub jobs: usize,
+    pub dry_run: bool,
+}
+
+/// One hire's result.
+struct Done {
+    hire: String,
+    line: String,
+    failed: bool,
+}
+
+pub fn cmd_cohort(
+    pb: Playbook,
+    mut sources: SourceMap,
+    cohort: Cohort,
+    options: RunOptions,
+    state_args: StateArgs,
+    printer: &Printer,
+) -> CmdResult {
+    let rows = crate::hires::read(&cohort.hires, &pb.hire_columns, &mut sources).map_err(|d| {
+        report(d.sorted(), &sources, printer);
+        Failure::Input
+    })?;
+
+    // Every row is checked (hire data and every template rendered) before anything runs.
+    let mut diags = Diagnostics::default();
+    let mut seen: Vec<(String, crate::diag::Span)> = Vec::new();
+    let mut hires: Vec<Hire> = Vec::new();
+    let mut pb = pb;
+    for row in rows {
+        let before = diags.len();
+        check_hire(&row.hire, row.at, &pb.required, &mut diags);
+        if let Some(id) = &row.hire.id {
+            if let Some((_, first)) = seen.iter().find(|(s, _)| s == &id.value) {
+                diags.push(
+                    Diagnostic::new(format!("hire `{}` appears twice", id.value))
+                        .at(id.span)
+                        .note(*first, "first")
+                        .hint("each hire has one row; ids name their journals"),
+                );
+            }
+            seen.push((id.value.clone(), id.span));
+        }
+        if diags.len() > before {
+            continue;
+        }
+        pb.hire = Some(row.hire.value.clone());
+        if let Err(more) = plan(&pb, &Outputs::new()) {
+            for d in more.0 {
+                diags.push(d);
+            }
+            continue;
+        }
+        hires.push(row.hire.value);
+    }
+    if !diags.is_empty() {
+        report(diags.sorted(), &sources, printer);
+        return Err(Failure::Input);
+    }
+
+    let id = |h: &Hire| h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default();
+    let known: BTreeSet<String> = hires.iter().map(id).collect();
+    for name in cohort.only.iter().chain(&cohort.exclude) {
+        if !known.contains(name) {
+            printer.error(&format!(
+                "--only/--exclude names `{name}`, which is not in {}",
+                cohort.hires.display()
+            ));
+            return Err(Failure::Input);
+        }
+    }
+    hires.retain(|h| {
+        let i = id(h);
+        (cohort.only.is_empty() || cohort.only.contains(&i)) && !cohort.exclude.contains(&i)
+    });
+
+    let dir = settings::state_dir(state_args.state_dir, printer)?;
+    let mode = if cohort.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Apply
+    };
+    let state = if cohort.dry_run {
+        StateDir::at(&dir)
+    } else {
+        StateDir::open(&dir).map_err(|e| {
+            printer.error(&format!(
+                "cannot use the state directory {}: {e}",
+                dir.display()
+            ));
+            Failure::Failed
+        })?
+    };
+    let settings = Settings {
+        mode,
+        actor: settings::actor(options.actor.clone()),
+        clock: settings::clock(printer)?,
+        reapply: options.reapply.clone(),
+        reconcile: options.reconcile,
+        resend_uncertain: options.resend_uncertain,
+        failpoint: settings::failpoint(),
+    };
+
+    let total = hires.len();
+    let steps = pb.steps.len();
+    let queue = Arc::new(Mutex::new(hires.into_iter().collect::<VecDeque<Hire>>()));
+    let results = Arc::new(Mutex::new(Vec::<Done>::new()));
+    let bars = Bars::new(total);
+    let jobs = cohort.jobs.clamp(1, total.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let queue = Arc::clone(&queue);
+            let results = Arc::clone(&results);
+            let (pb, state, settings, bars) = (&pb, &state, &settings, &bars);
+            scope.spawn(move || {
+                // Each worker has its own connection and transport.
+                let (mut directory, mut mailer) = match targets(state, mode, printer) {
+                    Ok(t) => t,
+                    Err(_) => return,
+                };
+                let mut pb = pb.clone();
+                loop {
+                    let next = queue.lock().expect("queue").pop_front();
+                    let Some(hire) = next else { break };
+                    let hire_id = id(&hire);
+                    pb.hire = Some(hire);
+                    let mut progress = bars.hire(&hire_id, steps);
+                    let result = engine::run(
+                        &pb,
+                        state,
+                        Targets {
+                            directory: directory.as_mut(),
+                            mailer: mailer.as_mut(),
+                        },
+                        settings,
+                        &mut progress,
+                    );
+                    let done = summarize(&hire_id, result);
+                    bars.finished(progress, &done.line);
+                    results.lock().expect("results").push(done);
+                }
+            });
+        }
+    });
+    bars.clear();
+
+    let mut results = std::mem::take(&mut *results.lock().expect("results"));
+    results.sort_by(|a, b| a.hire.cmp(&b.hire));
+    let failed = results.iter().filter(|r| r.failed).count();
+    let missing = total - results.len();
+    let mut out = format!(
+        "Cohort {} ({}): {} hires, {} ok, {} failed{}\n",
+        cohort.hires.display(),
+        pb.name,
+        total,
+        results.len() - failed,
+        failed,
+        if missing > 0 {
+            format!(", {missing} not run")
+        } else {
+            String::new()
+        }
+    );
+    for r in &results {
+        out.push_str(&format!("  {}\n", r.line));
+    }
+    emit(printer, &out)?;
+    if failed > 0 || missing > 0 {
+        Err(Failure::Failed)
+    } else {
+        Ok(())
+    }
+}
+
+fn summarize(hire: &str, result: Result<engine::Report, engine::EngineError>) -> Done {
+    match result {
+        Err(e) => Done {
+            hire: hire.to_owned(),
+            line: format!("{hire}: FAILED: {e}"),
+            failed: true,
+        },
+        Ok(report) => {
+            let c = report.counts();
+            let problems: Vec<String> = report
+                .steps
+                .iter()
+                .filter_map(|s| match &s.outcome {
+                    Outcome::Failed { error, .. } => Some(format!("{}: {error}", s.id)),
+                    Outcome::Uncertain(reason) => Some(format!("{}: uncertain: {reason}", s.id)),
+                    _ => None,
+                })
+                .collect();
+            let failed = !problems.is_empty();
+            let state = if failed {
+                format!("FAILED: {}", problems.join("; "))
+            } else if c.waiting > 0 {
+                format!(
+                    "{} done, {} waiting on people",
+                    c.applied + c.already_done,
+                    c.waiting
+                )
+            } else if c.would_do > 0 {
+                format!(
+                    "would change {} steps, {} already done",
+                    c.would_do, c.already_done
+                )
+            } else {
+                format!(
+                    "complete ({} done now, {} already done)",
+                    c.applied, c.already_done
+                )
+            };
+            Done {
+                hire: hire.to_owned(),
+                line: format!("{hire}: {state}"),
+                failed,
+            }
+        }
+    }
+}
+
+/// The cohort's progress: an overall bar and a line per active hire on a terminal, plain lines
+/// otherwise.
+struct Bars {
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    total: usize,
+    finished: Mutex<usize>,
+}
+
+impl Bars {
+    fn new(total: usize) -> Bars {
+        if !std::io::stderr().is_terminal() {
+            return Bars {
+                multi: None,
+                overall: None,
+                total,
+                finished: Mutex::new(0),
+            };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = multi.add(ProgressBar::new(total as u64));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} hires  {per_sec}  ETA {eta}  {elapsed}",
+            )
+            .expect("valid template"),
+        );
+        Bars {
+            multi: Some(multi),
+            overall: Some(overall),
+            total,
+            finished: Mutex::new(0),
+        }
+    }
+
+    fn hire(&self, hire: &str, steps: usize) -> HireProgress {
+        let bar = self.multi.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {msg}").expect("valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar.set_message(hire.to_owned());
+            bar
+        });
+        HireProgress {
+            hire: hire.to_owned(),
+            steps,
+            index: 0,
+            bar,
+        }
+    }
+
+    fn finished(&self, progress: HireProgress, line: &str) {
+        let mut n = self.finished.lock().expect("count");
+        *n += 1;
+        match (&self.multi, progress.bar) {
+            (Some(multi), Some(bar)) => {
+                bar.finish_and_clear();
+                multi.remove(&bar);
+                if let Some(o) = &self.overall {
+                    o.inc(1);
+                }
+            }
+            _ => eprintln!("[{}/{}] {line}", *n, self.total),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(o) = &self.overall {
+            o.finish_and_clear();
+        }
+    }
+}
+
+struct HireProgress {
+    hire: String,
+    steps: usize,
+    index: usize,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress for HireProgress {
+    fn started(&mut self, step: &PlannedStep) {
+        self.index += 1;
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "{} [{}/{}] {}",
+                self.hire, self.index, self.steps, step.id
+            ));
+        }
+    }
+
+    fn finished(&mut self, _: &PlannedStep, _: &Outcome) {}
+}
+
+impl Operator for HireProgress {
+    // A cohort never prompts or shows secrets: passwords go to managers, people sign later.
+    fn can_show_secret(&self) -> bool {
+        false
+    }
+
+    fn show_password(&mut self, _: &str, _: &str, _: &Secret) -> Result<(), String> {
+        Err("a cohort run shows no passwords; use `password.deliver: manager`".into())
+    }
+}
