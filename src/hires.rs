@@ -16,12 +16,24 @@ pub struct Row {
     pub at: Span,
 }
 
-/// Reads every hire. All problems are returned at once.
+/// Reads every hire it can, and every problem: the caller checks the rows further and reports
+/// everything at once.
 pub fn read(
     path: &Path,
     columns: &[(String, Spanned<String>)],
     sources: &mut SourceMap,
-) -> Result<Vec<Row>, Diagnostics> {
+) -> (Vec<Row>, Diagnostics) {
+    match read_inner(path, columns, sources) {
+        Ok(rows) => rows,
+        Err(diags) => (Vec::new(), diags),
+    }
+}
+
+fn read_inner(
+    path: &Path,
+    columns: &[(String, Spanned<String>)],
+    sources: &mut SourceMap,
+) -> Result<(Vec<Row>, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::default();
     let bytes = match fs_err::read(path) {
         Ok(b) => b,
@@ -83,11 +95,7 @@ pub fn read(
                 .hint("a CSV needs a heading row and one row per hire"),
         );
     }
-    if diags.is_empty() {
-        Ok(rows)
-    } else {
-        Err(diags)
-    }
+    Ok((rows, diags))
 }
 
 fn list_nodes(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Node> {

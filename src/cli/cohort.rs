@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::run::{RunOptions, StateArgs, targets};
 use super::{CmdResult, Failure, Printer, emit, report, settings};
-use crate::diag::{Diagnostic, Diagnostics, SourceMap};
+use crate::diag::{Diagnostic, SourceMap};
 use crate::engine::{self, Mode, Outcome, Progress, Settings, Targets};
 use crate::load::{Playbook, check_hire};
 use crate::model::Hire;
@@ -47,13 +47,8 @@ pub fn cmd_cohort(
     state_args: StateArgs,
     printer: &Printer,
 ) -> CmdResult {
-    let rows = crate::hires::read(&cohort.hires, &pb.hire_columns, &mut sources).map_err(|d| {
-        report(d.sorted(), &sources, printer);
-        Failure::Input
-    })?;
-
     // Every row is checked (hire data and every template rendered) before anything runs.
-    let mut diags = Diagnostics::default();
+    let (rows, mut diags) = crate::hires::read(&cohort.hires, &pb.hire_columns, &mut sources);
     let mut seen: Vec<(String, crate::diag::Span)> = Vec::new();
     let mut hires: Vec<Hire> = Vec::new();
     let mut pb = pb;

@@ -1,5 +1,6 @@
 //! Integration tests: one binary that runs the built `onboard` like a person would.
 
+mod cohort;
 mod commands;
 mod common;
 mod human;
