@@ -180,6 +180,11 @@ pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<Stri
     Ok(intent)
 }
 
+/// uidNumbers known to be taken, per directory suffix, in this process: scanned once, then
+/// kept up to date by our own allocations, so a cohort does not rescan the directory per hire.
+static TAKEN: std::sync::Mutex<BTreeMap<String, std::collections::BTreeSet<u32>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
 fn free_uid_number(
     ctx: &mut Ctx<'_>,
     a: &Account<'_>,
@@ -187,17 +192,48 @@ fn free_uid_number(
     max: u32,
     also_taken: &[u32],
 ) -> StepResult<u32> {
-    let used: std::collections::BTreeSet<u32> = ctx
-        .directory
-        .values(&a.suffix(), "uidNumber")?
-        .iter()
-        .filter_map(|v| v.parse().ok())
-        .chain(also_taken.iter().copied())
-        .collect();
-    (min..=max).find(|n| !used.contains(n)).ok_or_else(|| {
-        StepError::new(format!("no free uidNumber left in {min}–{max}"))
-            .hint("widen `posix.uid_min`/`uid_max` in the playbook")
-    })
+    let suffix = a.suffix();
+    let key = format!("{}|{suffix}", ctx.directory.describe());
+    let cached = TAKEN.lock().expect("uid cache").contains_key(&key);
+    if !cached {
+        let used: std::collections::BTreeSet<u32> = ctx
+            .directory
+            .values(&suffix, "uidNumber")?
+            .iter()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        TAKEN.lock().expect("uid cache").insert(key.clone(), used);
+    }
+    let mut n = min;
+    loop {
+        let candidate = {
+            let taken = TAKEN.lock().expect("uid cache");
+            let used = &taken[&key];
+            (n..=max).find(|c| !used.contains(c) && !also_taken.contains(c))
+        };
+        let Some(candidate) = candidate else {
+            return Err(
+                StepError::new(format!("no free uidNumber left in {min}–{max}"))
+                    .hint("widen `posix.uid_min`/`uid_max` in the playbook"),
+            );
+        };
+        // Another process may have taken it since the scan: ask the directory (an indexed
+        // equality search), and remember what we learn.
+        let free = ctx
+            .directory
+            .find(&suffix, "uidNumber", &candidate.to_string())?
+            .is_empty();
+        TAKEN
+            .lock()
+            .expect("uid cache")
+            .entry(key.clone())
+            .or_default()
+            .insert(candidate);
+        if free {
+            return Ok(candidate);
+        }
+        n = candidate + 1;
+    }
 }
 
 pub fn apply(

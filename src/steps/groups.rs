@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use super::{Applied, Check, Ctx, StepError, StepResult};
-use crate::escape;
 use crate::plan::{Params, PlannedStep};
 use crate::target::Entry;
 
@@ -46,27 +45,27 @@ fn membership(group: &Entry, dn: &str, login: &str) -> Option<(&'static str, Str
     }
 }
 
-/// Reads each group: (dn, attribute, value, already a member).
+/// Reads each group: (dn, attribute, value, already a member). Only the group's object class
+/// and one membership test are fetched, never the whole member list.
 fn state(
     g: &Groups<'_>,
     ctx: &mut Ctx<'_>,
 ) -> StepResult<Vec<(String, &'static str, String, bool)>> {
     let mut out = Vec::new();
     for dn in g.groups {
-        let group = ctx.directory.read(dn)?.ok_or_else(|| {
-            StepError::new(format!("group {dn} does not exist"))
-                .hint("create the group in the directory, or fix its name in the playbook")
-        })?;
+        let group = ctx
+            .directory
+            .read_attrs(dn, &["objectClass"])?
+            .ok_or_else(|| {
+                StepError::new(format!("group {dn} does not exist"))
+                    .hint("create the group in the directory, or fix its name in the playbook")
+            })?;
         let (attr, value) = membership(&group, g.member_dn, g.member_login).ok_or_else(|| {
             StepError::new(format!(
                 "{dn} is not a group onboard knows (groupOfNames, groupOfUniqueNames, posixGroup)"
             ))
         })?;
-        let member = if attr == "memberUid" {
-            group.has_value(attr, &value)
-        } else {
-            group.get(attr).iter().any(|m| escape::dn_eq(m, &value))
-        };
+        let member = ctx.directory.has_value(dn, attr, &value)?;
         out.push((dn.clone(), attr, value, member));
     }
     Ok(out)

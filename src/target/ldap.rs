@@ -265,6 +265,19 @@ impl Directory for LdapDirectory {
             .next())
     }
 
+    fn read_attrs(&mut self, dn: &str, attrs: &[&str]) -> TargetResult<Option<Entry>> {
+        Ok(self
+            .search(dn, Scope::Base, "(objectClass=*)", attrs)?
+            .into_iter()
+            .next())
+    }
+
+    fn has_value(&mut self, dn: &str, attr: &str, value: &str) -> TargetResult<bool> {
+        // The server compares with the attribute's own matching rule (DNs as DNs).
+        let filter = format!("({attr}={})", escape::filter_value(value));
+        Ok(!self.search(dn, Scope::Base, &filter, &["1.1"])?.is_empty())
+    }
+
     fn find(&mut self, base: &str, attr: &str, value: &str) -> TargetResult<Vec<Entry>> {
         let filter = format!("({attr}={})", escape::filter_value(value));
         self.search(base, Scope::Subtree, &filter, &["*"])

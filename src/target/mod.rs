@@ -78,6 +78,31 @@ pub trait Directory {
     fn set_password(&mut self, dn: &str, password: &Secret) -> TargetResult<()>;
     /// Whether `password` is the entry's password: for LDAP, whether a bind succeeds.
     fn check_password(&mut self, dn: &str, password: &Secret) -> TargetResult<bool>;
+    /// The entry at `dn` with only `attrs` (a group's `objectClass` without its members).
+    fn read_attrs(&mut self, dn: &str, attrs: &[&str]) -> TargetResult<Option<Entry>> {
+        Ok(self.read(dn)?.map(|mut e| {
+            e.attrs
+                .retain(|(n, _)| attrs.iter().any(|a| a.eq_ignore_ascii_case(n)));
+            e
+        }))
+    }
+    /// Whether `dn`'s `attr` has `value` (DN-valued attributes compared as DNs), without
+    /// fetching every value: a group's member list can be long.
+    fn has_value(&mut self, dn: &str, attr: &str, value: &str) -> TargetResult<bool> {
+        let Some(entry) = self.read(dn)? else {
+            return Err(TargetError::NoSuchObject(dn.to_owned()));
+        };
+        let dn_valued = ["member", "uniqueMember"]
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(attr));
+        Ok(entry.get(attr).iter().any(|v| {
+            if dn_valued {
+                crate::escape::dn_eq(v, value)
+            } else {
+                v.eq_ignore_ascii_case(value)
+            }
+        }))
+    }
     /// Makes the user change the password at first login, where the directory can enforce it.
     /// Returns whether it is enforced.
     fn require_password_change(&mut self, _dn: &str) -> TargetResult<bool> {
