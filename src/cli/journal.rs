@@ -48,6 +48,13 @@ fn state_dir(args: StateArgs, printer: &Printer) -> Result<StateDir, Failure> {
     Ok(StateDir::at(&settings::state_dir(args.state_dir, printer)?))
 }
 
+/// The state directory, checked to hold a journal for `hire` (commands that act on one hire).
+pub fn with_hire(args: StateArgs, hire: &str, printer: &Printer) -> Result<StateDir, Failure> {
+    let state = state_dir(args, printer)?;
+    hires(&state, vec![hire.to_owned()], printer)?;
+    Ok(state)
+}
+
 fn hires(state: &StateDir, given: Vec<String>, printer: &Printer) -> Result<Vec<String>, Failure> {
     if !given.is_empty() {
         for h in &given {

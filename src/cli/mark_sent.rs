@@ -5,7 +5,6 @@ use clap::Args;
 use super::run::StateArgs;
 use super::{CmdResult, Failure, Printer, emit, settings};
 use crate::engine;
-use crate::state::StateDir;
 
 /// Record that an interrupted email did go out (after checking the recipient's mailbox), so
 /// the next run does not send it again. The journal keeps who decided and why.
@@ -24,16 +23,7 @@ pub struct MarkSentArgs {
 }
 
 pub fn cmd_mark_sent(args: MarkSentArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
-    let dir = settings::state_dir(state_args.state_dir, printer)?;
-    let state = StateDir::at(&dir);
-    if !state.journal(&args.hire).exists() {
-        printer.error(&format!(
-            "no journal for hire {} in {}",
-            args.hire,
-            dir.display()
-        ));
-        return Err(Failure::Input);
-    }
+    let state = super::journal::with_hire(state_args, &args.hire, printer)?;
     let actor = settings::actor(args.actor);
     let id = engine::mark_sent(
         &state,

@@ -9,7 +9,6 @@ use super::run::{StateArgs, engine_result_simple};
 use super::{CmdResult, Failure, Printer, emit, settings};
 use crate::engine::{self, Clock, Mode, Outcome, Settings, read_state};
 use crate::journal::{Refusal, Status};
-use crate::state::StateDir;
 use crate::steps::human::Signature;
 
 /// Sign off a waiting step (e.g. the laptop cleaning), or acknowledge a hand-off as the hire.
@@ -52,17 +51,7 @@ pub struct SignOffArgs {
 }
 
 pub fn cmd_sign_off(args: SignOffArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
-    let dir = settings::state_dir(state_args.state_dir, printer)?;
-    let state = StateDir::at(&dir);
-    if !state.journal(&args.hire).exists() {
-        printer.error(&format!(
-            "no journal for hire {} in {}",
-            args.hire,
-            dir.display()
-        ));
-        printer.hint("run the hire's playbook first; `onboard status` lists the hires");
-        return Err(Failure::Input);
-    }
+    let state = super::journal::with_hire(state_args, &args.hire, printer)?;
     let (hire, _) = read_state(&state, &args.hire).map_err(|e| {
         printer.error(&e.to_string());
         Failure::Failed
