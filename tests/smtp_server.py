@@ -6,6 +6,10 @@ email package parses it (headers, body parts, attachments, envelope, the authent
 the Rust tests check the MIME structure with an independent parser.
 
     smtp_server.py --port 2525 --dir out/ [--tls CERT KEY] [--auth USER:PASSWORD] [--implicit-tls]
+                   [--eml-only]
+
+With --eml-only it stores N.eml and nothing else (the benchmark's server: the parse would
+dominate the time being measured).
 
 With --tls the server offers STARTTLS and requires it; with --auth it requires AUTH (which
 aiosmtpd only allows over TLS). With --implicit-tls it speaks TLS from the first byte (smtps).
@@ -26,8 +30,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Store:
-    def __init__(self, directory):
+    def __init__(self, directory, eml_only=False):
         self.directory = directory
+        self.eml_only = eml_only
         self.count = 0
         self.lock = threading.Lock()
 
@@ -36,6 +41,11 @@ class Store:
             self.count += 1
             n = self.count
         raw = envelope.original_content or envelope.content
+        base = os.path.join(self.directory, f"{n:04d}")
+        if self.eml_only:
+            with open(base + ".eml", "wb") as f:
+                f.write(raw)
+            return "250 Message accepted for delivery"
         message = email.message_from_bytes(raw, policy=email.policy.default)
         parts, attachments = [], []
         for part in message.walk():
@@ -59,7 +69,6 @@ class Store:
             "parts": parts,
             "attachments": attachments,
         }
-        base = os.path.join(self.directory, f"{n:04d}")
         with open(base + ".eml.tmp", "wb") as f:
             f.write(raw)
         os.rename(base + ".eml.tmp", base + ".eml")
@@ -76,6 +85,7 @@ def main():
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--auth")
     parser.add_argument("--implicit-tls", action="store_true")
+    parser.add_argument("--eml-only", action="store_true", help="store N.eml only (benchmarks)")
     args = parser.parse_args()
 
     kwargs = {}
@@ -101,7 +111,7 @@ def main():
             # The socket is TLS from the first byte, but aiosmtpd only knows of STARTTLS.
             kwargs.update(auth_require_tls=False)
     controller = Controller(
-        Store(args.dir),
+        Store(args.dir, args.eml_only),
         hostname="127.0.0.1",
         port=args.port,
         ssl_context=context if args.implicit_tls else None,

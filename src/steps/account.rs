@@ -170,7 +170,8 @@ pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<Stri
     let mut intent = BTreeMap::from([("dn".to_owned(), a.dn.to_owned())]);
     if let Some(p) = a.posix {
         // Runs on this machine allocate one at a time: the lock is held until the entry with
-        // the number exists (it is released when the step ends).
+        // the number exists (`apply` releases it right after the add; threads of one process
+        // also never pick the same number, see `TAKEN`).
         let lock = crate::state::lock_file(ctx.allocation_lock)
             .map_err(|e| StepError::new(format!("cannot lock uidNumber allocation: {e}")))?;
         ctx.held = Some(lock);
@@ -262,6 +263,8 @@ pub fn apply(
         })?;
         changes.push(format!("created entry {}", a.dn));
     }
+    // The number is now visible to every other run: the next allocation may proceed.
+    ctx.held = None;
     if let Some(p) = a.posix {
         changes.extend(settle_uid_number(ctx, &a, p.uid_min, p.uid_max)?);
     }

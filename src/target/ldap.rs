@@ -1,7 +1,7 @@
 //! A real LDAP server through ldap3 (rustls with ring; no OpenSSL).
 //!
 //! One connection is opened and bound for a run and reused by every step. Password checks
-//! bind on a second, short-lived connection as the user. Result codes become messages an IT
+//! bind as the user on a second connection, kept for the next check. Result codes become messages an IT
 //! tech can act on. A password is never sent in clear text to anything but loopback unless the
 //! operator explicitly allows it.
 
@@ -36,6 +36,9 @@ pub struct LdapConfig {
 
 pub struct LdapDirectory {
     conn: LdapConn,
+    /// Password checks bind as the user here, never on `conn` (which stays bound as the
+    /// operator's service account). Opened at the first check, kept for the next ones.
+    check_conn: Option<LdapConn>,
     config: LdapConfig,
     read_only: bool,
     password_modify: bool,
@@ -90,7 +93,7 @@ impl LdapConfig {
             .set_conn_timeout(self.timeout)
             .set_starttls(self.starttls && self.url.starts_with("ldap://"));
         if let Some(ca) = &self.ca_file {
-            settings = settings.set_config(Arc::new(tls_config(ca)?));
+            settings = settings.set_config(Arc::new(super::tls::client_config(Some(ca))?));
         }
         Ok(settings)
     }
@@ -101,38 +104,6 @@ impl LdapConfig {
         conn.with_timeout(self.timeout);
         Ok(conn)
     }
-}
-
-fn tls_config(ca_file: &std::path::Path) -> TargetResult<rustls::ClientConfig> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| {
-        TargetError::Other(format!(
-            "cannot read the CA file {}: {e}",
-            ca_file.display()
-        ))
-    })?;
-    for cert in certs {
-        let cert = cert.map_err(|e| {
-            TargetError::Other(format!(
-                "{} is not a PEM certificate file: {e}",
-                ca_file.display()
-            ))
-        })?;
-        roots.add(cert).map_err(|e| {
-            TargetError::Other(format!(
-                "{}: unusable CA certificate: {e}",
-                ca_file.display()
-            ))
-        })?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TargetError::Other(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 fn connection_error(url: &str, e: LdapError) -> TargetError {
@@ -204,6 +175,7 @@ impl LdapDirectory {
         }
         let mut dir = LdapDirectory {
             conn,
+            check_conn: None,
             config,
             read_only,
             password_modify: false,
@@ -356,11 +328,19 @@ impl Directory for LdapDirectory {
     }
 
     fn check_password(&mut self, dn: &str, password: &Secret) -> TargetResult<bool> {
-        let mut conn = self.config.connect()?;
+        let conn = match &mut self.check_conn {
+            Some(conn) => conn,
+            None => self.check_conn.insert(self.config.connect()?),
+        };
         let result = conn
             .simple_bind(dn, password.expose())
             .and_then(|r| r.success());
-        let _ = conn.unbind();
+        if let Err(e) = &result
+            && rc_of(e).is_none()
+        {
+            // The connection itself failed: the next check opens a new one.
+            self.check_conn = None;
+        }
         match result {
             Ok(_) => Ok(true),
             Err(e) if rc_of(&e) == Some(49) => Ok(false),

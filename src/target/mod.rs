@@ -9,6 +9,7 @@ pub mod ldap;
 pub mod ldif;
 pub mod outbox;
 pub mod smtp;
+mod tls;
 
 use crate::secret::Secret;
 

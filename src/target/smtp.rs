@@ -1,6 +1,6 @@
 //! A real SMTP server through lettre (rustls with ring; no OpenSSL).
 //!
-//! One pooled transport for the run, reused for every message. `smtps://` speaks TLS from the
+//! One connection per mailer, reused for every message. `smtps://` speaks TLS from the
 //! first byte; `smtp://` requires STARTTLS except to loopback. A password is never sent over an
 //! unencrypted connection to anything but loopback unless the operator explicitly allows it.
 //! An SMTP server gives no way to ask whether a message was sent, so `was_sent` says "unknown".
@@ -9,10 +9,17 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use lettre::Address;
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{Address, SmtpTransport, Transport};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
 
 use super::{Mailer, Outgoing, TargetError, TargetResult};
 use crate::secret::Secret;
@@ -72,17 +79,42 @@ impl SmtpConfig {
     }
 }
 
+/// One SMTP connection, opened at `connect` and reused for every message; reopened when the
+/// server dropped it. Driven by lettre's async client on a single-threaded runtime owned by
+/// this mailer, because only that client takes a socket we opened ourselves.
 pub struct SmtpMailer {
-    transport: SmtpTransport,
+    runtime: tokio::runtime::Runtime,
+    conn: Option<AsyncSmtpConnection>,
+    /// When `conn` last answered; a connection idle for long is tested before it is used.
+    last_used: Instant,
+    hello: ClientId,
+    /// TLS for STARTTLS (`smtp://` when encrypted).
+    starttls: Option<TlsParameters>,
+    /// TLS from the first byte (`smtps://`).
+    implicit: Option<tokio_rustls::TlsConnector>,
+    credentials: Option<Credentials>,
+    host: String,
+    port: u16,
+    timeout: Duration,
     url: String,
 }
 
+/// A connection that stayed idle this long may have been closed by the server: it is tested
+/// with NOOP first, so a message is never the thing that finds out.
+const IDLE_CHECK: Duration = Duration::from_secs(10);
+
 impl SmtpMailer {
-    /// Builds the transport and checks that the server answers (and accepts the login).
+    /// Connects (and logs in), so a wrong address or password is found before any step runs.
     pub fn connect(config: SmtpConfig) -> TargetResult<SmtpMailer> {
         config.check_transport()?;
         let (host, port) = config.host_port();
-        let tls = if config.encrypted() {
+        let implicit_tls = config.url.starts_with("smtps://");
+        let mut starttls = None;
+        let mut implicit = None;
+        if implicit_tls {
+            let tls = super::tls::client_config(config.ca_file.as_deref())?;
+            implicit = Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)));
+        } else if config.encrypted() {
             let mut params = TlsParameters::builder(host.clone());
             if let Some(ca) = &config.ca_file {
                 let pem = fs_err::read(ca).map_err(|e| {
@@ -93,41 +125,169 @@ impl SmtpMailer {
                 })?;
                 params = params.add_root_certificate(cert);
             }
-            let params = params
-                .build_rustls()
-                .map_err(|e| TargetError::Other(format!("TLS settings for {host}: {e}")))?;
-            if config.url.starts_with("smtps://") {
-                Tls::Wrapper(params)
-            } else {
-                Tls::Required(params)
-            }
-        } else {
-            Tls::None
-        };
-        let mut builder = SmtpTransport::builder_dangerous(&host)
-            .port(port)
-            .tls(tls)
-            .timeout(Some(config.timeout));
-        if let (Some(user), Some(password)) = (&config.user, &config.password) {
-            builder =
-                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+            starttls = Some(
+                params
+                    .build_rustls()
+                    .map_err(|e| TargetError::Other(format!("TLS settings for {host}: {e}")))?,
+            );
         }
-        let transport = builder.build();
-        match transport.test_connection() {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(TargetError::Unavailable(format!(
-                    "{} did not accept a connection",
-                    config.url
-                )));
-            }
-            Err(e) => return Err(smtp_error(&config.url, &e)),
-        }
-        Ok(SmtpMailer {
-            transport,
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| TargetError::Other(format!("cannot start the SMTP client: {e}")))?;
+        let mut mailer = SmtpMailer {
+            runtime,
+            conn: None,
+            last_used: Instant::now(),
+            hello: ClientId::default(),
+            starttls,
+            implicit,
+            credentials: match (&config.user, &config.password) {
+                (Some(user), Some(password)) => {
+                    Some(Credentials::new(user.clone(), password.expose().to_owned()))
+                }
+                _ => None,
+            },
+            host,
+            port,
+            timeout: config.timeout,
             url: config.url,
+        };
+        mailer.conn = Some(mailer.open()?);
+        Ok(mailer)
+    }
+
+    /// Opens a connection: TCP (Nagle off), TLS, EHLO, STARTTLS, AUTH, each within the timeout.
+    fn open(&self) -> TargetResult<AsyncSmtpConnection> {
+        let url = &self.url;
+        let error = |e: lettre::transport::smtp::Error| smtp_error(url, &e);
+        self.runtime.block_on(async {
+            let tcp = self
+                .timed(tokio::net::TcpStream::connect((
+                    self.host.as_str(),
+                    self.port,
+                )))
+                .await?
+                .map_err(|e| io_error(url, &e))?;
+            // lettre writes a message's body and its final "." separately: with Nagle on, the
+            // "." waits for the server's delayed ACK of the body, 40 ms per message.
+            tcp.set_nodelay(true).map_err(|e| io_error(url, &e))?;
+            let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
+                Some(tls) => {
+                    let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(
+                        |e| TargetError::Other(format!("`{}` is not a host name: {e}", self.host)),
+                    )?;
+                    let tls = self
+                        .timed(tls.connect(name, tcp))
+                        .await?
+                        .map_err(|e| tls_error(url, &e))?;
+                    Box::new(TlsTcp(tls))
+                }
+                None => Box::new(tcp),
+            };
+            let mut conn = self
+                .timed(AsyncSmtpConnection::connect_with_transport(
+                    stream,
+                    &self.hello,
+                ))
+                .await?
+                .map_err(error)?;
+            if let Some(params) = &self.starttls {
+                self.timed(conn.starttls(params.clone(), &self.hello))
+                    .await?
+                    .map_err(error)?;
+            }
+            if let Some(credentials) = &self.credentials {
+                self.timed(conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials))
+                    .await?
+                    .map_err(error)?;
+            }
+            Ok(conn)
         })
     }
+
+    async fn timed<F: std::future::Future>(&self, f: F) -> TargetResult<F::Output> {
+        tokio::time::timeout(self.timeout, f).await.map_err(|_| {
+            TargetError::Unavailable(format!(
+                "{}: no answer within {} s (the server did not answer in time, which is also \
+                 how some servers answer a rejected login; check ONBOARD_SMTP_USER and the \
+                 password, and ONBOARD_SMTP_TIMEOUT)",
+                self.url,
+                self.timeout.as_secs()
+            ))
+        })
+    }
+
+    /// The open connection, reopened if it broke or (after being idle) no longer answers.
+    fn connection(&mut self) -> TargetResult<AsyncSmtpConnection> {
+        if let Some(mut conn) = self.conn.take()
+            && !conn.has_broken()
+        {
+            let alive = self.last_used.elapsed() < IDLE_CHECK
+                || self
+                    .runtime
+                    .block_on(tokio::time::timeout(self.timeout, conn.test_connected()))
+                    .unwrap_or(false);
+            if alive {
+                return Ok(conn);
+            }
+        }
+        self.open()
+    }
+}
+
+/// A TLS stream lettre's client can drive (it only accepts its own streams or this trait).
+#[derive(Debug)]
+struct TlsTcp(tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
+
+impl AsyncTokioStream for TlsTcp {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for TlsTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsTcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+fn io_error(url: &str, e: &std::io::Error) -> TargetError {
+    let hint = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        "is the server running, and is ONBOARD_SMTP_URL right?"
+    } else {
+        "check ONBOARD_SMTP_URL"
+    };
+    TargetError::Unavailable(format!("cannot connect to {url}: {e} ({hint})"))
+}
+
+fn tls_error(url: &str, e: &std::io::Error) -> TargetError {
+    TargetError::Unavailable(format!(
+        "{url}: TLS failed: {e} (check the server certificate and ONBOARD_SMTP_CA_FILE)"
+    ))
 }
 
 fn smtp_error(url: &str, e: &lettre::transport::smtp::Error) -> TargetError {
@@ -166,10 +326,15 @@ impl Mailer for SmtpMailer {
             .collect::<TargetResult<Vec<_>>>()?;
         let envelope = Envelope::new(Some(parse(message.from)?), to)
             .map_err(|e| TargetError::Other(e.to_string()))?;
-        self.transport
-            .send_raw(&envelope, message.bytes)
-            .map(|_| ())
-            .map_err(|e| smtp_error(&self.url, &e))
+        let mut conn = self.connection()?;
+        let sent = self
+            .runtime
+            .block_on(self.timed(conn.send(&envelope, message.bytes)));
+        // A connection that failed is dropped here; the next message opens a new one.
+        sent?.map_err(|e| smtp_error(&self.url, &e))?;
+        self.last_used = Instant::now();
+        self.conn = Some(conn);
+        Ok(())
     }
 
     fn was_sent(&mut self, _message_id: &str) -> TargetResult<Option<bool>> {

@@ -1,0 +1,49 @@
+//! TLS client settings shared by the LDAP and SMTP clients: rustls with ring, trusting the
+//! operator's CA file if one is given, else the system's roots.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use super::{TargetError, TargetResult};
+
+pub fn client_config(ca_file: Option<&Path>) -> TargetResult<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(ca_file) => {
+            let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| {
+                TargetError::Other(format!(
+                    "cannot read the CA file {}: {e}",
+                    ca_file.display()
+                ))
+            })?;
+            for cert in certs {
+                let cert = cert.map_err(|e| {
+                    TargetError::Other(format!(
+                        "{} is not a PEM certificate file: {e}",
+                        ca_file.display()
+                    ))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    TargetError::Other(format!(
+                        "{}: unusable CA certificate: {e}",
+                        ca_file.display()
+                    ))
+                })?;
+            }
+        }
+        None => {
+            // Certificates the system cannot parse are skipped, as every TLS client does.
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TargetError::Other(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
