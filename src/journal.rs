@@ -395,7 +395,7 @@ pub struct StepState {
     pub actor: String,
     pub outputs: BTreeMap<String, String>,
     pub changes: Vec<String>,
-    /// The intent of an unfinished start.
+    /// The intent of an unfinished start (interrupted or failed).
     pub intent: BTreeMap<String, String>,
     pub detail: String,
     /// What a waiting step asks a person to sign.
@@ -517,9 +517,10 @@ pub fn replay(records: &[Record]) -> HireState {
                 checksum,
                 error,
             } => set(step, &|s| {
+                // The intent stays: a step can fail after part of its effect exists (an
+                // entry created, its password refused), and the next run must know it is ours.
                 s.status = Status::Failed;
                 s.checksum = checksum.clone();
-                s.intent.clear();
                 s.detail = error.clone();
             }),
             Event::StepWaiting {

@@ -390,14 +390,8 @@ fn step_outputs_of(
             ..
         } => {
             known.insert("dn".into(), dn.clone());
-            let login = attributes
-                .iter()
-                .find(|a| a.name.eq_ignore_ascii_case("uid"))
-                .or_else(|| attributes.iter().find(|a| a.name.eq_ignore_ascii_case(rdn)))
-                .and_then(|a| a.values.first())
-                .cloned()
-                .unwrap_or_default();
-            known.insert("login".into(), login);
+            let login = login(attributes, rdn).map(|(_, v)| v.to_owned());
+            known.insert("login".into(), login.unwrap_or_default());
             if posix.is_some() {
                 later.push("uid_number".into());
             }
@@ -526,12 +520,25 @@ impl Renderer<'_> {
                                 .at(name.span),
                         );
                     }
-                    let values: Vec<String> = values
-                        .0
-                        .iter()
-                        .map(|v| self.line(v, &format!("attribute `{}`", name.value)))
-                        .filter(|v| !v.is_empty())
-                        .collect();
+                    let mut rendered = Vec::new();
+                    for v in &values.0 {
+                        let value = self.line(v, &format!("attribute `{}`", name.value));
+                        if name.eq_ignore_ascii_case("sAMAccountName")
+                            && let Err(problem) = sam_account_name(&value)
+                        {
+                            self.fail(
+                                Diagnostic::new(format!(
+                                    "sAMAccountName `{value}` {problem}"
+                                ))
+                                .at(v.span)
+                                .hint("Active Directory logins are at most 20 characters, without \" / \\ [ ] : ; | = , + * ? < > @; change how the playbook builds it"),
+                            );
+                        }
+                        if !value.is_empty() {
+                            rendered.push(value);
+                        }
+                    }
+                    let values = rendered;
                     attributes.push(Attribute {
                         name: name.value.clone(),
                         values,
@@ -817,6 +824,39 @@ pub fn markdown_to_html(markdown: &str) -> String {
     let mut out = String::new();
     html::push_html(&mut out, parser);
     out
+}
+
+/// The account's login: the first value of `uid`, else of `sAMAccountName` (Active
+/// Directory), else of the naming attribute; with the attribute it came from.
+pub fn login<'a>(attributes: &'a [Attribute], rdn: &str) -> Option<(&'a str, &'a str)> {
+    ["uid", "sAMAccountName", rdn].iter().find_map(|name| {
+        attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+            .and_then(|a| Some((a.name.as_str(), a.values.first()?.as_str())))
+    })
+}
+
+/// Active Directory's rules for a pre-Windows 2000 logon name.
+fn sam_account_name(value: &str) -> Result<(), String> {
+    const REFUSED: &[char] = &[
+        '"', '/', '\\', '[', ']', ':', ';', '|', '=', ',', '+', '*', '?', '<', '>', '@',
+    ];
+    let chars = value.chars().count();
+    if chars > 20 {
+        return Err(format!(
+            "is {chars} characters long; Active Directory allows 20"
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| REFUSED.contains(c)) {
+        return Err(format!(
+            "contains `{c}`, which Active Directory does not allow"
+        ));
+    }
+    if value.ends_with('.') {
+        return Err("ends with a full stop, which Active Directory does not allow".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

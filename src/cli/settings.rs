@@ -18,6 +18,7 @@
 //! | `ONBOARD_LDAP_PASSWORD_FILE` / `ONBOARD_LDAP_PASSWORD` | the bind password (file: first line) | none |
 //! | `ONBOARD_LDAP_TIMEOUT` | seconds for connecting and each operation | 10 |
 //! | `ONBOARD_LDAP_ALLOW_PLAINTEXT` | `1`: allow a clear-text bind to a non-loopback host | `0` |
+//! | `ONBOARD_LDAP_FLAVOR` | `openldap` or `active_directory` | `openldap` |
 //!
 //! The SMTP server (unset: the embedded outbox): `ONBOARD_SMTP_URL` (`smtp://host:25`,
 //! `smtps://host:465`), `ONBOARD_SMTP_STARTTLS` (default `1` except to loopback),
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use crate::engine::Clock;
 use crate::secret::Secret;
-use crate::target::ldap::LdapConfig;
+use crate::target::ldap::{Flavor, LdapConfig};
 use crate::target::smtp::SmtpConfig;
 
 use super::{Failure, Printer};
@@ -80,7 +81,18 @@ pub fn ldap(printer: &Printer) -> Result<Option<LdapConfig>, Failure> {
     }
     let password = secret("ONBOARD_LDAP", printer)?;
     let timeout = seconds("ONBOARD_LDAP_TIMEOUT", printer)?;
+    let flavor = match env_text("ONBOARD_LDAP_FLAVOR").as_deref() {
+        None | Some("openldap") => Flavor::OpenLdap,
+        Some("active_directory") => Flavor::ActiveDirectory,
+        Some(other) => {
+            printer.error(&format!(
+                "ONBOARD_LDAP_FLAVOR={other} is not `openldap` or `active_directory`"
+            ));
+            return Err(Failure::Input);
+        }
+    };
     let mut config = LdapConfig {
+        flavor,
         url,
         starttls: false,
         ca_file: env_path("ONBOARD_LDAP_CA_FILE"),

@@ -42,14 +42,14 @@ fn account(step: &PlannedStep) -> Account<'_> {
 
 impl Account<'_> {
     fn login(&self) -> String {
-        let by = |name: &str| {
-            self.attributes
-                .iter()
-                .find(|a| a.name.eq_ignore_ascii_case(name))
-                .and_then(|a| a.values.first())
-                .cloned()
-        };
-        by("uid").or_else(|| by(self.rdn)).unwrap_or_default()
+        self.login_attribute()
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The attribute holding the login, and the login.
+    fn login_attribute(&self) -> Option<(&str, &str)> {
+        crate::plan::login(self.attributes, self.rdn)
     }
 
     /// Where uidNumbers must be unique: the `dc=` suffix of the DN (the whole directory).
@@ -87,6 +87,17 @@ impl Account<'_> {
                 drift.push(format!("objectClass {class} missing"));
             }
         }
+        // Active Directory: a disabled account is not a working account.
+        if let Some(uac) = entry
+            .get("userAccountControl")
+            .first()
+            .and_then(|v| v.parse::<u32>().ok())
+            && uac & 0x2 != 0
+        {
+            drift.push(format!(
+                "the account is disabled (userAccountControl {uac})"
+            ));
+        }
         for a in self.attributes {
             let have = entry.get(&a.name);
             for v in &a.values {
@@ -99,10 +110,13 @@ impl Account<'_> {
     }
 }
 
-/// The journal's intent for this step, if a run started it and did not finish.
+/// The journal's intent for this step, if a run started it and did not finish it: it was
+/// interrupted, or it failed (perhaps after creating the entry, when the server refused the
+/// password). Such an entry is ours but not yet a working account.
 fn interrupted<'a>(ctx: &'a Ctx<'_>) -> Option<&'a BTreeMap<String, String>> {
     ctx.prior
-        .filter(|p| p.status == Status::Running)
+        .filter(|p| matches!(p.status, Status::Running | Status::Failed))
+        .filter(|p| p.intent.contains_key("dn"))
         .map(|p| &p.intent)
 }
 
@@ -110,9 +124,8 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     let a = account(step);
     let Some(entry) = ctx.directory.read(a.dn)? else {
         // A login must be unique in the whole directory, not just under `base`.
-        let login = a.login();
-        if !login.is_empty()
-            && let Some(other) = ctx.directory.find(&a.suffix(), "uid", &login)?.first()
+        if let Some((attr, login)) = a.login_attribute()
+            && let Some(other) = ctx.directory.find(&a.suffix(), attr, login)?.first()
         {
             return Err(StepError::new(format!(
                 "the login {login} is already used by {}",
@@ -145,7 +158,7 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     }
     if interrupted(ctx).is_some() {
         return Ok(Check::ToDo(vec![format!(
-            "finish the interrupted creation of {}: set a new initial password and deliver it",
+            "finish the creation of {} a previous run started: set a new initial password and deliver it",
             a.dn
         )]));
     }
@@ -272,6 +285,9 @@ pub fn apply(
     let password = generate_password(a.password.length as usize)
         .map_err(|e| StepError::new(format!("cannot generate a password: {e}")))?;
     ctx.directory.set_password(a.dn, &password)?;
+    if let Some(enabled) = ctx.directory.enable_account(a.dn)? {
+        changes.push(enabled);
+    }
     if !ctx.directory.check_password(a.dn, &password)? {
         return Err(StepError::new(format!(
             "the password set on {} does not verify",

@@ -62,7 +62,7 @@ fn state(
             })?;
         let (attr, value) = membership(&group, g.member_dn, g.member_login).ok_or_else(|| {
             StepError::new(format!(
-                "{dn} is not a group onboard knows (groupOfNames, groupOfUniqueNames, posixGroup)"
+                "{dn} is not a group onboard knows (groupOfNames, groupOfUniqueNames, posixGroup, Active Directory group)"
             ))
         })?;
         let member = ctx.directory.has_value(dn, attr, &value)?;

@@ -16,13 +16,15 @@ use ldap3::{LdapConn, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
 
 use super::{Directory, Entry, TargetError, TargetResult};
 use crate::escape;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretBytes};
 
 /// How to reach and authenticate to the server (from the CLI's settings, never a playbook).
 #[derive(Debug)]
 pub struct LdapConfig {
     /// `ldap://host:port` or `ldaps://host:port`.
     pub url: String,
+    /// What kind of server it is (AD sets passwords and enables accounts its own way).
+    pub flavor: Flavor,
     /// Upgrade `ldap://` with StartTLS.
     pub starttls: bool,
     /// PEM file of the CA(s) that sign the server's certificate; default: the system's.
@@ -43,6 +45,21 @@ pub struct LdapDirectory {
     read_only: bool,
     password_modify: bool,
 }
+
+/// The kind of directory server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// OpenLDAP and other RFC servers: RFC 3062 password changes, `pwdReset`.
+    OpenLdap,
+    /// Active Directory (and Samba AD DC): `unicodePwd` over an encrypted connection only,
+    /// `userAccountControl`, `pwdLastSet`.
+    ActiveDirectory,
+}
+
+/// userAccountControl bits (MS-ADTS 2.2.16).
+const UAC_ACCOUNTDISABLE: u32 = 0x2;
+const UAC_PASSWD_NOTREQD: u32 = 0x20;
+const UAC_NORMAL_ACCOUNT: u32 = 0x200;
 
 /// OID of the Password Modify extended operation (RFC 3062).
 const PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
@@ -75,6 +92,15 @@ impl LdapConfig {
 
     /// Refuses to send a password in clear text over the network.
     pub fn check_transport(&self) -> TargetResult<()> {
+        if self.flavor == Flavor::ActiveDirectory && !self.encrypted() {
+            // Even where a server would accept it: the bind and every password set by
+            // unicodePwd would cross the network in clear text.
+            return Err(TargetError::Refused(format!(
+                "Active Directory is only used over an encrypted connection, and {} is not: \
+                 use ldaps:// (port 636) or StartTLS (ONBOARD_LDAP_STARTTLS=1)",
+                self.url
+            )));
+        }
         if self.password.is_none() || self.encrypted() || self.allow_plaintext {
             return Ok(());
         }
@@ -130,8 +156,32 @@ fn result_error(e: LdapError, what: &str) -> TargetError {
     } else {
         format!(": {}", result.text)
     };
+    let ad = ad_diagnostic(&result.text);
     match result.rc {
-        68 => TargetError::AlreadyExists(what.to_owned()),
+        8 => TargetError::Refused(format!(
+            "the server requires an encrypted connection (LDAP 8, strong authentication required) \
+             for {what}{text}: use ldaps:// or StartTLS (ONBOARD_LDAP_STARTTLS=1)"
+        )),
+        19 if result.text.contains("check_password_restrictions")
+            || result.text.contains("0000052D") =>
+        {
+            TargetError::Refused(format!(
+                "the password does not meet the directory's complexity/length policy (LDAP 19) \
+                 for {what}{text}: raise `password.length` in the playbook, or ask a directory \
+                 admin what the policy requires"
+            ))
+        }
+        // AD also answers 68 for a sAMAccountName or userPrincipalName another entry has.
+        68 => TargetError::Refused(format!(
+            "{what} already exists (LDAP 68){text}: the DN, or in Active Directory the \
+             sAMAccountName or userPrincipalName, is taken; pick a different login in the \
+             playbook's vars"
+        )),
+        49 if ad.is_some() => TargetError::Refused(format!(
+            "{} (LDAP 49, data {}) for {what}",
+            ad.map_or("", |(_, why)| why),
+            ad.map_or("", |(code, _)| code)
+        )),
         32 => TargetError::NoSuchObject(what.to_owned()),
         49 => TargetError::Refused(format!(
             "bad credentials (LDAP 49) for {what}: the bind DN or password is wrong{text}"
@@ -154,6 +204,39 @@ fn result_error(e: LdapError, what: &str) -> TargetError {
         )),
         rc => TargetError::Refused(format!("LDAP error {rc} on {what}{text}")),
     }
+}
+
+/// A password as AD's `unicodePwd` takes it (MS-ADTS 3.1.1.3.1.5.1): in double quotes,
+/// UTF-16LE.
+fn unicode_pwd(password: &Secret) -> SecretBytes {
+    let mut quoted = String::with_capacity(password.expose().len() + 2);
+    quoted.push('"');
+    quoted.push_str(password.expose());
+    quoted.push('"');
+    let bytes = quoted.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    // The temporary text is a secret too.
+    drop(Secret::new(quoted));
+    SecretBytes::new(bytes)
+}
+
+/// Active Directory's reason inside a bind error's text (`…, data 52e, v4563`).
+fn ad_diagnostic(text: &str) -> Option<(&'static str, &'static str)> {
+    const REASONS: &[(&str, &str)] = &[
+        ("525", "no such user"),
+        ("52e", "bad credentials: the bind DN or password is wrong"),
+        ("530", "the account may not log on at this time"),
+        ("531", "the account may not log on from this workstation"),
+        ("532", "the password has expired"),
+        ("533", "the account is disabled"),
+        ("701", "the account has expired"),
+        ("773", "the user must reset the password before logging on"),
+        ("775", "the account is locked out"),
+    ];
+    let code = text.split("data ").nth(1)?.split([',', ' ']).next()?;
+    REASONS
+        .iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(code))
+        .copied()
 }
 
 fn rc_of(e: &LdapError) -> Option<u32> {
@@ -185,6 +268,17 @@ impl LdapDirectory {
             .first()
             .is_some_and(|root| root.has_value("supportedExtension", PASSWORD_MODIFY));
         Ok(dir)
+    }
+
+    fn account_control(&mut self, dn: &str) -> TargetResult<u32> {
+        let entry = self
+            .read_attrs(dn, &["userAccountControl"])?
+            .ok_or_else(|| TargetError::NoSuchObject(dn.to_owned()))?;
+        entry
+            .get("userAccountControl")
+            .first()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| TargetError::Other(format!("{dn} has no userAccountControl")))
     }
 
     fn writable(&self) -> TargetResult<()> {
@@ -266,11 +360,20 @@ impl Directory for LdapDirectory {
 
     fn add(&mut self, entry: &Entry) -> TargetResult<()> {
         self.writable()?;
-        let attrs: Vec<(&str, HashSet<&str>)> = entry
+        let mut attrs: Vec<(&str, HashSet<&str>)> = entry
             .attrs
             .iter()
             .map(|(n, vs)| (n.as_str(), vs.iter().map(String::as_str).collect()))
             .collect();
+        // AD creates a user without a password only as a disabled account; it is enabled
+        // once its password is set (`enable_account`).
+        let disabled = (UAC_NORMAL_ACCOUNT | UAC_ACCOUNTDISABLE).to_string();
+        if self.config.flavor == Flavor::ActiveDirectory
+            && entry.has_object_class("user")
+            && entry.get("userAccountControl").is_empty()
+        {
+            attrs.push(("userAccountControl", HashSet::from([disabled.as_str()])));
+        }
         self.conn
             .add(&entry.dn, attrs)
             .and_then(|r| r.success())
@@ -310,6 +413,26 @@ impl Directory for LdapDirectory {
 
     fn set_password(&mut self, dn: &str, password: &Secret) -> TargetResult<()> {
         self.writable()?;
+        if self.config.flavor == Flavor::ActiveDirectory {
+            if !self.config.encrypted() {
+                return Err(TargetError::Refused(format!(
+                    "not setting the password of {dn} over an unencrypted connection"
+                )));
+            }
+            let quoted = unicode_pwd(password);
+            return self
+                .conn
+                .modify(
+                    dn,
+                    vec![Mod::Replace(
+                        "unicodePwd".as_bytes(),
+                        HashSet::from([quoted.expose()]),
+                    )],
+                )
+                .and_then(|r| r.success())
+                .map(|_| ())
+                .map_err(|e| result_error(e, &format!("set the password of {dn}")));
+        }
         if self.password_modify {
             return self
                 .conn
@@ -348,8 +471,26 @@ impl Directory for LdapDirectory {
         }
     }
 
+    fn enable_account(&mut self, dn: &str) -> TargetResult<Option<String>> {
+        if self.config.flavor != Flavor::ActiveDirectory {
+            return Ok(None);
+        }
+        self.writable()?;
+        let uac = self.account_control(dn)?;
+        let enabled = (uac & !(UAC_ACCOUNTDISABLE | UAC_PASSWD_NOTREQD)) | UAC_NORMAL_ACCOUNT;
+        if enabled != uac {
+            self.replace(dn, "userAccountControl", &[enabled.to_string()])?;
+        }
+        Ok(Some(format!("enabled (userAccountControl {enabled})")))
+    }
+
     fn require_password_change(&mut self, dn: &str) -> TargetResult<bool> {
         self.writable()?;
+        if self.config.flavor == Flavor::ActiveDirectory {
+            // pwdLastSet 0: must change at next logon.
+            self.replace(dn, "pwdLastSet", &["0".to_owned()])?;
+            return Ok(true);
+        }
         // pwdReset exists where the password policy overlay (ppolicy) is loaded.
         match self
             .conn
@@ -373,6 +514,7 @@ mod tests {
     fn config(url: &str, starttls: bool) -> LdapConfig {
         LdapConfig {
             url: url.into(),
+            flavor: Flavor::OpenLdap,
             starttls,
             ca_file: None,
             bind_dn: Some("cn=admin,dc=example,dc=org".into()),
@@ -380,6 +522,107 @@ mod tests {
             timeout: Duration::from_secs(5),
             allow_plaintext: false,
         }
+    }
+
+    #[test]
+    fn active_directory_only_over_encryption_even_on_loopback() {
+        let ad = |url: &str, starttls| LdapConfig {
+            flavor: Flavor::ActiveDirectory,
+            ..config(url, starttls)
+        };
+        let err = ad("ldap://127.0.0.1:389", false)
+            .check_transport()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("only used over an encrypted connection")
+        );
+        assert!(ad("ldap://127.0.0.1:389", true).check_transport().is_ok());
+        assert!(
+            ad("ldaps://dc1.example.org", false)
+                .check_transport()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn ad_result_codes_become_clear_messages() {
+        let rc = |rc: u32, text: &str| {
+            result_error(
+                LdapError::LdapResult {
+                    result: ldap3::LdapResult {
+                        rc,
+                        matched: String::new(),
+                        text: text.into(),
+                        refs: Vec::new(),
+                        ctrls: Vec::new(),
+                    },
+                },
+                "set the password of CN=Zoë,CN=Users,DC=x",
+            )
+            .to_string()
+        };
+        let weak = rc(
+            19,
+            "0000052D: Constraint violation - check_password_restrictions: the password is too short. It should be equal or longer than 40 characters!",
+        );
+        assert!(
+            weak.contains("does not meet the directory's complexity/length policy"),
+            "{weak}"
+        );
+        let taken = rc(
+            68,
+            "samldb: Account name (sAMAccountName) 'zoe' already in use!",
+        );
+        assert!(
+            taken.contains("sAMAccountName or userPrincipalName, is taken"),
+            "{taken}"
+        );
+        let bad = rc(
+            49,
+            "80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data 52e, v1db1",
+        );
+        assert!(
+            bad.contains("bad credentials") && bad.contains("data 52e"),
+            "{bad}"
+        );
+        let strong = rc(8, "BindSimple: Transport encryption required.");
+        assert!(
+            strong.contains("requires an encrypted connection"),
+            "{strong}"
+        );
+        let unwilling = rc(
+            53,
+            "0000001F: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM)",
+        );
+        assert!(
+            unwilling.contains("unwilling to perform (LDAP 53)"),
+            "{unwilling}"
+        );
+    }
+
+    #[test]
+    fn unicode_pwd_is_the_quoted_password_in_utf16le() {
+        let encoded = unicode_pwd(&Secret::new("pä1".into()));
+        assert_eq!(
+            encoded.expose(),
+            [b'"', 0, b'p', 0, 0xe4, 0, b'1', 0, b'"', 0]
+        );
+    }
+
+    #[test]
+    fn active_directory_reasons_are_read_from_the_diagnostic() {
+        let text = "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 52e, v4563";
+        assert_eq!(
+            ad_diagnostic(text),
+            Some(("52e", "bad credentials: the bind DN or password is wrong"))
+        );
+        assert_eq!(
+            ad_diagnostic("..., data 773, v2580").map(|(c, _)| c),
+            Some("773")
+        );
+        assert_eq!(ad_diagnostic("no data here"), None);
+        assert_eq!(ad_diagnostic("data 999, v1"), None);
     }
 
     #[test]

@@ -106,6 +106,12 @@ pub trait Directory {
     }
     /// Makes the user change the password at first login, where the directory can enforce it.
     /// Returns whether it is enforced.
+    /// Makes an account usable once its password is set, where the server needs that (Active
+    /// Directory creates users disabled); says what it did, or `None` where nothing is needed.
+    fn enable_account(&mut self, _dn: &str) -> TargetResult<Option<String>> {
+        Ok(None)
+    }
+
     fn require_password_change(&mut self, _dn: &str) -> TargetResult<bool> {
         Ok(false)
     }

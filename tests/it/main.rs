@@ -1,5 +1,6 @@
 //! Integration tests: one binary that runs the built `onboard` like a person would.
 
+mod ad;
 mod cohort;
 mod commands;
 mod common;
@@ -10,6 +11,7 @@ mod playbooks;
 mod readiness;
 mod report;
 mod run;
+mod samba;
 mod slapd;
 mod smtp;
 mod smtp_server;

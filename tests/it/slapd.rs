@@ -29,9 +29,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn run(cmd: &mut Command) -> String {
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?}: {e}; install slapd, ldap-utils and openssl (bash .ci/run does)")
+        panic!("cannot run {cmd:?}: {e}; install slapd, samba, ldap-utils and openssl (bash .ci/run does)")
     });
     assert!(
         out.status.success(),
