@@ -36,7 +36,10 @@ pub struct Cohort {
 struct Done {
     hire: String,
     line: String,
+    /// Not complete: a step failed, or a send is uncertain.
     failed: bool,
+    /// A send is uncertain (and nothing failed): the operator must decide.
+    uncertain: bool,
 }
 
 pub fn cmd_cohort(
@@ -171,15 +174,21 @@ pub fn cmd_cohort(
 
     let mut results = std::mem::take(&mut *results.lock().expect("results"));
     results.sort_by(|a, b| a.hire.cmp(&b.hire));
-    let failed = results.iter().filter(|r| r.failed).count();
+    let not_ok = results.iter().filter(|r| r.failed).count();
+    let uncertain = results.iter().filter(|r| r.uncertain).count();
     let missing = total - results.len();
     let mut out = format!(
-        "Cohort {} ({}): {} hires, {} ok, {} failed{}\n",
+        "Cohort {} ({}): {} hires, {} ok, {} failed{}{}\n",
         cohort.hires.display(),
         pb.name,
         total,
-        results.len() - failed,
-        failed,
+        results.len() - not_ok,
+        not_ok - uncertain,
+        if uncertain > 0 {
+            format!(", {uncertain} uncertain")
+        } else {
+            String::new()
+        },
         if missing > 0 {
             format!(", {missing} not run")
         } else {
@@ -190,7 +199,13 @@ pub fn cmd_cohort(
         out.push_str(&format!("  {}\n", r.line));
     }
     emit(printer, &out)?;
-    if failed > 0 || missing > 0 {
+    if uncertain > 0 {
+        printer.hint(
+            "an uncertain send may or may not have gone out: check the recipient's mailbox; then \
+             record it with `onboard mark-sent HIRE STEP`, or re-run with --resend-uncertain",
+        );
+    }
+    if not_ok > 0 || missing > 0 {
         Err(Failure::Failed)
     } else {
         Ok(())
@@ -203,6 +218,7 @@ fn summarize(hire: &str, result: Result<engine::Report, engine::EngineError>) ->
             hire: hire.to_owned(),
             line: format!("{hire}: FAILED: {e}"),
             failed: true,
+            uncertain: false,
         },
         Ok(report) => {
             let c = report.counts();
@@ -211,13 +227,24 @@ fn summarize(hire: &str, result: Result<engine::Report, engine::EngineError>) ->
                 .iter()
                 .filter_map(|s| match &s.outcome {
                     Outcome::Failed { error, .. } => Some(format!("{}: {error}", s.id)),
-                    Outcome::Uncertain(reason) => Some(format!("{}: uncertain: {reason}", s.id)),
                     _ => None,
                 })
                 .collect();
-            let failed = !problems.is_empty();
-            let state = if failed {
-                format!("FAILED: {}", problems.join("; "))
+            let uncertain: Vec<String> = report
+                .steps
+                .iter()
+                .filter_map(|s| match &s.outcome {
+                    Outcome::Uncertain(reason) => Some(format!("{}: {reason}", s.id)),
+                    _ => None,
+                })
+                .collect();
+            let state = if !problems.is_empty() {
+                format!(
+                    "FAILED: {}",
+                    [problems.clone(), uncertain.clone()].concat().join("; ")
+                )
+            } else if !uncertain.is_empty() {
+                format!("UNCERTAIN: {}", uncertain.join("; "))
             } else if c.waiting > 0 {
                 format!(
                     "{} done, {} waiting on people",
@@ -238,7 +265,8 @@ fn summarize(hire: &str, result: Result<engine::Report, engine::EngineError>) ->
             Done {
                 hire: hire.to_owned(),
                 line: format!("{hire}: {state}"),
-                failed,
+                failed: !problems.is_empty() || !uncertain.is_empty(),
+                uncertain: problems.is_empty() && !uncertain.is_empty(),
             }
         }
     }

@@ -5,7 +5,7 @@ use crate::common::{TestEnv, repo};
 use crate::slapd::{SUFFIX, Slapd};
 use crate::smtp_server::{Mode, SmtpServer};
 
-fn checklist(env: &TestEnv) -> String {
+pub fn checklist(env: &TestEnv) -> String {
     let path = env.path("cohort-checklist.yaml");
     std::fs::write(
         &path,
@@ -66,9 +66,10 @@ const GIVEN: &[&str] = &[
     "Zoë", "Seán", "Ana", "Björn", "Chloé", "Dmitri", "Élise", "Fatima", "Gökhan", "Håkon",
 ];
 
-fn write_csv(env: &TestEnv, broken: &[usize]) -> String {
+/// HR's export of `count` hires; the rows in `broken` name a department with no group.
+pub fn write_csv(env: &TestEnv, count: usize, broken: &[usize]) -> String {
     let mut csv = String::from("Employee ID,First Name,Last Name,Email,Manager Email,Department\n");
-    for i in 0..50 {
+    for i in 0..count {
         let department = if broken.contains(&i) {
             "Nowhere"
         } else if i % 2 == 0 {
@@ -97,7 +98,7 @@ fn a_cohort_of_fifty_with_two_failures_then_a_resume() {
     let mut vars: Vec<(&str, &str)> = ldap.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.push(("ONBOARD_SMTP_URL", &url));
 
-    let csv = write_csv(&env, &[7, 33]);
+    let csv = write_csv(&env, 50, &[7, 33]);
     let run = env.run_with(&[&playbook, "--hires", &csv, "--jobs", "8"], &vars);
     assert_eq!(
         run.code, 1,
@@ -159,7 +160,7 @@ fn a_cohort_of_fifty_with_two_failures_then_a_resume() {
         "(!(|(cn=staff)(cn=research)(cn=engineering)))",
         &["*", "+"],
     );
-    let csv = write_csv(&env, &[]);
+    let csv = write_csv(&env, 50, &[]);
     let run = env.run_with(&[&playbook, "--hires", &csv, "--jobs", "8"], &vars);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(

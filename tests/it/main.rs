@@ -4,6 +4,7 @@ mod ad;
 mod cohort;
 mod commands;
 mod common;
+mod faults;
 mod human;
 mod ldap;
 mod never_panics;
