@@ -707,6 +707,18 @@ fn execute(
             })?;
             Ok((Outcome::Applied(applied.changes), Some(applied.outputs)))
         }
+        Err(e) if e.uncertain && intent.contains_key("message_id") => {
+            let reason = format!(
+                "{}; whether it went out cannot be known (the server may have accepted it)",
+                e.message
+            );
+            w.append(Event::StepUncertain {
+                step: step.id.clone(),
+                message_id: intent["message_id"].clone(),
+                reason: reason.clone(),
+            })?;
+            Ok((Outcome::Uncertain(reason), None))
+        }
         Err(e) => Ok((fail(step, w, e.message, e.hint)?, None)),
     }
 }

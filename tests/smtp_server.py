@@ -33,7 +33,8 @@ class Store:
     def __init__(self, directory, eml_only=False):
         self.directory = directory
         self.eml_only = eml_only
-        self.count = 0
+        # After a restart, number on from the messages already stored.
+        self.count = len([f for f in os.listdir(directory) if f.endswith(".eml")])
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):

@@ -89,6 +89,9 @@ pub struct Applied {
 pub struct StepError {
     pub message: String,
     pub hint: Option<String>,
+    /// The effect may or may not have happened (a send cut off mid-conversation): the step is
+    /// recorded as uncertain, for the operator to decide, instead of failed.
+    pub uncertain: bool,
 }
 
 impl StepError {
@@ -96,6 +99,7 @@ impl StepError {
         StepError {
             message: message.into(),
             hint: None,
+            uncertain: false,
         }
     }
 
@@ -107,7 +111,11 @@ impl StepError {
 
 impl From<crate::target::TargetError> for StepError {
     fn from(e: crate::target::TargetError) -> Self {
-        StepError::new(e.to_string())
+        let uncertain = matches!(e, crate::target::TargetError::Uncertain(_));
+        StepError {
+            uncertain,
+            ..StepError::new(e.to_string())
+        }
     }
 }
 

@@ -56,6 +56,26 @@ pub enum Flavor {
     ActiveDirectory,
 }
 
+/// Waits before reconnecting when the server stopped answering: bounded, about 3 s in all.
+const BACKOFF: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+fn gave_up(error: String) -> TargetError {
+    TargetError::Unavailable(format!(
+        "{error} (onboard reconnected and retried {} times over {} s)",
+        BACKOFF.len(),
+        BACKOFF.iter().sum::<Duration>().as_secs_f32()
+    ))
+}
+
+/// Whether the connection failed (as opposed to the server answering with a result code).
+fn connection_failed(e: &LdapError) -> bool {
+    !matches!(e, LdapError::LdapResult { .. })
+}
+
 /// userAccountControl bits (MS-ADTS 2.2.16).
 const UAC_ACCOUNTDISABLE: u32 = 0x2;
 const UAC_PASSWD_NOTREQD: u32 = 0x20;
@@ -124,6 +144,17 @@ impl LdapConfig {
         Ok(settings)
     }
 
+    /// A connection bound as the configured DN (anonymous without one).
+    fn bound(&self) -> TargetResult<LdapConn> {
+        let mut conn = self.connect()?;
+        if let (Some(dn), Some(pw)) = (&self.bind_dn, &self.password) {
+            conn.simple_bind(dn, pw.expose())
+                .and_then(|r| r.success())
+                .map_err(|e| result_error(e, &format!("binding as {dn}")))?;
+        }
+        Ok(conn)
+    }
+
     fn connect(&self) -> TargetResult<LdapConn> {
         let mut conn = LdapConn::with_settings(self.settings()?, &self.url)
             .map_err(|e| connection_error(&self.url, e))?;
@@ -144,6 +175,30 @@ fn connection_error(url: &str, e: LdapError) -> TargetError {
         "check ONBOARD_LDAP_URL"
     };
     TargetError::Unavailable(format!("cannot connect to {url}: {text} ({hint})"))
+}
+
+/// Why `LdapDirectory::call` failed.
+enum Failed {
+    /// The server answered with a result code (`true`: after a reconnect).
+    Result(LdapError, bool),
+    /// It never answered, retries included.
+    Unavailable(TargetError),
+}
+
+impl Failed {
+    fn rc(&self) -> Option<u32> {
+        match self {
+            Failed::Result(e, _) => rc_of(e),
+            Failed::Unavailable(_) => None,
+        }
+    }
+
+    fn into_error(self, what: &str) -> TargetError {
+        match self {
+            Failed::Result(e, _) => result_error(e, what),
+            Failed::Unavailable(e) => e,
+        }
+    }
 }
 
 /// A result code as an IT tech would want to read it.
@@ -250,12 +305,19 @@ impl LdapDirectory {
     /// Connects and binds. `read_only` refuses every write (for dry runs).
     pub fn connect(config: LdapConfig, read_only: bool) -> TargetResult<LdapDirectory> {
         config.check_transport()?;
-        let mut conn = config.connect()?;
-        if let (Some(dn), Some(pw)) = (&config.bind_dn, &config.password) {
-            conn.simple_bind(dn, pw.expose())
-                .and_then(|r| r.success())
-                .map_err(|e| result_error(e, &format!("binding as {dn}")))?;
-        }
+        let mut attempt = 0;
+        let conn = loop {
+            match config.bound() {
+                Err(TargetError::Unavailable(e)) => match BACKOFF.get(attempt) {
+                    Some(wait) => {
+                        attempt += 1;
+                        std::thread::sleep(*wait);
+                    }
+                    None => return Err(gave_up(e)),
+                },
+                other => break other?,
+            }
+        };
         let mut dir = LdapDirectory {
             conn,
             check_conn: None,
@@ -268,6 +330,36 @@ impl LdapDirectory {
             .first()
             .is_some_and(|root| root.has_value("supportedExtension", PASSWORD_MODIFY));
         Ok(dir)
+    }
+
+    /// Runs `op` on the connection. When the connection fails (the server stopped, restarted
+    /// or hung past the timeout), reconnects with backoff and runs it again: every operation
+    /// onboard sends is safe to repeat (an add that may have landed is recognised by the
+    /// caller). Result codes from the server are returned as they are.
+    fn call<T>(
+        &mut self,
+        what: &str,
+        mut op: impl FnMut(&mut LdapConn) -> Result<T, LdapError>,
+    ) -> Result<T, Failed> {
+        let mut attempt = 0;
+        loop {
+            match op(&mut self.conn) {
+                Err(e) if connection_failed(&e) => {
+                    let Some(wait) = BACKOFF.get(attempt) else {
+                        return Err(Failed::Unavailable(gave_up(format!(
+                            "{what}: the directory stopped answering: {e}"
+                        ))));
+                    };
+                    attempt += 1;
+                    std::thread::sleep(*wait);
+                    if let Ok(conn) = self.config.bound() {
+                        self.conn = conn;
+                    }
+                }
+                Err(e) => return Err(Failed::Result(e, attempt > 0)),
+                Ok(v) => return Ok(v),
+            }
+        }
     }
 
     fn account_control(&mut self, dn: &str) -> TargetResult<u32> {
@@ -296,14 +388,15 @@ impl LdapDirectory {
         filter: &str,
         attrs: &[&str],
     ) -> TargetResult<Vec<Entry>> {
-        let result = self
-            .conn
-            .search(base, scope, filter, attrs.to_vec())
-            .and_then(|r| r.success());
+        let what = format!("searching {base}");
+        let result = self.call(&what, |conn| {
+            conn.search(base, scope, filter, attrs.to_vec())
+                .and_then(|r| r.success())
+        });
         let (entries, _) = match result {
             Ok(r) => r,
-            Err(e) if rc_of(&e) == Some(32) => return Ok(Vec::new()),
-            Err(e) => return Err(result_error(e, &format!("searching {base}"))),
+            Err(e) if e.rc() == Some(32) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into_error(&what)),
         };
         Ok(entries
             .into_iter()
@@ -374,28 +467,35 @@ impl Directory for LdapDirectory {
         {
             attrs.push(("userAccountControl", HashSet::from([disabled.as_str()])));
         }
-        self.conn
-            .add(&entry.dn, attrs)
-            .and_then(|r| r.success())
-            .map(|_| ())
-            .map_err(|e| match rc_of(&e) {
-                Some(32) => TargetError::NoSuchObject(format!("the parent entry of {}", entry.dn)),
-                _ => result_error(e, &entry.dn),
-            })
+        let result = self.call(&entry.dn, |conn| {
+            conn.add(&entry.dn, attrs.clone()).and_then(|r| r.success())
+        });
+        match result {
+            Ok(_) => Ok(()),
+            // The first attempt's reply was lost and it had landed: the entry is there (the
+            // step reads it back and compares every attribute).
+            Err(Failed::Result(e, true)) if rc_of(&e) == Some(68) => Ok(()),
+            Err(e) if e.rc() == Some(32) => Err(TargetError::NoSuchObject(format!(
+                "the parent entry of {}",
+                entry.dn
+            ))),
+            Err(e) => Err(e.into_error(&entry.dn)),
+        }
     }
 
     fn add_values(&mut self, dn: &str, attr: &str, values: &[String]) -> TargetResult<()> {
         self.writable()?;
         for v in values {
-            let result = self
-                .conn
-                .modify(dn, vec![Mod::Add(attr, HashSet::from([v.as_str()]))])
-                .and_then(|r| r.success());
+            let what = format!("add {attr} to {dn}");
+            let result = self.call(&what, |conn| {
+                conn.modify(dn, vec![Mod::Add(attr, HashSet::from([v.as_str()]))])
+                    .and_then(|r| r.success())
+            });
             match result {
                 // 20: attributeOrValueExists, i.e. already a member.
                 Ok(_) => {}
-                Err(e) if rc_of(&e) == Some(20) => {}
-                Err(e) => return Err(result_error(e, &format!("add {attr} to {dn}"))),
+                Err(e) if e.rc() == Some(20) => {}
+                Err(e) => return Err(e.into_error(&what)),
             }
         }
         Ok(())
@@ -404,11 +504,13 @@ impl Directory for LdapDirectory {
     fn replace(&mut self, dn: &str, attr: &str, values: &[String]) -> TargetResult<()> {
         self.writable()?;
         let set: HashSet<&str> = values.iter().map(String::as_str).collect();
-        self.conn
-            .modify(dn, vec![Mod::Replace(attr, set)])
-            .and_then(|r| r.success())
-            .map(|_| ())
-            .map_err(|e| result_error(e, &format!("change {attr} of {dn}")))
+        let what = format!("change {attr} of {dn}");
+        self.call(&what, |conn| {
+            conn.modify(dn, vec![Mod::Replace(attr, set.clone())])
+                .and_then(|r| r.success())
+        })
+        .map(|_| ())
+        .map_err(|e| e.into_error(&what))
     }
 
     fn set_password(&mut self, dn: &str, password: &Secret) -> TargetResult<()> {
@@ -420,30 +522,34 @@ impl Directory for LdapDirectory {
                 )));
             }
             let quoted = unicode_pwd(password);
+            let what = format!("set the password of {dn}");
             return self
-                .conn
-                .modify(
-                    dn,
-                    vec![Mod::Replace(
-                        "unicodePwd".as_bytes(),
-                        HashSet::from([quoted.expose()]),
-                    )],
-                )
-                .and_then(|r| r.success())
+                .call(&what, |conn| {
+                    conn.modify(
+                        dn,
+                        vec![Mod::Replace(
+                            "unicodePwd".as_bytes(),
+                            HashSet::from([quoted.expose()]),
+                        )],
+                    )
+                    .and_then(|r| r.success())
+                })
                 .map(|_| ())
-                .map_err(|e| result_error(e, &format!("set the password of {dn}")));
+                .map_err(|e| e.into_error(&what));
         }
         if self.password_modify {
+            let what = format!("set the password of {dn}");
             return self
-                .conn
-                .extended(PasswordModify {
-                    user_id: Some(dn),
-                    old_pass: None,
-                    new_pass: Some(password.expose()),
+                .call(&what, |conn| {
+                    conn.extended(PasswordModify {
+                        user_id: Some(dn),
+                        old_pass: None,
+                        new_pass: Some(password.expose()),
+                    })
+                    .and_then(|r| r.success())
                 })
-                .and_then(|r| r.success())
                 .map(|_| ())
-                .map_err(|e| result_error(e, &format!("set the password of {dn}")));
+                .map_err(|e| e.into_error(&what));
         }
         // No RFC 3062: store a salted hash ourselves.
         let hashed = super::ldif::ssha_hash(password)?;
@@ -451,18 +557,26 @@ impl Directory for LdapDirectory {
     }
 
     fn check_password(&mut self, dn: &str, password: &Secret) -> TargetResult<bool> {
-        let conn = match &mut self.check_conn {
-            Some(conn) => conn,
-            None => self.check_conn.insert(self.config.connect()?),
-        };
-        let result = conn
-            .simple_bind(dn, password.expose())
-            .and_then(|r| r.success());
-        if let Err(e) = &result
-            && rc_of(e).is_none()
-        {
-            // The connection itself failed: the next check opens a new one.
+        let mut result;
+        let mut fresh = self.check_conn.is_none();
+        loop {
+            let conn = match &mut self.check_conn {
+                Some(conn) => conn,
+                None => self.check_conn.insert(self.config.connect()?),
+            };
+            result = conn
+                .simple_bind(dn, password.expose())
+                .and_then(|r| r.success());
+            if !result.as_ref().is_err_and(connection_failed) {
+                break;
+            }
+            // The connection failed (kept from an earlier check, the server may have restarted
+            // since): try once more on a new one.
             self.check_conn = None;
+            if fresh {
+                break;
+            }
+            fresh = true;
         }
         match result {
             Ok(_) => Ok(true),
@@ -492,17 +606,14 @@ impl Directory for LdapDirectory {
             return Ok(true);
         }
         // pwdReset exists where the password policy overlay (ppolicy) is loaded.
-        match self
-            .conn
-            .modify(dn, vec![Mod::Replace("pwdReset", HashSet::from(["TRUE"]))])
-            .and_then(|r| r.success())
-        {
+        let what = format!("require a password change for {dn}");
+        match self.call(&what, |conn| {
+            conn.modify(dn, vec![Mod::Replace("pwdReset", HashSet::from(["TRUE"]))])
+                .and_then(|r| r.success())
+        }) {
             Ok(_) => Ok(true),
-            Err(e) if matches!(rc_of(&e), Some(16 | 17 | 21 | 50 | 53 | 65)) => Ok(false),
-            Err(e) => Err(result_error(
-                e,
-                &format!("require a password change for {dn}"),
-            )),
+            Err(e) if matches!(e.rc(), Some(16 | 17 | 21 | 50 | 53 | 65)) => Ok(false),
+            Err(e) => Err(e.into_error(&what)),
         }
     }
 }

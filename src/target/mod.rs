@@ -48,6 +48,10 @@ pub enum TargetError {
     Refused(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The connection broke while the server may have been acting on it (a message in
+    /// transfer): whether it happened cannot be known.
+    #[error("{0}")]
+    Uncertain(String),
     #[error("{0}")]
     Other(String),
 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use lettre::Address;
 use lettre::address::Envelope;
@@ -85,8 +84,6 @@ impl SmtpConfig {
 pub struct SmtpMailer {
     runtime: tokio::runtime::Runtime,
     conn: Option<AsyncSmtpConnection>,
-    /// When `conn` last answered; a connection idle for long is tested before it is used.
-    last_used: Instant,
     hello: ClientId,
     /// TLS for STARTTLS (`smtp://` when encrypted).
     starttls: Option<TlsParameters>,
@@ -99,12 +96,16 @@ pub struct SmtpMailer {
     url: String,
 }
 
-/// A connection that stayed idle this long may have been closed by the server: it is tested
-/// with NOOP first, so a message is never the thing that finds out.
-const IDLE_CHECK: Duration = Duration::from_secs(10);
+/// Waits before reconnecting when the server does not answer: bounded, about 3 s in all.
+const BACKOFF: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
 
 impl SmtpMailer {
-    /// Connects (and logs in), so a wrong address or password is found before any step runs.
+    /// Connects and logs in, so a refused login or TLS setup is found before any step runs;
+    /// a server that does not answer is retried at the first message instead.
     pub fn connect(config: SmtpConfig) -> TargetResult<SmtpMailer> {
         config.check_transport()?;
         let (host, port) = config.host_port();
@@ -139,7 +140,6 @@ impl SmtpMailer {
         let mut mailer = SmtpMailer {
             runtime,
             conn: None,
-            last_used: Instant::now(),
             hello: ClientId::default(),
             starttls,
             implicit,
@@ -154,7 +154,14 @@ impl SmtpMailer {
             timeout: config.timeout,
             url: config.url,
         };
-        mailer.conn = Some(mailer.open()?);
+        // A server that is down (or hung) now may be back by the first message: the steps
+        // that need no mail go ahead, and the first send retries. A refused login or TLS
+        // setup is a configuration problem: it stops the run before any step.
+        mailer.conn = match mailer.open() {
+            Ok(conn) => Some(conn),
+            Err(TargetError::Unavailable(_)) => None,
+            Err(e) => return Err(e),
+        };
         Ok(mailer)
     }
 
@@ -193,16 +200,25 @@ impl SmtpMailer {
                 ))
                 .await?
                 .map_err(error)?;
-            if let Some(params) = &self.starttls {
-                self.timed(conn.starttls(params.clone(), &self.hello))
-                    .await?
-                    .map_err(error)?;
-            }
-            if let Some(credentials) = &self.credentials {
-                self.timed(conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials))
-                    .await?
-                    .map_err(error)?;
-            }
+            // The server answers: a failure from here on is a configuration problem (TLS,
+            // login), not an outage, and is reported as such rather than retried.
+            let setup = async {
+                if let Some(params) = &self.starttls {
+                    self.timed(conn.starttls(params.clone(), &self.hello))
+                        .await?
+                        .map_err(error)?;
+                }
+                if let Some(credentials) = &self.credentials {
+                    self.timed(conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials))
+                        .await?
+                        .map_err(error)?;
+                }
+                Ok(())
+            };
+            setup.await.map_err(|e: TargetError| match e {
+                TargetError::Unavailable(text) => TargetError::Other(text),
+                e => e,
+            })?;
             Ok(conn)
         })
     }
@@ -210,30 +226,47 @@ impl SmtpMailer {
     async fn timed<F: std::future::Future>(&self, f: F) -> TargetResult<F::Output> {
         tokio::time::timeout(self.timeout, f).await.map_err(|_| {
             TargetError::Unavailable(format!(
-                "{}: no answer within {} s (the server did not answer in time, which is also \
-                 how some servers answer a rejected login; check ONBOARD_SMTP_USER and the \
-                 password, and ONBOARD_SMTP_TIMEOUT)",
+                "{}: no answer within {} s (is the server up and answering? see also \
+                 ONBOARD_SMTP_TIMEOUT; some servers answer a rejected login with silence, so \
+                 check ONBOARD_SMTP_USER and the password too)",
                 self.url,
                 self.timeout.as_secs()
             ))
         })
     }
 
-    /// The open connection, reopened if it broke or (after being idle) no longer answers.
+    /// A connection that answers NOOP: the open one, or a new one (with bounded retries and
+    /// backoff while the server is down). Checking first means a dead connection is found
+    /// before a message is handed to it, where a failure could not be told from a delivery.
     fn connection(&mut self) -> TargetResult<AsyncSmtpConnection> {
         if let Some(mut conn) = self.conn.take()
             && !conn.has_broken()
+            && self
+                .runtime
+                .block_on(async { tokio::time::timeout(self.timeout, conn.test_connected()).await })
+                .unwrap_or(false)
         {
-            let alive = self.last_used.elapsed() < IDLE_CHECK
-                || self
-                    .runtime
-                    .block_on(tokio::time::timeout(self.timeout, conn.test_connected()))
-                    .unwrap_or(false);
-            if alive {
-                return Ok(conn);
+            return Ok(conn);
+        }
+        let mut attempt = 0;
+        loop {
+            match self.open() {
+                Err(TargetError::Unavailable(e)) => match BACKOFF.get(attempt) {
+                    Some(wait) => {
+                        attempt += 1;
+                        std::thread::sleep(*wait);
+                    }
+                    None => {
+                        return Err(TargetError::Unavailable(format!(
+                            "{e} (onboard retried {} times over {} s; nothing was sent)",
+                            BACKOFF.len(),
+                            BACKOFF.iter().sum::<Duration>().as_secs_f32()
+                        )));
+                    }
+                },
+                other => return other,
             }
         }
-        self.open()
     }
 }
 
@@ -285,7 +318,7 @@ fn io_error(url: &str, e: &std::io::Error) -> TargetError {
 }
 
 fn tls_error(url: &str, e: &std::io::Error) -> TargetError {
-    TargetError::Unavailable(format!(
+    TargetError::Other(format!(
         "{url}: TLS failed: {e} (check the server certificate and ONBOARD_SMTP_CA_FILE)"
     ))
 }
@@ -331,10 +364,24 @@ impl Mailer for SmtpMailer {
             .runtime
             .block_on(self.timed(conn.send(&envelope, message.bytes)));
         // A connection that failed is dropped here; the next message opens a new one.
-        sent?.map_err(|e| smtp_error(&self.url, &e))?;
-        self.last_used = Instant::now();
-        self.conn = Some(conn);
-        Ok(())
+        match sent {
+            Ok(Ok(_)) => {
+                self.conn = Some(conn);
+                Ok(())
+            }
+            // The server answered no: nothing was delivered.
+            Ok(Err(e)) if e.is_permanent() || e.is_transient() => Err(smtp_error(&self.url, &e)),
+            // Cut off or silent mid-conversation: the server may have accepted it.
+            Ok(Err(e)) => Err(TargetError::Uncertain(format!(
+                "{}: the connection failed while sending: {e}",
+                self.url
+            ))),
+            Err(_) => Err(TargetError::Uncertain(format!(
+                "{}: no answer within {} s while sending",
+                self.url,
+                self.timeout.as_secs()
+            ))),
+        }
     }
 
     fn was_sent(&mut self, _message_id: &str) -> TargetResult<Option<bool>> {

@@ -145,21 +145,42 @@ impl Slapd {
             .arg(repo().join("src/target/example-directory.ldif"))
             .current_dir(d));
         let (port, tls_port) = (free_port(), free_port());
-        let urls = format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/");
-        let child = Command::new("slapd")
-            .args(["-f", "slapd.conf", "-h", &urls, "-d", "0"])
-            .current_dir(d)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("slapd.log")).unwrap())
-            .spawn()
-            .map_err(|e| format!("cannot start slapd: {e}"))?;
+        let child = spawn(d, port, tls_port)?;
         let mut slapd = Slapd {
             dir,
             child,
             port,
             tls_port,
         };
+        slapd.wait_until_listening()?;
+        Ok(slapd)
+    }
+
+    /// Stops the server (SIGKILL, as a crash or an outage would).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same ports with the same database.
+    pub fn restart(&mut self) {
+        self.child = spawn(self.dir.path(), self.port, self.tls_port).unwrap();
+        self.wait_until_listening().unwrap();
+    }
+
+    /// SIGSTOP: the server keeps its sockets but answers nothing (a hung server).
+    pub fn hang(&self) {
+        signal(&self.child, "-STOP");
+    }
+
+    /// SIGCONT after `hang`.
+    pub fn unhang(&self) {
+        signal(&self.child, "-CONT");
+    }
+
+    fn wait_until_listening(&mut self) -> Result<(), String> {
+        let (port, tls_port) = (self.port, self.tls_port);
+        let slapd = self;
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = slapd.child.try_wait() {
@@ -169,7 +190,7 @@ impl Slapd {
             }
             let up = |p| TcpStream::connect(("127.0.0.1", p)).is_ok();
             if up(port) && up(tls_port) {
-                return Ok(slapd);
+                return Ok(());
             }
             if start.elapsed() > Duration::from_secs(15) {
                 return Err("slapd did not listen within 15 s".into());
@@ -246,6 +267,27 @@ impl Slapd {
             .status
             .success()
     }
+}
+
+fn spawn(dir: &Path, port: u16, tls_port: u16) -> Result<Child, String> {
+    let urls = format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/");
+    Command::new("slapd")
+        .args(["-f", "slapd.conf", "-h", &urls, "-d", "0"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("slapd.log")).unwrap())
+        .spawn()
+        .map_err(|e| format!("cannot start slapd: {e}"))
+}
+
+/// Sends a signal to a test server by PID.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {}", child.id());
 }
 
 impl Drop for Slapd {

@@ -15,6 +15,8 @@ pub struct SmtpServer {
     dir: tempfile::TempDir,
     child: Child,
     pub port: u16,
+    /// The command line, to restart it.
+    args: Vec<String>,
 }
 
 pub enum Mode {
@@ -55,26 +57,38 @@ impl SmtpServer {
         if let Mode::ImplicitTlsAuth = mode {
             cmd.arg("--implicit-tls");
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
-            .spawn()
-            .expect("python3 with aiosmtpd (bash .ci/run installs python3-aiosmtpd)");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                let log =
-                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-                panic!("the SMTP server exited with {status}: {log}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "the SMTP server did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let args: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let child = spawn(&args, dir.path(), port);
+        SmtpServer {
+            dir,
+            child,
+            port,
+            args,
         }
-        SmtpServer { dir, child, port }
+    }
+
+    /// Stops the server (SIGKILL, as an outage would).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port; it keeps numbering after the messages it has.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.args, self.dir.path(), self.port);
+    }
+
+    /// SIGSTOP: it keeps its socket but answers nothing (a hung server).
+    pub fn hang(&self) {
+        crate::slapd::signal(&self.child, "-STOP");
+    }
+
+    /// SIGCONT after `hang`.
+    pub fn unhang(&self) {
+        crate::slapd::signal(&self.child, "-CONT");
     }
 
     pub fn url(&self) -> String {
@@ -98,6 +112,29 @@ impl SmtpServer {
             .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
             .collect()
     }
+}
+
+fn spawn(args: &[String], dir: &std::path::Path, port: u16) -> Child {
+    let mut child = Command::new(&args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+        .spawn()
+        .expect("python3 with aiosmtpd (bash .ci/run installs python3-aiosmtpd)");
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            panic!("the SMTP server exited with {status}: {log}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the SMTP server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 impl Drop for SmtpServer {
