@@ -92,6 +92,12 @@ fn read_inner(
     if rows.is_empty() && diags.is_empty() {
         diags.push(
             Diagnostic::new(format!("{} holds no hires", path.display()))
+                .at(Span {
+                    file,
+                    line: 1,
+                    col: 1,
+                    len: 1,
+                })
                 .hint("a CSV needs a heading row and one row per hire"),
         );
     }

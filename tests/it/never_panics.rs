@@ -105,6 +105,7 @@ fn mutated_playbooks_never_panic() {
                 Err(diags) => {
                     assert!(!diags.is_empty());
                     for d in diags.sorted() {
+                        assert!(d.span.is_some(), "an error without a location: {}", d.message);
                         // Rendering must not panic either, wherever the span points.
                         let _ = d.render(&sources);
                     }
@@ -127,4 +128,127 @@ fn mutated_playbooks_never_panic() {
         failed_cleanly > cases / 2,
         "most mutations are invalid: {failed_cleanly}"
     );
+}
+
+/// HR's export with what real exports carry: quoted commas and line breaks, doubled quotes,
+/// non-ASCII names, an empty cell, a byte-order mark.
+const CSV: &str = "\u{feff}id,given_name,family_name,work_email,manager_email,start_date,custom.laptop_serial\n\
+E1,Zoë,\"O'Brien, Jr.\",zoe@example.org,mia@example.org,2026-12-07,SN-1\n\
+E2,\"Ana\nMaria\",Lima,ana@example.org,mia@example.org,2026-12-07,\n\
+E3,李,\"雷 \"\"Lei\"\"\",li@example.org,mia@example.org,2026-02-30,SN-3\n";
+
+#[test]
+fn mutated_hire_csvs_never_panic_and_every_error_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hires.csv");
+    let mut rng = Rng(0x5eed_c5f0_0000_0002);
+    let cases = 3000;
+    for case in 0..cases {
+        let input = mutate(&mut rng, CSV.as_bytes());
+        std::fs::write(&path, &input).unwrap();
+        let result = std::panic::catch_unwind(|| {
+            let mut sources = SourceMap::default();
+            let (_rows, diags) = onboard::hires::read(&path, &[], &mut sources);
+            for d in diags.sorted() {
+                assert!(
+                    d.span.is_some(),
+                    "an error without a location: {}",
+                    d.message
+                );
+                let _ = d.render(&sources);
+            }
+        });
+        if result.is_err() {
+            std::fs::write(std::env::temp_dir().join("onboard-panic-case.csv"), &input).unwrap();
+            panic!("case {case} failed; input saved to onboard-panic-case.csv in the temp dir");
+        }
+    }
+}
+
+/// Pieces templates are made of, to be put together at random.
+const TEMPLATE_PIECES: &[&str] = &[
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{#",
+    "#}",
+    " hire.given_name ",
+    " hire.custom.x ",
+    " vars.a ",
+    " steps.account.dn ",
+    "| login",
+    "| lower",
+    "| default(value='x')",
+    "| dn_escape",
+    "| filter_escape",
+    "| ascii",
+    "| nosuchfilter",
+    " if ",
+    " else ",
+    " endif ",
+    " for x in ",
+    " endfor ",
+    " set y = 1 ",
+    "(",
+    ")",
+    "~",
+    "'",
+    "\"",
+    "[0]",
+    ".",
+    "7*7",
+    " raw ",
+    " endraw ",
+    "\\",
+    "\u{202e}",
+    "é",
+    "\0",
+    " include 'welcome.txt.tera' ",
+    " macro m() ",
+];
+
+#[test]
+fn random_templates_never_panic_and_every_error_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("case.yaml");
+    let mut rng = Rng(0x5eed_7e41_0000_0003);
+    let cases = 2000;
+    for case in 0..cases {
+        let template: String = (0..1 + rng.below(8))
+            .map(|_| TEMPLATE_PIECES[rng.below(TEMPLATE_PIECES.len())])
+            .collect();
+        let quoted = serde_json::to_string(&template).unwrap();
+        let playbook = format!(
+            "name: T\nhire: {{id: E1, given_name: Zoë, family_name: Lee}}\nvars:\n  a: {quoted}\n\
+             steps:\n  - id: account\n    ldap_account:\n      base: ou=people,dc=x\n      \
+             attributes: {{uid: {quoted}, cn: a}}\n"
+        );
+        std::fs::write(&path, &playbook).unwrap();
+        let result = std::panic::catch_unwind(|| {
+            let mut sources = SourceMap::default();
+            let req = Request {
+                playbook: path.clone(),
+                hire: None,
+            };
+            if let Err(diags) = load_and_plan(&req, &mut sources, &Outputs::new()) {
+                for d in diags.sorted() {
+                    assert!(
+                        d.span.is_some(),
+                        "an error without a location: {}",
+                        d.message
+                    );
+                    let _ = d.render(&sources);
+                }
+            }
+        });
+        if result.is_err() {
+            std::fs::write(
+                std::env::temp_dir().join("onboard-panic-case.yaml"),
+                &playbook,
+            )
+            .unwrap();
+            panic!("case {case} ({template:?}) failed; saved to onboard-panic-case.yaml");
+        }
+    }
 }
