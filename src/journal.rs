@@ -324,8 +324,18 @@ impl Journal {
         let body = json.strip_suffix('}').expect("an object");
         let hash = hex(&Sha256::digest(body.as_bytes()));
         let line = format!("{body},\"hash\":\"{hash}\"}}\n");
-        self.file.write_all(line.as_bytes())?;
-        self.file.sync_data()?;
+        // Where the record starts: a write that fails part-way (a full disk) is cut off
+        // again, so the journal never holds half a record (cutting needs no space).
+        let start = self.file.metadata()?.len();
+        let written = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            let _ = self.file.set_len(start);
+            let _ = self.file.sync_data();
+            return Err(e);
+        }
         self.seq += 1;
         self.last_hash = hash;
         Ok(record)

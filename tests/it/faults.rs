@@ -343,3 +343,90 @@ fn hung_servers_hit_the_timeout_not_a_hang() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(welcomes(&smtp).get("c0@example.org"), Some(&1));
 }
+
+#[test]
+fn no_secret_reaches_journals_state_output_or_reports() {
+    use crate::smtp_server::{PASSWORD as SMTP_PASSWORD, USER};
+    let slapd = Slapd::start();
+    let smtp = SmtpServer::start(Mode::StartTlsAuth);
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    let csv = write_csv(&env, 3, &[]);
+    let ldap = slapd.env();
+    let url = smtp.url();
+    let ca = smtp.ca_file().display().to_string();
+    let mut vars: Vec<(&str, &str)> = ldap.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend([
+        ("ONBOARD_SMTP_URL", url.as_str()),
+        ("ONBOARD_SMTP_STARTTLS", "1"),
+        ("ONBOARD_SMTP_CA_FILE", ca.as_str()),
+        ("ONBOARD_SMTP_USER", USER),
+        ("ONBOARD_SMTP_PASSWORD", SMTP_PASSWORD),
+    ]);
+    let args = [playbook.as_str(), "--hires", &csv, "--jobs", "2"];
+    let mut outputs = Vec::new();
+    for run in [
+        env.run_with(&args, &vars),
+        env.run_with(&args, &vars),
+        env.run_with(&[&args[..], &["--dry-run"]].concat(), &vars),
+        env.run(&["status"]),
+        env.run(&["status", "--json"]),
+        env.run(&["log", "C000", "--json"]),
+        env.run(&["verify"]),
+        env.run(&["report"]),
+        env.run(&["report", "--format", "csv"]),
+        env.run(&["report", "--format", "json"]),
+    ] {
+        outputs.push(run.stdout);
+        outputs.push(run.stderr);
+    }
+    // The generated passwords, from their one intended channel: the manager's message.
+    let generated: Vec<String> = smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["content"].as_str().map(str::to_owned))
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| {
+                    l.strip_prefix("Initial password:")
+                        .map(|p| p.trim().to_owned())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        generated.len(),
+        3,
+        "one password per hire, delivered by mail"
+    );
+    let mut secrets = vec![
+        crate::slapd::ADMIN_PASSWORD.to_owned(),
+        SMTP_PASSWORD.to_owned(),
+    ];
+    secrets.extend(generated);
+    let mut haystacks: Vec<(String, String)> = outputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| (format!("output {i}"), text))
+        .collect();
+    for file in crate::run::walk(env.dir.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        haystacks.push((
+            file.display().to_string(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
+    }
+    assert!(
+        haystacks.len() > 15,
+        "journals, locks, receipts and outputs were scanned"
+    );
+    for (what, text) in &haystacks {
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret leaked into {what}"
+            );
+        }
+    }
+}

@@ -105,7 +105,11 @@ fn mutated_playbooks_never_panic() {
                 Err(diags) => {
                     assert!(!diags.is_empty());
                     for d in diags.sorted() {
-                        assert!(d.span.is_some(), "an error without a location: {}", d.message);
+                        assert!(
+                            d.span.is_some(),
+                            "an error without a location: {}",
+                            d.message
+                        );
                         // Rendering must not panic either, wherever the span points.
                         let _ = d.render(&sources);
                     }

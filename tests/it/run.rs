@@ -296,7 +296,7 @@ fn no_secret_reaches_the_journal_output_or_state() {
     }
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -472,4 +472,75 @@ fn changed_parameters_are_refused_until_reapplied() {
     assert!(ldif.contains("title: Senior Analyst\n"));
     assert_eq!(ldif.matches("dn: uid=ada.lovelace").count(), 1);
     env.run(&[&checklist]).success();
+}
+
+/// A small tmpfs mounted for one test (needs root, as `.ci/run` has), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (bash .ci/run runs as root)"
+        );
+        Tmpfs(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_an_error_and_the_journal_stays_sound() {
+    // Whatever the run was writing when the space ran out (the directory, the outbox, a
+    // journal record), it stops with an error, the journal verifies, and once there is room
+    // the resume finishes with each effect once.
+    let mut failed = 0;
+    for free_kib in (4..=36).step_by(4) {
+        let env = TestEnv::new();
+        let _disk = Tmpfs::mount(&env.state(), "512k");
+        let filler = env.state().join("filler");
+        std::fs::write(&filler, vec![0u8; (512 - free_kib) * 1024]).unwrap();
+        let full = env.run(&[PLAYBOOK]);
+        assert!(
+            !full.stderr.contains("panicked") && full.code != 101,
+            "{free_kib} KiB free: a panic\n{}",
+            full.stderr
+        );
+        if full.code != 0 {
+            failed += 1;
+            assert!(
+                full.stderr.contains("No space left on device")
+                    || full.stdout.contains("No space left on device"),
+                "{free_kib} KiB free: the error says why\n{}\n{}",
+                full.stdout,
+                full.stderr
+            );
+        }
+        if env.state().join("journal").exists() {
+            env.run(&["verify"]).success();
+        }
+        std::fs::remove_file(&filler).unwrap();
+        env.run(&[PLAYBOOK]).success();
+        assert_each_effect_once(&env);
+    }
+    assert!(
+        failed >= 4,
+        "the disk filled up at several points ({failed})"
+    );
 }
