@@ -534,6 +534,21 @@ impl Renderer<'_> {
                                 .hint("Active Directory logins are at most 20 characters, without \" / \\ [ ] : ; | = , + * ? < > @; change how the playbook builds it"),
                             );
                         }
+                        let chars = value.chars().count();
+                        if chars > 256
+                            && (["uid", "mail"].iter().any(|n| name.eq_ignore_ascii_case(n))
+                                || name.eq_ignore_ascii_case(&a.rdn))
+                        {
+                            self.fail(
+                                Diagnostic::new(format!(
+                                    "attribute `{}` renders to {chars} characters; directory \
+                                     schemas allow 256 (RFC 4519)",
+                                    name.value
+                                ))
+                                .at(v.span)
+                                .hint("shorten it in the playbook, e.g. build the login from initials"),
+                            );
+                        }
                         if !value.is_empty() {
                             rendered.push(value);
                         }

@@ -74,8 +74,14 @@ pub fn cmd_cohort(
         }
         pb.hire = Some(row.hire.value.clone());
         if let Err(more) = plan(&pb, &Outputs::new()) {
+            // The template is the playbook's; the row says whose data made it fail.
+            let who = row
+                .hire
+                .id
+                .as_ref()
+                .map_or("this hire", |i| i.value.as_str());
             for d in more.0 {
-                diags.push(d);
+                diags.push(d.note(row.at, format!("rendering it for {who}")));
             }
             continue;
         }

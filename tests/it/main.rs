@@ -5,6 +5,7 @@ mod cohort;
 mod commands;
 mod common;
 mod faults;
+mod hostile;
 mod human;
 mod ldap;
 mod never_panics;
