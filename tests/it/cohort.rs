@@ -1,7 +1,7 @@
 //! A cohort from HR's CSV against real slapd and SMTP, eight at a time: failures stay with their
 //! hire, and a resume after fixing them touches nothing else.
 
-use crate::common::{TestEnv, repo};
+use crate::common::{TestEnv, pairs, repo};
 use crate::slapd::{SUFFIX, Slapd};
 use crate::smtp_server::{Mode, SmtpServer};
 
@@ -93,10 +93,8 @@ fn a_cohort_of_fifty_with_two_failures_then_a_resume() {
     let smtp = SmtpServer::start(Mode::Plain);
     let env = TestEnv::new();
     let playbook = checklist(&env);
-    let ldap = slapd.env();
-    let url = smtp.url();
-    let mut vars: Vec<(&str, &str)> = ldap.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    vars.push(("ONBOARD_SMTP_URL", &url));
+    let servers = smtp.with_directory(&slapd);
+    let vars = pairs(&servers);
 
     let csv = write_csv(&env, 50, &[7, 33]);
     let run = env.run_with(&[&playbook, "--hires", &csv, "--jobs", "8"], &vars);

@@ -161,3 +161,8 @@ pub fn delivered_password(env: &TestEnv, hire: &str) -> String {
         .expect("password line");
     line["Initial password:".len()..].trim().to_owned()
 }
+
+/// Owned `(NAME, value)` pairs borrowed the way `TestEnv::run_with` takes them.
+pub fn pairs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::cohort::{checklist, write_csv};
-use crate::common::TestEnv;
+use crate::common::{TestEnv, pairs};
 use crate::slapd::{SUFFIX, Slapd};
 use crate::smtp_server::{Mode, SmtpServer};
 
@@ -107,10 +107,8 @@ fn a_cohort_killed_at_random_moments_resumes_with_each_effect_once() {
     let env = TestEnv::new();
     let playbook = checklist(&env);
     let csv = write_csv(&env, HIRES, &[]);
-    let ldap = slapd.env();
-    let url = smtp.url();
-    let mut vars: Vec<(&str, &str)> = ldap.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    vars.push(("ONBOARD_SMTP_URL", &url));
+    let servers = smtp.with_directory(&slapd);
+    let vars = pairs(&servers);
     let args = [playbook.as_str(), "--hires", &csv, "--jobs", "4"];
 
     // Kill moments from 0 to 700 ms after the start: while the cohort is read, during LDAP
@@ -201,10 +199,8 @@ fn cohort_through_an_outage(
     let env = TestEnv::new();
     let playbook = checklist(&env);
     let csv = write_csv(&env, 6, &[]);
-    let ldap = slapd.env();
-    let url = smtp.url();
-    let mut vars: Vec<(&str, &str)> = ldap.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    vars.push(("ONBOARD_SMTP_URL", &url));
+    let servers = smtp.with_directory(&slapd);
+    let vars = pairs(&servers);
     let args: Vec<String> = [playbook.as_str(), "--hires", &csv, "--jobs", "1"]
         .map(str::to_owned)
         .to_vec();
@@ -226,15 +222,12 @@ fn cohort_through_an_outage(
         stdout: String::from_utf8(out.stdout).unwrap(),
         stderr: String::from_utf8(out.stderr).unwrap(),
     };
-    drop(vars);
     (env, slapd, smtp, run, args)
 }
 
 fn resume_completes(env: &TestEnv, slapd: &Slapd, smtp: &SmtpServer, args: &[String]) {
-    let ldap = slapd.env();
-    let url = smtp.url();
-    let mut vars: Vec<(&str, &str)> = ldap.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    vars.push(("ONBOARD_SMTP_URL", &url));
+    let servers = smtp.with_directory(slapd);
+    let vars = pairs(&servers);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     finish(env, smtp, &argv, &vars);
     let welcomed = welcomes(smtp);
@@ -309,10 +302,8 @@ fn hung_servers_hit_the_timeout_not_a_hang() {
     let env = TestEnv::new();
     let playbook = checklist(&env);
     let csv = write_csv(&env, 1, &[]);
-    let ldap = slapd.env();
-    let url = smtp.url();
-    let mut vars: Vec<(&str, &str)> = ldap.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    vars.push(("ONBOARD_SMTP_URL", &url));
+    let servers = smtp.with_directory(&slapd);
+    let mut vars = pairs(&servers);
     vars.push(("ONBOARD_LDAP_TIMEOUT", "1"));
     vars.push(("ONBOARD_SMTP_TIMEOUT", "1"));
     let args = [playbook.as_str(), "--hires", &csv];

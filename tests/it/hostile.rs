@@ -2,7 +2,7 @@
 //! either stored and shown exactly and safely, or refused with a located, clear message.
 
 use crate::cohort::checklist;
-use crate::common::TestEnv;
+use crate::common::{TestEnv, pairs};
 use crate::slapd::{SUFFIX, Slapd};
 use crate::smtp_server::{Mode, SmtpServer};
 
@@ -41,10 +41,8 @@ fn hostile_hire_data_is_stored_exactly_or_refused_clearly() {
     let smtp = SmtpServer::start(Mode::Plain);
     let env = TestEnv::new();
     let playbook = checklist(&env);
-    let ldap = slapd.env();
-    let url = smtp.url();
-    let mut vars: Vec<(&str, &str)> = ldap.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    vars.push(("ONBOARD_SMTP_URL", &url));
+    let servers = smtp.with_directory(&slapd);
+    let vars = pairs(&servers);
 
     // Refused, each at its row and column, before anything runs.
     let mut csv = header();

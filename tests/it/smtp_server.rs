@@ -91,6 +91,13 @@ impl SmtpServer {
         crate::slapd::signal(&self.child, "-CONT");
     }
 
+    /// The environment that points onboard at `slapd` and this server.
+    pub fn with_directory(&self, slapd: &crate::slapd::Slapd) -> Vec<(&'static str, String)> {
+        let mut vars = slapd.env();
+        vars.push(("ONBOARD_SMTP_URL", self.url()));
+        vars
+    }
+
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
