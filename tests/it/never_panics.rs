@@ -104,15 +104,7 @@ fn mutated_playbooks_never_panic() {
                 Ok(_) => true,
                 Err(diags) => {
                     assert!(!diags.is_empty());
-                    for d in diags.sorted() {
-                        assert!(
-                            d.span.is_some(),
-                            "an error without a location: {}",
-                            d.message
-                        );
-                        // Rendering must not panic either, wherever the span points.
-                        let _ = d.render(&sources);
-                    }
+                    assert_located(diags, &sources);
                     false
                 }
             }
@@ -153,14 +145,7 @@ fn mutated_hire_csvs_never_panic_and_every_error_is_located() {
         let result = std::panic::catch_unwind(|| {
             let mut sources = SourceMap::default();
             let (_rows, diags) = onboard::hires::read(&path, &[], &mut sources);
-            for d in diags.sorted() {
-                assert!(
-                    d.span.is_some(),
-                    "an error without a location: {}",
-                    d.message
-                );
-                let _ = d.render(&sources);
-            }
+            assert_located(diags, &sources);
         });
         if result.is_err() {
             std::fs::write(std::env::temp_dir().join("onboard-panic-case.csv"), &input).unwrap();
@@ -236,14 +221,7 @@ fn random_templates_never_panic_and_every_error_is_located() {
                 hire: None,
             };
             if let Err(diags) = load_and_plan(&req, &mut sources, &Outputs::new()) {
-                for d in diags.sorted() {
-                    assert!(
-                        d.span.is_some(),
-                        "an error without a location: {}",
-                        d.message
-                    );
-                    let _ = d.render(&sources);
-                }
+                assert_located(diags, &sources);
             }
         });
         if result.is_err() {
@@ -254,5 +232,17 @@ fn random_templates_never_panic_and_every_error_is_located() {
             .unwrap();
             panic!("case {case} ({template:?}) failed; saved to onboard-panic-case.yaml");
         }
+    }
+}
+
+/// Every error has a location, and rendering it does not panic, wherever the span points.
+fn assert_located(diags: onboard::diag::Diagnostics, sources: &SourceMap) {
+    for d in diags.sorted() {
+        assert!(
+            d.span.is_some(),
+            "an error without a location: {}",
+            d.message
+        );
+        let _ = d.render(sources);
     }
 }
