@@ -172,14 +172,23 @@ fn render_snippet(out: &mut String, sources: &SourceMap, span: Span, label: Opti
     let Some(line) = sources.line(span.file, span.line) else {
         return;
     };
-    // Tabs would make the caret drift; show them as one space each.
-    let shown: String = line
-        .chars()
-        .map(|c| if c == '\t' { ' ' } else { c })
-        .collect();
+    // Tabs would make the caret drift; show them as one space each. Control characters
+    // (a hire's data can hold ESC, BEL, CR) are shown escaped, and the caret moves with them.
+    let mut shown = String::new();
+    let mut widths = Vec::new();
+    for c in line.chars() {
+        let before = shown.chars().count();
+        match c {
+            '\t' => shown.push(' '),
+            c => push_visible(&mut shown, c),
+        }
+        widths.push((shown.chars().count() - before) as u32);
+    }
     let line_chars = shown.chars().count() as u32;
-    let start = span.col.saturating_sub(1).min(line_chars);
-    let len = span.len.max(1).min(line_chars.saturating_sub(start).max(1));
+    let col = span.col.saturating_sub(1) as usize;
+    let start: u32 = widths.iter().take(col).sum::<u32>().min(line_chars);
+    let len: u32 = widths.iter().skip(col).take(span.len as usize).sum();
+    let len = len.max(1).min(line_chars.saturating_sub(start).max(1));
     let _ = writeln!(out, "{pad} |");
     let _ = writeln!(out, "{} | {}", span.line, shown.trim_end());
     let _ = write!(
@@ -193,6 +202,39 @@ fn render_snippet(out: &mut String, sources: &SourceMap, span: Span, label: Opti
             let _ = writeln!(out, " {label}");
         }
         None => out.push('\n'),
+    }
+}
+
+/// `text` as it may be shown on a terminal: control characters (ESC, BEL, NUL, CR, DEL, the
+/// C1 range) and the bidirectional overrides that reorder what is displayed are written as
+/// `\u{1b}`, so data can neither drive the terminal nor hide text. Newlines and tabs stay.
+pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| needs_escape(c) && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c => push_visible(&mut out, c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn push_visible(out: &mut String, c: char) {
+    if needs_escape(c) {
+        let _ = write!(out, "\\u{{{:x}}}", c as u32);
+    } else {
+        out.push(c);
     }
 }
 

@@ -342,7 +342,7 @@ impl Bars {
                     o.inc(1);
                 }
             }
-            _ => eprintln!("[{}/{}] {line}", *n, self.total),
+            _ => crate::cli::output::err_line(&format!("[{}/{}] {line}", *n, self.total)),
         }
     }
 

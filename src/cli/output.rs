@@ -3,7 +3,21 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::diag::{Diagnostic, SourceMap};
+use crate::diag::{Diagnostic, SourceMap, visible};
+
+/// Writes `text` to stderr, escaped for the terminal. A closed or full stderr is not an
+/// error worth dying for: the message is dropped and the work goes on (a cohort still
+/// finishes and still exits with its code).
+pub fn err_text(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(visible(text).as_bytes());
+    let _ = err.flush();
+}
+
+/// [`err_text`] with a newline.
+pub fn err_line(text: &str) {
+    err_text(&format!("{text}\n"));
+}
 
 pub struct Printer {
     color: bool,
@@ -17,31 +31,36 @@ impl Printer {
         }
     }
 
-    /// Data for the user or a pipe. A closed pipe ends the program quietly (see main).
+    /// Data for the user or a pipe. A closed pipe ends the program quietly (see main). On a
+    /// terminal, control characters in the data are shown escaped; a pipe gets the data as is.
     pub fn out(&self, text: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())?;
+        if out.is_terminal() {
+            out.write_all(visible(text).as_bytes())?;
+        } else {
+            out.write_all(text.as_bytes())?;
+        }
         out.flush()
     }
 
     /// A message for people.
     pub fn info(&self, text: &str) {
-        eprintln!("{text}");
+        err_line(&visible(text));
     }
 
     pub fn error(&self, text: &str) {
         let head = self.paint("error:", "1;31");
-        eprintln!("{head} {text}");
+        err_line(&format!("{head} {}", visible(text)));
     }
 
     pub fn hint(&self, text: &str) {
         let head = self.paint("hint:", "1;36");
-        eprintln!("{head} {text}");
+        err_line(&format!("{head} {}", visible(text)));
     }
 
     pub fn diagnostics(&self, diags: &[Diagnostic], sources: &SourceMap) {
         for d in diags {
-            let text = d.render(sources);
+            let text = visible(&d.render(sources)).into_owned();
             let text = if self.color {
                 text.lines()
                     .map(|l| {
@@ -61,7 +80,7 @@ impl Printer {
             } else {
                 text
             };
-            eprintln!("{text}");
+            err_line(&text);
         }
     }
 

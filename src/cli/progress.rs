@@ -40,8 +40,7 @@ impl StepProgress {
 
 /// Asks on stderr, reads one line from stdin.
 fn ask(question: &str) -> Option<String> {
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
+    crate::cli::output::err_text(question);
     let mut line = String::new();
     match std::io::stdin().read_line(&mut line) {
         Ok(0) | Err(_) => None,
@@ -60,16 +59,16 @@ fn converse(
     request: &SignOffRequest,
     signer: Option<&str>,
 ) -> Option<Signature> {
-    eprintln!(
+    crate::cli::output::err_line(&format!(
         "\n{} ({}) needs the {}'s sign-off.",
         step.title, step.id, request.role
-    );
+    ));
     if !yes(ask("Sign it now at this terminal? [y/N] "))? {
         return None;
     }
     let by = match signer {
         Some(name) => {
-            eprintln!("Signing as {name}.");
+            crate::cli::output::err_line(&format!("Signing as {name}."));
             name.to_owned()
         }
         None => ask("Your name, as you sign: ")?,
@@ -143,12 +142,12 @@ impl Progress for StepProgress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        eprintln!(
+        crate::cli::output::err_line(&format!(
             "[{}/{}] {}",
             self.index,
             self.total,
             outcome_line(&_step.id, outcome)
-        );
+        ));
     }
 }
 

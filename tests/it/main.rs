@@ -17,3 +17,4 @@ mod samba;
 mod slapd;
 mod smtp;
 mod smtp_server;
+mod streams;
