@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+/// Cloned only to hand one configured credential to each worker; every copy is zeroed.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {

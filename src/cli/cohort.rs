@@ -108,6 +108,9 @@ pub fn cmd_cohort(
         (cohort.only.is_empty() || cohort.only.contains(&i)) && !cohort.exclude.contains(&i)
     });
 
+    // Resolved once, before the state directory is touched: a bad setting is one error and
+    // exit 2, not one per worker.
+    let servers = settings::servers(printer)?;
     let dir = settings::state_dir(state_args.state_dir, printer)?;
     let mode = if cohort.dry_run {
         Mode::DryRun
@@ -145,10 +148,10 @@ pub fn cmd_cohort(
         for _ in 0..jobs {
             let queue = Arc::clone(&queue);
             let results = Arc::clone(&results);
-            let (pb, state, settings, bars) = (&pb, &state, &settings, &bars);
+            let (pb, state, settings, bars, servers) = (&pb, &state, &settings, &bars, &servers);
             scope.spawn(move || {
                 // Each worker has its own connection and transport.
-                let (mut directory, mut mailer) = match targets(state, mode, printer) {
+                let (mut directory, mut mailer) = match targets(state, mode, servers, printer) {
                     Ok(t) => t,
                     Err(_) => return,
                 };

@@ -74,7 +74,8 @@ pub fn cmd_plan(args: PlanArgs, state_args: StateArgs, printer: &Printer) -> Cmd
             resend_uncertain: false,
             failpoint: None,
         };
-        let (mut directory, mut mailer) = targets(&state, Mode::DryRun, printer)?;
+        let servers = settings::servers(printer)?;
+        let (mut directory, mut mailer) = targets(&state, Mode::DryRun, &servers, printer)?;
         let result = engine::run(
             &pb,
             &state,

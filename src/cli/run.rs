@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::progress::{StepProgress, outcome_line};
+use super::settings::Servers;
 use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, report, settings};
 use crate::diag::SourceMap;
 use crate::engine::{self, EngineError, Mode, Outcome, Report, Settings, Targets};
 use crate::state::StateDir;
-use crate::target::ldap::LdapDirectory;
+use crate::target::ldap::{LdapConfig, LdapDirectory};
 use crate::target::ldif::LdifDirectory;
 use crate::target::outbox::Outbox;
-use crate::target::smtp::{SmtpDryRun, SmtpMailer};
+use crate::target::smtp::{SmtpConfig, SmtpDryRun, SmtpMailer};
 use crate::target::{Directory, Mailer};
 
 /// The embedded directory starts as the example organisation of the shipped playbooks.
@@ -58,19 +59,25 @@ pub struct StateArgs {
 pub type TargetPair = (Box<dyn Directory>, Box<dyn Mailer>);
 
 /// The targets: the configured servers, else the embedded ones in the state directory.
-pub fn targets(state: &StateDir, mode: Mode, printer: &Printer) -> Result<TargetPair, Failure> {
+pub fn targets(
+    state: &StateDir,
+    mode: Mode,
+    servers: &Servers,
+    printer: &Printer,
+) -> Result<TargetPair, Failure> {
     Ok((
-        directory(state, mode, printer)?,
-        mailer(state, mode, printer)?,
+        directory(state, mode, servers.ldap.clone(), printer)?,
+        mailer(state, mode, servers.smtp.clone(), printer)?,
     ))
 }
 
 fn directory(
     state: &StateDir,
     mode: Mode,
+    config: Option<LdapConfig>,
     printer: &Printer,
 ) -> Result<Box<dyn Directory>, Failure> {
-    if let Some(config) = settings::ldap(printer)? {
+    if let Some(config) = config {
         let url = config.url.clone();
         let directory = LdapDirectory::connect(config, mode == Mode::DryRun).map_err(|e| {
             printer.error(&format!("directory {url}: {e}"));
@@ -91,8 +98,13 @@ fn directory(
     }
 }
 
-fn mailer(state: &StateDir, mode: Mode, printer: &Printer) -> Result<Box<dyn Mailer>, Failure> {
-    if let Some(config) = settings::smtp(printer)? {
+fn mailer(
+    state: &StateDir,
+    mode: Mode,
+    config: Option<SmtpConfig>,
+    printer: &Printer,
+) -> Result<Box<dyn Mailer>, Failure> {
+    if let Some(config) = config {
         if mode == Mode::DryRun {
             return Ok(Box::new(SmtpDryRun { url: config.url }));
         }
@@ -131,6 +143,8 @@ pub fn cmd_run(
         printer.hint("give the hire in the playbook's `hire:`, or with --hire FILE");
         return Err(Failure::Input);
     }
+    // Every setting is checked before the state directory is touched.
+    let servers = settings::servers(printer)?;
     let dir = settings::state_dir(state_args.state_dir, printer)?;
     let state = StateDir::open(&dir).map_err(|e| {
         printer.error(&format!(
@@ -148,7 +162,7 @@ pub fn cmd_run(
         resend_uncertain: options.resend_uncertain,
         failpoint: settings::failpoint(),
     };
-    let (mut directory, mut mailer) = targets(&state, Mode::Apply, printer)?;
+    let (mut directory, mut mailer) = targets(&state, Mode::Apply, &servers, printer)?;
     let mut progress =
         StepProgress::new(plan.steps.len(), !options.no_prompt, options.actor.clone());
     let result = engine::run(

@@ -68,17 +68,33 @@ pub fn clock(printer: &Printer) -> Result<Clock, Failure> {
     }
 }
 
+/// The servers a run talks to, resolved and checked once, before anything runs: `None` is the
+/// embedded directory or outbox.
+pub struct Servers {
+    pub ldap: Option<LdapConfig>,
+    pub smtp: Option<SmtpConfig>,
+}
+
+pub fn servers(printer: &Printer) -> Result<Servers, Failure> {
+    Ok(Servers {
+        ldap: ldap(printer)?,
+        smtp: smtp(printer)?,
+    })
+}
+
 /// The LDAP server from the environment, or `None` for the embedded directory.
-pub fn ldap(printer: &Printer) -> Result<Option<LdapConfig>, Failure> {
+fn ldap(printer: &Printer) -> Result<Option<LdapConfig>, Failure> {
     let Some(url) = env_text("ONBOARD_LDAP_URL") else {
         return Ok(None);
     };
-    if !url.starts_with("ldap://") && !url.starts_with("ldaps://") {
-        printer.error(&format!(
-            "ONBOARD_LDAP_URL={url} is not an ldap:// or ldaps:// URL"
-        ));
-        return Err(Failure::Input);
-    }
+    server_url(
+        "ONBOARD_LDAP_URL",
+        &url,
+        &["ldap", "ldaps"],
+        "set the bind DN in ONBOARD_LDAP_BIND_DN and the password in a file named by \
+         ONBOARD_LDAP_PASSWORD_FILE",
+        printer,
+    )?;
     let password = secret("ONBOARD_LDAP", printer)?;
     let timeout = seconds("ONBOARD_LDAP_TIMEOUT", printer)?;
     let flavor = match env_text("ONBOARD_LDAP_FLAVOR").as_deref() {
@@ -107,16 +123,18 @@ pub fn ldap(printer: &Printer) -> Result<Option<LdapConfig>, Failure> {
 }
 
 /// The SMTP server from the environment, or `None` for the embedded outbox.
-pub fn smtp(printer: &Printer) -> Result<Option<SmtpConfig>, Failure> {
+fn smtp(printer: &Printer) -> Result<Option<SmtpConfig>, Failure> {
     let Some(url) = env_text("ONBOARD_SMTP_URL") else {
         return Ok(None);
     };
-    if !url.starts_with("smtp://") && !url.starts_with("smtps://") {
-        printer.error(&format!(
-            "ONBOARD_SMTP_URL={url} is not an smtp:// or smtps:// URL"
-        ));
-        return Err(Failure::Input);
-    }
+    server_url(
+        "ONBOARD_SMTP_URL",
+        &url,
+        &["smtp", "smtps"],
+        "set the user in ONBOARD_SMTP_USER and the password in a file named by \
+         ONBOARD_SMTP_PASSWORD_FILE",
+        printer,
+    )?;
     let mut config = SmtpConfig {
         url,
         starttls: false,
@@ -129,6 +147,95 @@ pub fn smtp(printer: &Printer) -> Result<Option<SmtpConfig>, Failure> {
     config.starttls = config.url.starts_with("smtp://")
         && flag("ONBOARD_SMTP_STARTTLS").unwrap_or(!config.is_loopback());
     Ok(Some(config))
+}
+
+/// Checks that a server URL is `SCHEME://HOST[:PORT][/]` and nothing more. A user name or
+/// password in it is refused before anything runs, and never shown: URLs end up in messages,
+/// the journal and reports, and a password there would go wherever they go.
+fn server_url(
+    name: &str,
+    url: &str,
+    schemes: &[&str],
+    credentials_hint: &str,
+    printer: &Printer,
+) -> Result<(), Failure> {
+    match check_server_url(url, schemes) {
+        Ok(()) => Ok(()),
+        Err(UrlProblem::Credentials) => {
+            printer.error(&format!(
+                "{name}={} holds a user name or password; onboard never takes credentials \
+                 from a URL",
+                redact_url(url)
+            ));
+            printer.hint(credentials_hint);
+            Err(Failure::Input)
+        }
+        Err(UrlProblem::Shape(why)) => {
+            let shapes: Vec<String> = schemes
+                .iter()
+                .map(|s| format!("{s}://HOST[:PORT]"))
+                .collect();
+            printer.error(&format!("{name}={} {why}", redact_url(url)));
+            printer.hint(&format!("write it as {}", shapes.join(" or ")));
+            Err(Failure::Input)
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum UrlProblem {
+    Credentials,
+    Shape(&'static str),
+}
+
+fn check_server_url(url: &str, schemes: &[&str]) -> Result<(), UrlProblem> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(UrlProblem::Shape("is not a URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(UrlProblem::Credentials);
+    }
+    if !schemes.contains(&scheme) {
+        return Err(UrlProblem::Shape("has a scheme onboard does not speak"));
+    }
+    if !matches!(&rest[authority.len()..], "" | "/") {
+        return Err(UrlProblem::Shape("has a path, query or fragment"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
+            None => return Err(UrlProblem::Shape("has an unclosed `[`")),
+        },
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(UrlProblem::Shape("has no valid host"));
+    }
+    if let Some(p) = port
+        && p.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(UrlProblem::Shape(
+            "has a port that is not a number from 1 to 65535",
+        ));
+    }
+    Ok(())
+}
+
+/// The URL with any user information replaced by `***`, fit to be shown.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 /// `PREFIX_PASSWORD_FILE` (its first line) or `PREFIX_PASSWORD`.
@@ -178,4 +285,44 @@ fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_with_credentials_are_refused_and_never_shown() {
+        let smtp = ["smtp", "smtps"];
+        assert_eq!(
+            check_server_url("smtp://user:hunter2@mail.example.org:587", &smtp),
+            Err(UrlProblem::Credentials)
+        );
+        assert_eq!(
+            check_server_url("ldap://cn=admin:pw@ldap.example.org", &["ldap"]),
+            Err(UrlProblem::Credentials)
+        );
+        assert_eq!(
+            redact_url("smtp://user:hunter2@mail.example.org:587"),
+            "smtp://***@mail.example.org:587"
+        );
+        assert_eq!(redact_url("smtp://a@b@host/"), "smtp://***@host/");
+        assert!(check_server_url("smtp://127.0.0.1:2525", &smtp).is_ok());
+        assert!(check_server_url("smtps://[::1]:465/", &smtp).is_ok());
+        assert!(check_server_url("smtp://mail.example.org", &smtp).is_ok());
+        for bad in [
+            "smtp://",
+            "smtp://host:0",
+            "smtp://host:99999",
+            "smtp://host:25/x",
+            "smtp://host?x",
+            "http://host",
+            "host:25",
+        ] {
+            assert!(
+                matches!(check_server_url(bad, &smtp), Err(UrlProblem::Shape(_))),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::escape;
 use crate::secret::{Secret, SecretBytes};
 
 /// How to reach and authenticate to the server (from the CLI's settings, never a playbook).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LdapConfig {
     /// `ldap://host:port` or `ldaps://host:port`.
     pub url: String,

@@ -24,7 +24,7 @@ use super::{Mailer, Outgoing, TargetError, TargetResult};
 use crate::secret::Secret;
 
 /// How to reach the server (from the CLI's settings, never a playbook).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SmtpConfig {
     /// `smtp://host:port` or `smtps://host:port`.
     pub url: String,

@@ -10,6 +10,7 @@ mod human;
 mod ldap;
 mod never_panics;
 mod playbooks;
+mod probe;
 mod readiness;
 mod report;
 mod run;
