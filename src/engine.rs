@@ -938,7 +938,8 @@ pub fn sign_off(
             })
         })?;
     for file in evidence_files {
-        let bytes = fs_err::read(file).map_err(|e| EngineError::Refused(e.to_string()))?;
+        let bytes = crate::files::read_regular(file, crate::files::EVIDENCE_LIMIT)
+            .map_err(|e| EngineError::Refused(e.to_string()))?;
         let sha = crate::load::hex(&sha2::Digest::finalize(sha2::Digest::chain_update(
             sha2::Sha256::default(),
             &bytes,

@@ -35,7 +35,7 @@ fn read_inner(
     sources: &mut SourceMap,
 ) -> Result<(Vec<Row>, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::default();
-    let bytes = match fs_err::read(path) {
+    let bytes = match crate::files::read_regular(path, crate::files::HIRES_LIMIT) {
         Ok(b) => b,
         Err(e) => {
             diags.push(Diagnostic::new(format!("cannot read the hires: {e}")));

@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod diag;
 pub mod engine;
 pub mod escape;
+pub mod files;
 pub mod hires;
 pub mod journal;
 pub mod load;

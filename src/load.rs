@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::diag::{Diagnostic, Diagnostics, FileId, SourceMap, Span, suggest};
+use crate::files;
 use crate::model::{
     DeviceHandoff, Email, FORMAT_VERSION, HIRE_FIELDS, Hire, LdapAccount, LdapGroups, PlaybookFile,
     STEP_KINDS, SignOff, StepDoc, Tpl,
@@ -156,6 +157,9 @@ impl Loader<'_> {
                             .hint("copy the steps into one checklist file"),
                     );
                 }
+                // A hire file is HR's: hire data and vars only. Where templates come from and
+                // which fields and messages there are is the checklist's (IT's) to say.
+                self.only_hire_data(&root, "a hire file (one with `checklist:`)");
                 if layer.doc.steps.is_none() {
                     self.diags.push(
                         Diagnostic::new(format!(
@@ -185,6 +189,7 @@ impl Loader<'_> {
                         );
                     }
                 }
+                self.only_hire_data(&layer, "a --hire file");
                 Some(layer)
             }
             None => None,
@@ -237,10 +242,10 @@ impl Loader<'_> {
             }
         }
 
-        let templates_dir = match (&root.doc.templates, &steps_layer.doc.templates) {
-            (Some(t), _) => relative_to(&root.path, t),
-            (None, Some(t)) => relative_to(&steps_layer.path, t),
-            (None, None) => normalize(&parent(&steps_layer.path).join("../templates")),
+        // Only the checklist says where templates come from, never a hire file.
+        let templates_dir = match &steps_layer.doc.templates {
+            Some(t) => relative_to(&steps_layer.path, t),
+            None => normalize(&parent(&steps_layer.path).join("../templates")),
         };
 
         // Steps that failed to load still count as existing, so that steps naming them do
@@ -320,7 +325,7 @@ impl Loader<'_> {
 
     /// Reads and deserializes one file. `from` is where another file named it.
     fn read_layer(&mut self, path: &Path, from: Option<Span>) -> Option<Layer> {
-        let text = match fs_err::read(path) {
+        let text = match files::read_regular(path, files::PLAYBOOK_LIMIT) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(e) => {
@@ -400,6 +405,22 @@ impl Loader<'_> {
             doc,
             node,
         })
+    }
+
+    /// Refuses, in a file that only gives a hire, the keys that belong to a checklist.
+    fn only_hire_data(&mut self, layer: &Layer, what: &str) {
+        for key in ["templates", "hire_fields", "hire_columns", "notify"] {
+            if let Some(span) = key_span(&layer.node, key) {
+                self.diags.push(
+                    Diagnostic::new(format!("{what} cannot set `{key}`"))
+                        .at(span)
+                        .hint(format!(
+                            "a hire file gives `hire` and optionally `vars`; `{key}` belongs \
+                             in the checklist"
+                        )),
+                );
+            }
+        }
     }
 
     fn required_fields(&mut self, layer: &Layer) -> Vec<String> {
@@ -742,21 +763,21 @@ impl Loader<'_> {
         }
     }
 
+    /// Reads a template or policy file: only from inside the templates folder (no `..`, no
+    /// symlink leading out), only a regular file, at most [`files::TEMPLATE_LIMIT`] bytes.
     fn read_template(&mut self, dir: &Path, name: &Spanned<String>) -> Option<(FileId, String)> {
-        if name.value.contains("..") || Path::new(&name.value).is_absolute() {
-            self.diags.push(
-                Diagnostic::new(format!(
-                    "`{}` must be a file inside the templates folder",
-                    name.value
-                ))
-                .at(name.span),
-            );
-            return None;
-        }
-        let path = dir.join(&name.value);
-        match fs_err::read_to_string(&path) {
+        let read =
+            files::read_inside(dir, &name.value, files::TEMPLATE_LIMIT).and_then(|(_, bytes)| {
+                String::from_utf8(bytes).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} is not UTF-8 text", dir.join(&name.value).display()),
+                    )
+                })
+            });
+        match read {
             Ok(text) => {
-                let file = self.sources.add(&path, text.clone());
+                let file = self.sources.add(&dir.join(&name.value), text.clone());
                 Some((file, text))
             }
             Err(e) => {
@@ -764,7 +785,8 @@ impl Loader<'_> {
                     Diagnostic::new(format!("cannot read template: {e}"))
                         .at(name.span)
                         .hint(format!(
-                            "templates are looked up in {} (set `templates:` to change it)",
+                            "templates are regular files inside {} (the checklist's \
+                             `templates:` sets the folder)",
                             dir.display()
                         )),
                 );

@@ -175,9 +175,9 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
-/// `O_NOFOLLOW` on Linux: the last path component may not be a symlink.
+/// The last path component may not be a symlink.
 fn libc_o_nofollow() -> i32 {
-    0o400000
+    libc::O_NOFOLLOW
 }
 
 /// Takes an exclusive lock on `path` (creating it 0600), waiting for it. Released when the

@@ -241,7 +241,7 @@ pub fn redact_url(url: &str) -> String {
 /// `PREFIX_PASSWORD_FILE` (its first line) or `PREFIX_PASSWORD`.
 fn secret(prefix: &str, printer: &Printer) -> Result<Option<Secret>, Failure> {
     if let Some(file) = env_path(&format!("{prefix}_PASSWORD_FILE")) {
-        let text = fs_err::read_to_string(&file).map_err(|e| {
+        let text = crate::files::read_text(&file, crate::files::SETTING_LIMIT).map_err(|e| {
             printer.error(&format!("cannot read the password file: {e}"));
             Failure::Input
         })?;

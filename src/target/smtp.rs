@@ -118,9 +118,10 @@ impl SmtpMailer {
         } else if config.encrypted() {
             let mut params = TlsParameters::builder(host.clone());
             if let Some(ca) = &config.ca_file {
-                let pem = fs_err::read(ca).map_err(|e| {
-                    TargetError::Other(format!("cannot read the SMTP CA file: {e}"))
-                })?;
+                let pem =
+                    crate::files::read_regular(ca, crate::files::SETTING_LIMIT).map_err(|e| {
+                        TargetError::Other(format!("cannot read the SMTP CA file: {e}"))
+                    })?;
                 let cert = Certificate::from_pem(&pem).map_err(|e| {
                     TargetError::Other(format!("{} is not a PEM certificate: {e}", ca.display()))
                 })?;

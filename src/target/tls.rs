@@ -13,13 +13,9 @@ pub fn client_config(ca_file: Option<&Path>) -> TargetResult<rustls::ClientConfi
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(ca_file) => {
-            let certs = CertificateDer::pem_file_iter(ca_file).map_err(|e| {
-                TargetError::Other(format!(
-                    "cannot read the CA file {}: {e}",
-                    ca_file.display()
-                ))
-            })?;
-            for cert in certs {
+            let pem = crate::files::read_regular(ca_file, crate::files::SETTING_LIMIT)
+                .map_err(|e| TargetError::Other(format!("cannot read the CA file: {e}")))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| {
                     TargetError::Other(format!(
                         "{} is not a PEM certificate file: {e}",

@@ -52,3 +52,89 @@ fn a_bad_server_url_in_a_cohort_is_one_error_and_exit_2() {
         run.stderr
     );
 }
+
+#[test]
+fn a_hire_file_cannot_choose_the_templates_folder() {
+    let env = TestEnv::new();
+    let hire = env.path("evil-hire.yaml");
+    std::fs::write(
+        &hire,
+        format!(
+            "checklist: {}\ntemplates: /etc\nhire:\n  id: E9\n  given_name: Eve\n",
+            crate::common::repo()
+                .join("playbooks/new-hire.yaml")
+                .display()
+        ),
+    )
+    .unwrap();
+    let run = env.run(&["check", hire.to_str().unwrap()]).code(2);
+    assert!(
+        run.stderr
+            .contains("a hire file (one with `checklist:`) cannot set `templates`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("evil-hire.yaml:2:1"), "{}", run.stderr);
+}
+
+#[test]
+fn a_template_symlinked_out_of_its_folder_is_refused() {
+    let env = TestEnv::new();
+    let templates = env.path("templates");
+    std::fs::create_dir(&templates).unwrap();
+    for entry in std::fs::read_dir(crate::common::repo().join("templates")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), templates.join(entry.file_name())).unwrap();
+    }
+    // The policy attachment is a symlink to a file outside the folder.
+    let secret = env.path("shadow");
+    std::fs::write(&secret, "root:$6$secret").unwrap();
+    std::fs::remove_file(templates.join("it-policies.md")).unwrap();
+    std::os::unix::fs::symlink(&secret, templates.join("it-policies.md")).unwrap();
+    let playbook = env.path("playbooks/new-hire.yaml");
+    std::fs::create_dir(env.path("playbooks")).unwrap();
+    std::fs::copy(
+        crate::common::repo().join("playbooks/new-hire.yaml"),
+        &playbook,
+    )
+    .unwrap();
+    let run = env.run(&["check", playbook.to_str().unwrap()]).code(2);
+    assert!(run.stderr.contains("leads outside"), "{}", run.stderr);
+    let run = env.run(&[playbook.to_str().unwrap()]).code(2);
+    assert!(!run.stderr.contains("root:$6$"), "{}", run.stderr);
+    assert!(!env.state().join("outbox").exists());
+}
+
+#[test]
+fn evidence_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let env = TestEnv::new();
+    env.run(&["playbooks/new-hire.yaml"]).success();
+    let fifo = env.path("certificate.pdf");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (file, what) in [
+        (fifo.to_str().unwrap(), "a FIFO"),
+        ("/dev/zero", "a device"),
+    ] {
+        let run = env
+            .run(&[
+                "sign-off",
+                "E1042",
+                "laptop-cleaning",
+                "--by",
+                "Bob Bench",
+                "--all",
+                "--value",
+                "wipe_certificate_id=WC-1",
+                "--evidence",
+                file,
+            ])
+            .code(2);
+        assert!(run.stderr.contains(what), "{}", run.stderr);
+    }
+}
