@@ -777,7 +777,7 @@ impl Loader<'_> {
             });
         match read {
             Ok(text) => {
-                let file = self.sources.add(&dir.join(&name.value), text.clone());
+                let file = self.sources.add(dir.join(&name.value), text.clone());
                 Some((file, text))
             }
             Err(e) => {
