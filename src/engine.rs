@@ -719,7 +719,7 @@ fn execute(
             })?;
             Ok((Outcome::Uncertain(reason), None))
         }
-        Err(e) => Ok((fail(step, w, e.message, e.hint)?, None)),
+        Err(e) => Ok((fail_as(step, w, e.message, e.hint, e.nothing_done)?, None)),
     }
 }
 
@@ -729,10 +729,21 @@ fn fail(
     error: String,
     hint: Option<String>,
 ) -> Result<Outcome, EngineError> {
+    fail_as(step, w, error, hint, false)
+}
+
+fn fail_as(
+    step: &PlannedStep,
+    w: &mut Writer<'_>,
+    error: String,
+    hint: Option<String>,
+    nothing_done: bool,
+) -> Result<Outcome, EngineError> {
     w.append(Event::StepFailed {
         step: step.id.clone(),
         checksum: step.checksum.clone(),
         error: error.clone(),
+        nothing_done,
     })?;
     Ok(Outcome::Failed { error, hint })
 }

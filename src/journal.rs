@@ -88,6 +88,10 @@ pub enum Event {
         step: String,
         checksum: String,
         error: String,
+        /// The step changed nothing (it was refused before any effect, e.g. the entry is
+        /// another hire's): the intent of its start is void, and no resume may claim it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        nothing_done: bool,
     },
     /// A person must act; `on` names the role. `request` says what they are asked to sign, so
     /// `onboard sign-off` can record it from the journal alone.
@@ -526,9 +530,14 @@ pub fn replay(records: &[Record]) -> HireState {
                 step,
                 checksum,
                 error,
+                nothing_done,
             } => set(step, &|s| {
                 // The intent stays: a step can fail after part of its effect exists (an
                 // entry created, its password refused), and the next run must know it is ours.
+                // Unless it did nothing: then what it meant to do is nobody's.
+                if *nothing_done {
+                    s.intent.clear();
+                }
                 s.status = Status::Failed;
                 s.checksum = checksum.clone();
                 s.detail = error.clone();

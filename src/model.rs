@@ -248,7 +248,14 @@ pub struct LdapAccount {
     /// The initial password: generated at run time, never written anywhere.
     #[serde(default)]
     pub password: Password,
+    /// The attribute that records which hire owns the entry: onboard writes the hire id there
+    /// in the same add, and adopts an existing entry only when it carries this hire's id.
+    /// Default `employeeNumber` (in inetOrgPerson and AD's user).
+    pub owner_attribute: Option<Spanned<String>>,
 }
+
+/// The default [`LdapAccount::owner_attribute`].
+pub const OWNER_ATTRIBUTE: &str = "employeeNumber";
 
 fn default_rdn() -> Spanned<String> {
     Spanned {

@@ -74,6 +74,8 @@ pub struct Now {
 pub enum Params {
     LdapAccount {
         dn: String,
+        /// The attribute holding the id of the hire who owns the entry (among `attributes`).
+        owner: String,
         rdn: String,
         object_classes: Vec<String>,
         attributes: Vec<Attribute>,
@@ -503,6 +505,55 @@ impl Renderer<'_> {
         self.diags.push(d);
     }
 
+    /// Adds the ownership attribute (the hire id) to the account's attributes, and returns its
+    /// name. A playbook that sets it itself must set it to the hire id.
+    fn owner_attribute(
+        &mut self,
+        a: &crate::model::LdapAccount,
+        attributes: &mut Vec<Attribute>,
+    ) -> String {
+        let name = a
+            .owner_attribute
+            .as_ref()
+            .map_or(crate::model::OWNER_ATTRIBUTE, |o| o.value.as_str())
+            .to_owned();
+        let id = match &self.pb.hire {
+            Some(h) => h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
+            None => "(sample)".to_owned(),
+        };
+        match attributes
+            .iter()
+            .find(|at| at.name.eq_ignore_ascii_case(&name))
+        {
+            Some(at) if at.values != [id.clone()] => {
+                let span = a
+                    .attributes
+                    .0
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+                    .map(|(n, _)| n.span);
+                self.fail(
+                    Diagnostic::new(format!(
+                        "`{name}` records which hire owns the entry, so onboard sets it to the \
+                         hire id ({id}); the playbook sets it to {:?}",
+                        at.values
+                    ))
+                    .at_opt(span)
+                    .hint(format!(
+                        "remove `{name}` from `attributes`, or name another attribute with \
+                         `owner_attribute`"
+                    )),
+                );
+            }
+            Some(_) => {}
+            None => attributes.push(Attribute {
+                name: name.clone(),
+                values: vec![id],
+            }),
+        }
+        name
+    }
+
     fn params(&mut self, step: &Step, outputs: &Outputs) -> Option<Params> {
         Some(match &step.kind {
             StepKind::LdapAccount(a) => {
@@ -559,6 +610,7 @@ impl Renderer<'_> {
                         values,
                     });
                 }
+                let owner = self.owner_attribute(a, &mut attributes);
                 let rdn_value = attributes
                     .iter()
                     .find(|at| at.name.eq_ignore_ascii_case(&a.rdn))
@@ -636,6 +688,7 @@ impl Renderer<'_> {
                 }
                 Params::LdapAccount {
                     dn,
+                    owner,
                     rdn: a.rdn.value.clone(),
                     object_classes: a.object_classes.iter().map(|c| c.value.clone()).collect(),
                     attributes,

@@ -4,7 +4,7 @@
 //! each with its own directory connection and mail transport; one hire's failure never stops
 //! the others, and every hire keeps its own journal (so resume works per hire).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -14,14 +14,84 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::run::{RunOptions, StateArgs, targets};
 use super::{CmdResult, Failure, Printer, emit, report, settings};
-use crate::diag::{Diagnostic, SourceMap};
+use crate::diag::{Diagnostic, Diagnostics, SourceMap};
 use crate::engine::{self, Mode, Outcome, Progress, Settings, Targets};
 use crate::load::{Playbook, check_hire};
 use crate::model::Hire;
-use crate::plan::{Outputs, PlannedStep, plan};
+use crate::plan::{Outputs, Params, PlannedStep, plan};
 use crate::secret::Secret;
 use crate::state::StateDir;
 use crate::steps::Operator;
+
+/// The accounts a cohort's rows would get, to find two hires that would share one: the same
+/// DN, login or mail, whichever row comes second is reported, naming the first.
+#[derive(Default)]
+struct Accounts {
+    /// (what, value as the directory compares it) → (hire id, where its row is).
+    taken: HashMap<(&'static str, String), (String, crate::diag::Span)>,
+}
+
+impl Accounts {
+    fn add(
+        &mut self,
+        row: &crate::hires::Row,
+        planned: &crate::plan::Plan,
+        diags: &mut Diagnostics,
+    ) {
+        let hire = &row.hire.value;
+        let id = hire.id.as_ref().map_or("", |i| i.value.as_str());
+        for step in &planned.steps {
+            let Params::LdapAccount {
+                dn,
+                rdn,
+                attributes,
+                ..
+            } = &step.params
+            else {
+                continue;
+            };
+            let mut keys = vec![("DN", crate::escape::canonical_dn(dn), row.at)];
+            if let Some((_, login)) = crate::plan::login(attributes, rdn) {
+                keys.push(("login", login.to_lowercase(), row.at));
+            }
+            for at in attributes
+                .iter()
+                .filter(|a| a.name.eq_ignore_ascii_case("mail"))
+            {
+                for mail in &at.values {
+                    // At the cell it came from, when it is the hire's work email.
+                    let at_cell = hire
+                        .work_email
+                        .as_ref()
+                        .filter(|w| w.value.eq_ignore_ascii_case(mail))
+                        .map_or(row.at, |w| w.span);
+                    keys.push(("mail", mail.to_lowercase(), at_cell));
+                }
+            }
+            for (what, value, span) in keys {
+                match self.taken.get(&(what, value.clone())) {
+                    Some((other, first)) if other != id => diags.push(
+                        Diagnostic::new(format!(
+                            "hire {id} would get the same {what} as hire {other} (row {}): {value}",
+                            first.line
+                        ))
+                        .at(span)
+                        .note(*first, format!("hire {other}'s row"))
+                        .hint(
+                            "two hires would share one account: give one of them a different \
+                             login (e.g. a middle initial) in the checklist's vars or a \
+                             `custom.` column",
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        self.taken.insert((what, value), (id.to_owned(), span));
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// What to run for a cohort.
 pub struct Cohort {
@@ -52,28 +122,34 @@ pub fn cmd_cohort(
 ) -> CmdResult {
     // Every row is checked (hire data and every template rendered) before anything runs.
     let (rows, mut diags) = crate::hires::read(&cohort.hires, &pb.hire_columns, &mut sources);
-    let mut seen: Vec<(String, crate::diag::Span)> = Vec::new();
+    let mut seen: HashMap<String, crate::diag::Span> = HashMap::new();
+    let mut accounts = Accounts::default();
     let mut hires: Vec<Hire> = Vec::new();
     let mut pb = pb;
     for row in rows {
         let before = diags.len();
         check_hire(&row.hire, row.at, &pb.required, &mut diags);
         if let Some(id) = &row.hire.id {
-            if let Some((_, first)) = seen.iter().find(|(s, _)| s == &id.value) {
+            if let Some(first) = seen.get(&id.value) {
                 diags.push(
                     Diagnostic::new(format!("hire `{}` appears twice", id.value))
                         .at(id.span)
                         .note(*first, "first")
                         .hint("each hire has one row; ids name their journals"),
                 );
+            } else {
+                seen.insert(id.value.clone(), id.span);
             }
-            seen.push((id.value.clone(), id.span));
         }
         if diags.len() > before {
             continue;
         }
         pb.hire = Some(row.hire.value.clone());
-        if let Err(more) = plan(&pb, &Outputs::new()) {
+        let planned = plan(&pb, &Outputs::new());
+        if let Ok(planned) = &planned {
+            accounts.add(&row, planned, &mut diags);
+        }
+        if let Err(more) = planned {
             // The template is the playbook's; the row says whose data made it fail.
             let who = row
                 .hire

@@ -11,6 +11,7 @@ use crate::target::{Entry, Outgoing};
 
 struct Account<'a> {
     dn: &'a str,
+    owner: &'a str,
     rdn: &'a str,
     object_classes: &'a [String],
     attributes: &'a [Attribute],
@@ -21,6 +22,7 @@ struct Account<'a> {
 fn account(step: &PlannedStep) -> Account<'_> {
     let Params::LdapAccount {
         dn,
+        owner,
         rdn,
         object_classes,
         attributes,
@@ -32,6 +34,7 @@ fn account(step: &PlannedStep) -> Account<'_> {
     };
     Account {
         dn,
+        owner,
         rdn,
         object_classes,
         attributes,
@@ -120,19 +123,90 @@ fn interrupted<'a>(ctx: &'a Ctx<'_>) -> Option<&'a BTreeMap<String, String>> {
         .map(|p| &p.intent)
 }
 
+/// Whose an existing entry is, from its ownership attribute and this hire's journal.
+enum Owner {
+    /// This hire's, and this journal created it (done, or a start to finish).
+    Ours,
+    /// This hire's id, but this journal never created it: another run (another state
+    /// directory) did. Adopting it would set and mail a second password.
+    OtherRun,
+    /// Another hire's.
+    Hire(String),
+    /// No ownership attribute: made by hand or by another tool.
+    NotOnboard,
+}
+
+fn owner(a: &Account<'_>, entry: &Entry, ctx: &Ctx<'_>) -> Owner {
+    let done = ctx.prior.is_some_and(|p| p.status == Status::Done);
+    let started = interrupted(ctx).is_some_and(|i| i.get("dn").is_some_and(|d| d == a.dn));
+    match entry.get(a.owner).first() {
+        Some(id) if id != ctx.hire_id => Owner::Hire(id.clone()),
+        Some(_) if done || started => Owner::Ours,
+        Some(_) => Owner::OtherRun,
+        // Done before onboard recorded owners: the journal's word is kept, and the missing
+        // attribute shows as drift.
+        None if done => Owner::Ours,
+        None => Owner::NotOnboard,
+    }
+}
+
+/// The refusal for an entry that is not ours to adopt. Nothing was changed.
+fn not_ours(a: &Account<'_>, owner: Owner, hire: &str) -> StepResult<()> {
+    let (message, hint) = match owner {
+        Owner::Ours => return Ok(()),
+        Owner::Hire(other) => (
+            format!("{} belongs to hire {other}, not to {hire}", a.dn),
+            "two people would share one account: give this hire a different login in the \
+             hire file's vars (e.g. with a middle initial)"
+                .to_owned(),
+        ),
+        Owner::OtherRun => (
+            format!(
+                "{} carries hire {hire}'s id but was created by another run of onboard \
+                 (another state directory); this journal has no record of creating it",
+                a.dn
+            ),
+            "run onboard for this hire from the state directory that created the entry; \
+             onboard never adopts an entry it cannot show it created"
+                .to_owned(),
+        ),
+        Owner::NotOnboard => (
+            format!(
+                "{} already exists and was not created by onboard for hire {hire} (it has no {})",
+                a.dn, a.owner
+            ),
+            "another person may have this login: pick a different one in the playbook's vars, \
+             or ask a directory admin"
+                .to_owned(),
+        ),
+    };
+    Err(StepError::new(message).hint(hint).nothing_done())
+}
+
 pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     let a = account(step);
-    let Some(entry) = ctx.directory.read(a.dn)? else {
+    let mut entry = ctx.directory.read(a.dn)?;
+    if entry.is_none()
+        && let Some((attr, login)) = a.login_attribute()
+        && let Some(other) = ctx.directory.find(&a.suffix(), attr, login)?.first()
+    {
         // A login must be unique in the whole directory, not just under `base`.
-        if let Some((attr, login)) = a.login_attribute()
-            && let Some(other) = ctx.directory.find(&a.suffix(), attr, login)?.first()
-        {
+        if crate::escape::dn_eq(&other.dn, a.dn) {
+            // Created a moment ago by another run: whose it is decides, below.
+            entry = Some(other.clone());
+        } else {
+            let whose = match other.get(a.owner).first() {
+                Some(id) => format!(", which belongs to hire {id}"),
+                None => String::new(),
+            };
             return Err(StepError::new(format!(
-                "the login {login} is already used by {}",
+                "the login {login} is already used by {}{whose}",
                 other.dn
             ))
             .hint("pick a different login in the playbook's vars (e.g. add a middle initial)"));
         }
+    }
+    let Some(entry) = entry else {
         let mut changes = vec![format!("create entry {}", a.dn)];
         if let Some(p) = a.posix {
             changes.push(format!(
@@ -146,16 +220,7 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
         ));
         return Ok(Check::ToDo(changes));
     };
-    let ours = ctx
-        .prior
-        .is_some_and(|p| p.status == Status::Done || p.intent.get("dn").is_some_and(|d| d == a.dn));
-    if !ours {
-        return Err(StepError::new(format!(
-            "{} already exists and was not created by onboard for hire {}",
-            a.dn, ctx.hire_id
-        ))
-        .hint("another person may have this login: pick a different one in the playbook's vars, or ask a directory admin"));
-    }
+    not_ours(&a, owner(&a, &entry, ctx), ctx.hire_id)?;
     if interrupted(ctx).is_some() {
         return Ok(Check::ToDo(vec![format!(
             "finish the creation of {} a previous run started: set a new initial password and deliver it",
@@ -258,8 +323,10 @@ pub fn apply(
     let a = account(step);
     let mut changes = Vec::new();
     if let Some(entry) = ctx.directory.read(a.dn)? {
-        // Ours (the journal says so, or check would have refused): bring it to what the
+        // Checked again: another run may have created it since `check`. Ours only when it
+        // carries this hire's id and this journal started it; then it is brought to what the
         // playbook declares.
+        not_ours(&a, owner(&a, &entry, ctx), ctx.hire_id)?;
         changes.extend(update_attributes(ctx, &a, &entry)?);
     } else {
         let mut attrs = vec![("objectClass".to_owned(), a.object_classes.to_vec())];
@@ -270,10 +337,39 @@ pub fn apply(
             attrs.push(("uidNumber".into(), vec![n.clone()]));
             attrs.push(("gidNumber".into(), vec![p.gid_number.to_string()]));
         }
-        ctx.directory.add(&Entry {
+        match ctx.directory.add(&Entry {
             dn: a.dn.to_owned(),
             attrs,
-        })?;
+        }) {
+            Ok(()) => {}
+            // Another run added it between our read and our add: never ours.
+            Err(crate::target::TargetError::AlreadyExists(_)) => {
+                let Some(entry) = ctx.directory.read(a.dn)? else {
+                    return Err(StepError::new(format!(
+                        "the directory refused {} as already existing, but no entry has that \
+                         DN: another entry has the same sAMAccountName or userPrincipalName",
+                        a.dn
+                    ))
+                    .hint("pick a different login in the playbook's vars")
+                    .nothing_done());
+                };
+                let who = match entry.get(a.owner).first() {
+                    Some(id) if id != ctx.hire_id => Owner::Hire(id.clone()),
+                    Some(_) => Owner::OtherRun,
+                    None => Owner::NotOnboard,
+                };
+                not_ours(&a, who, ctx.hire_id)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // A retried add whose first reply was lost reports success when the entry exists:
+        // make sure it is this hire's before anything is set on it.
+        let entry = ctx.directory.read(a.dn)?;
+        if let Some(id) = entry.as_ref().and_then(|e| e.get(a.owner).first().cloned())
+            && id != ctx.hire_id
+        {
+            not_ours(&a, Owner::Hire(id), ctx.hire_id)?;
+        }
         changes.push(format!("created entry {}", a.dn));
     }
     // The number is now visible to every other run: the next allocation may proceed.
@@ -348,6 +444,7 @@ pub fn reconcile(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Vec<String
         .directory
         .read(a.dn)?
         .ok_or_else(|| StepError::new(format!("{} does not exist", a.dn)))?;
+    not_ours(&a, owner(&a, &entry, ctx), ctx.hire_id)?;
     let changes = update_attributes(ctx, &a, &entry)?;
     let entry = ctx
         .directory

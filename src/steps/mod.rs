@@ -92,6 +92,8 @@ pub struct StepError {
     /// The effect may or may not have happened (a send cut off mid-conversation): the step is
     /// recorded as uncertain, for the operator to decide, instead of failed.
     pub uncertain: bool,
+    /// Refused before any effect: the journal's intent for the step is void.
+    pub nothing_done: bool,
 }
 
 impl StepError {
@@ -100,11 +102,18 @@ impl StepError {
             message: message.into(),
             hint: None,
             uncertain: false,
+            nothing_done: false,
         }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> StepError {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Marks the error as a refusal before any effect.
+    pub fn nothing_done(mut self) -> StepError {
+        self.nothing_done = true;
         self
     }
 }

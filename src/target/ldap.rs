@@ -475,6 +475,8 @@ impl Directory for LdapDirectory {
             // The first attempt's reply was lost and it had landed: the entry is there (the
             // step reads it back and compares every attribute).
             Err(Failed::Result(e, true)) if rc_of(&e) == Some(68) => Ok(()),
+            // Taken: by whom is for the step to find out (it reads the entry).
+            Err(e) if e.rc() == Some(68) => Err(TargetError::AlreadyExists(entry.dn.clone())),
             Err(e) if e.rc() == Some(32) => Err(TargetError::NoSuchObject(format!(
                 "the parent entry of {}",
                 entry.dn

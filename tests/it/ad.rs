@@ -204,6 +204,25 @@ fn onboards_into_samba_ad() {
     );
     assert!(dc.search("(cn=Dup User)", &["dn"]).is_empty());
 
+    // Another hire with A2's name: the entry carries A2's id (employeeNumber), so it is
+    // refused, and no password is set on it or mailed.
+    let path = hire(&env, &plain, "A8", "Seán", "O'Brien, Jr.", "");
+    let outbox = || {
+        std::fs::read_dir(env.state().join("outbox"))
+            .unwrap()
+            .count()
+    };
+    let sent = outbox();
+    let run = onboard(&env, &dc, &[&path], &[]).code(1);
+    assert!(
+        output(&run).contains("belongs to hire A2, not to A8"),
+        "{}",
+        output(&run)
+    );
+    assert_eq!(outbox(), sent, "no password mailed for A2's entry");
+    let a2 = dc.search("(employeeNumber=A2)", &["pwdLastSet", "employeeNumber"]);
+    assert_eq!(a2.len(), 1, "{a2:#?}");
+
     // A password policy the generated password cannot meet: AD's answer, explained. Once the
     // policy allows it, the next run finishes the account the failed run created.
     dc.modify(&format!(

@@ -9,6 +9,7 @@ mod hostile;
 mod human;
 mod ldap;
 mod never_panics;
+mod ownership;
 mod playbooks;
 mod probe;
 mod readiness;
