@@ -219,8 +219,17 @@ pub struct Targets<'a> {
 /// Reads a hire's journal without changing it: its verified records, replayed.
 pub fn read_state(state: &StateDir, hire: &str) -> Result<(HireState, usize), EngineError> {
     let path = state.journal(hire);
-    let text = match fs_err::read_to_string(&path) {
-        Ok(t) => t,
+    let text = match journal::read_text(&path) {
+        Ok(journal::JournalText {
+            unreadable: Some(b),
+            ..
+        }) => {
+            return Err(EngineError::Journal {
+                path: path.display().to_string(),
+                source: journal::OpenError::Broken(b),
+            });
+        }
+        Ok(t) => t.text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(EngineError::Io(e.to_string())),
     };

@@ -19,6 +19,8 @@ pub const HIRES_LIMIT: u64 = 32 << 20;
 pub const TEMPLATE_LIMIT: u64 = 1 << 20;
 /// An evidence file kept with a sign-off.
 pub const EVIDENCE_LIMIT: u64 = 32 << 20;
+/// A hire's journal (read whole by `status`, `verify` and reports).
+pub const JOURNAL_LIMIT: u64 = 1 << 30;
 /// A password or CA file.
 pub const SETTING_LIMIT: u64 = 1 << 20;
 
@@ -103,7 +105,7 @@ fn read_opened(path: &Path, limit: u64, flags: i32) -> io::Result<Vec<u8>> {
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // A file that grows while it is read is still cut off at the limit.
-    file.take(limit + 1).read_to_end(&mut bytes)?;
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(too_large(path, limit));
     }

@@ -216,16 +216,23 @@ pub fn verify(text: &str) -> Result<Vec<Record>, Broken> {
     let mut records = Vec::new();
     let mut prev = GENESIS.to_owned();
     if !text.is_empty() && !text.ends_with('\n') {
-        let line = text.lines().count();
+        let line = text.split_terminator('\n').count();
         return Err(Broken {
             line,
             problem: "the last record is incomplete (the run was interrupted while writing it)"
                 .into(),
         });
     }
-    for (i, line) in text.lines().enumerate() {
+    // Split on `\n` alone: a CR added before a line end is a change to the record, not a
+    // line ending (`str::lines` would drop it and the record would still verify).
+    for (i, line) in text.split_terminator('\n').enumerate() {
         let n = i + 1;
         let broken = |problem: String| Broken { line: n, problem };
+        if line.ends_with('\r') {
+            return Err(broken(
+                "a carriage return was added at the end of the record".into(),
+            ));
+        }
         let (body, hash) = split_hash(line)
             .ok_or_else(|| broken("not a journal record (no hash at the end)".into()))?;
         if hex(&Sha256::digest(body.as_bytes())) != hash {
@@ -360,6 +367,62 @@ pub enum OpenError {
     Io(io::Error),
     #[error("the journal does not verify: {0}")]
     Broken(Broken),
+}
+
+/// A journal file as read for people (`status`, `log`, `verify`, `report`): the complete lines
+/// before any byte that is not UTF-8, and that byte's place.
+pub struct JournalText {
+    pub text: String,
+    /// An invalid UTF-8 byte: the journal is broken at that line, and `text` stops before it.
+    pub unreadable: Option<Broken>,
+}
+
+impl JournalText {
+    /// The records, or where the journal breaks (the earliest problem).
+    pub fn verify(&self) -> Result<Vec<Record>, Broken> {
+        let records = verify(&self.text)?;
+        match &self.unreadable {
+            Some(b) => Err(b.clone()),
+            None => Ok(records),
+        }
+    }
+}
+
+/// Reads a journal never through a symlink (a journal is a file onboard wrote, never a link
+/// to something else), keeping what precedes a non-UTF-8 byte.
+pub fn read_text(path: &Path) -> io::Result<JournalText> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(io::Error::other(format!(
+            "{} is a symlink; onboard reads journals only as the files it wrote",
+            path.display()
+        )));
+    }
+    let bytes = crate::files::read_regular(path, crate::files::JOURNAL_LIMIT)?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(JournalText {
+            text,
+            unreadable: None,
+        }),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let prefix = std::str::from_utf8(&bytes[..valid]).expect("valid prefix");
+            let keep = prefix.rfind('\n').map_or(0, |i| i + 1);
+            let line = prefix.matches('\n').count() + 1;
+            let column = prefix[keep..].chars().count() + 1;
+            Ok(JournalText {
+                text: prefix[..keep].to_owned(),
+                unreadable: Some(Broken {
+                    line,
+                    problem: format!(
+                        "byte 0x{:02X} at column {column} is not UTF-8: the file was changed \
+                         or damaged",
+                        bytes[valid]
+                    ),
+                }),
+            })
+        }
+    }
 }
 
 /// Reads a journal file without verifying (for `log` of a broken journal, up to the break).

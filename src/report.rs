@@ -103,7 +103,10 @@ pub struct TimelineEntry {
 pub struct JournalFile {
     pub hire: String,
     pub path: String,
+    /// What could be read: the whole file, or the lines before `unreadable`.
     pub text: String,
+    /// Where reading stopped (a byte that is not UTF-8, a file that cannot be opened).
+    pub unreadable: Option<journal::Broken>,
 }
 
 /// Evidence keys that are technical detail, left out of the HR view.
@@ -144,7 +147,8 @@ pub fn build(journals: &[JournalFile], view: View, now: jiff::Timestamp) -> Repo
 }
 
 fn hire_report(j: &JournalFile, view: View, now: jiff::Timestamp) -> HireReport {
-    let (records, check) = match journal::verify(&j.text) {
+    let verified = journal::verify(&j.text).and_then(|r| j.unreadable.clone().map_or(Ok(r), Err));
+    let (records, check) = match verified {
         Ok(records) => {
             let n = records.len();
             (
@@ -162,7 +166,7 @@ fn hire_report(j: &JournalFile, view: View, now: jiff::Timestamp) -> HireReport 
             // What verifies is still reported; the break is flagged.
             let good: String = j
                 .text
-                .lines()
+                .split_terminator('\n')
                 .take(broken.line - 1)
                 .map(|l| format!("{l}\n"))
                 .collect();
@@ -314,6 +318,30 @@ pub fn csv(report: &Report) -> String {
         "hire,playbook,start,hire_state,journal_verified,step,status,at,by,changes,evidence,detail\n",
     );
     for h in &report.hires {
+        if h.steps.is_empty() {
+            // A hire with no step to show (a journal broken early) still has its row.
+            let problem = match (&h.journal.problem, h.journal.broken_line) {
+                (Some(p), Some(line)) => format!("{}:{line}: {p}", h.journal.file),
+                _ => String::new(),
+            };
+            let verified = if h.journal.verified { "yes" } else { "no" };
+            let fields = [
+                h.hire.as_str(),
+                &h.playbook,
+                &h.start,
+                h.state,
+                verified,
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                &problem,
+            ];
+            let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            let _ = writeln!(out, "{}", row.join(","));
+        }
         for s in &h.steps {
             let evidence: Vec<String> =
                 s.evidence.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -92,6 +92,8 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
     let hires = hires(&state, args.hires, printer)?;
     let now = settings::clock(printer)?.now();
     let mut all = Vec::new();
+    // One journal that cannot be read hides no other hire: it is flagged, the rest shown.
+    let mut broken = Vec::new();
     for hire in &hires {
         match read_state(&state, hire) {
             Ok((s, _)) => {
@@ -102,10 +104,7 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
                     blockers: a.blockers,
                 });
             }
-            Err(e) => {
-                printer.error(&format!("hire {hire}: {e}"));
-                return Err(Failure::Failed);
-            }
+            Err(e) => broken.push((hire.clone(), where_broken(&e))),
         }
     }
     // Soonest start first; hires without a start date last.
@@ -125,10 +124,21 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
     if args.json {
         let text = serde_json::to_string_pretty(&all).expect("state serializes");
         emit(printer, &(text + "\n"))?;
-    } else if all.is_empty() {
+    } else if all.is_empty() && broken.is_empty() {
         printer.info(&format!("No hires in {} yet.", state.root().display()));
     } else {
-        emit(printer, &human_status(&all))?;
+        let mut text = human_status(&all);
+        for (hire, problem) in &broken {
+            let _ = writeln!(text, "{hire}  JOURNAL BROKEN  {problem}");
+        }
+        emit(printer, &text)?;
+    }
+    for (hire, problem) in &broken {
+        printer.error(&format!("hire {hire}: journal does not verify: {problem}"));
+    }
+    if !broken.is_empty() {
+        printer.hint("`onboard verify` checks every journal; the others are shown as they are");
+        return Err(Failure::Failed);
     }
     if alarming > 0 {
         printer.info(&format!(
@@ -138,6 +148,17 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
         return Err(Failure::Failed);
     }
     Ok(())
+}
+
+/// `FILE:LINE: problem` for a journal that cannot be read, else the error as it is.
+fn where_broken(e: &crate::engine::EngineError) -> String {
+    match e {
+        crate::engine::EngineError::Journal {
+            path,
+            source: journal::OpenError::Broken(b),
+        } => format!("{path}:{}: {}", b.line, b.problem),
+        e => e.to_string(),
+    }
 }
 
 fn human_status(all: &[StatusEntry]) -> String {
@@ -190,16 +211,17 @@ pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdRe
     let state = state_dir(state_args, printer)?;
     let hire = hires(&state, vec![args.hire], printer)?.remove(0);
     let path = state.journal(&hire);
-    let text = fs_err::read_to_string(&path).map_err(|e| {
+    let text = journal::read_text(&path).map_err(|e| {
         printer.error(&e.to_string());
         Failure::Failed
     })?;
-    let (records, broken) = match journal::verify(&text) {
+    let (records, broken) = match text.verify() {
         Ok(r) => (r, None),
         Err(b) => {
             // Show what verifies, then say where it stops.
             let good: String = text
-                .lines()
+                .text
+                .split_terminator('\n')
                 .take(b.line - 1)
                 .map(|l| format!("{l}\n"))
                 .collect();
@@ -297,10 +319,10 @@ pub fn cmd_verify(args: VerifyArgs, state_args: StateArgs, printer: &Printer) ->
     let mut out = String::new();
     for hire in &hires {
         let path = state.journal(hire);
-        let result = fs_err::read_to_string(&path)
+        let result = journal::read_text(&path)
             .map_err(|e| e.to_string())
             .and_then(|t| {
-                journal::verify(&t)
+                t.verify()
                     .map_err(|b| format!("{}:{}: {}", path.display(), b.line, b.problem))
             });
         match result {

@@ -67,14 +67,22 @@ pub fn cmd_report(args: ReportArgs, state_args: StateArgs, printer: &Printer) ->
     let mut journals = Vec::new();
     for hire in hires {
         let path = state.journal(&hire);
-        let text = fs_err::read_to_string(&path).map_err(|e| {
-            printer.error(&e.to_string());
-            Failure::Input
-        })?;
+        // A journal that cannot be read is in the report, flagged; it hides no other hire.
+        let (text, unreadable) = match crate::journal::read_text(&path) {
+            Ok(t) => (t.text, t.unreadable),
+            Err(e) => (
+                String::new(),
+                Some(crate::journal::Broken {
+                    line: 1,
+                    problem: format!("cannot be read: {e}"),
+                }),
+            ),
+        };
         let j = JournalFile {
             hire,
             path: path.display().to_string(),
             text,
+            unreadable,
         };
         if report::in_range(&j, args.since, args.until) {
             journals.push(j);

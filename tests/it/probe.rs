@@ -138,3 +138,66 @@ fn evidence_that_is_a_fifo_or_a_device_is_refused_at_once() {
         assert!(run.stderr.contains(what), "{}", run.stderr);
     }
 }
+
+#[test]
+fn one_bad_journal_hides_no_other_hire() {
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    let csv = write_csv(&env, 4, &[]);
+    env.run(&[&playbook, "--hires", &csv]).success();
+    let journal = |hire: &str| env.state().join(format!("journal/{hire}.jsonl"));
+
+    // C001: a 0xFF byte in its second line.
+    let mut bytes = std::fs::read(journal("C001")).unwrap();
+    let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 5;
+    bytes[second] = 0xFF;
+    std::fs::write(journal("C001"), &bytes).unwrap();
+    // C002: a carriage return before the end of its first line.
+    let text = std::fs::read_to_string(journal("C002")).unwrap();
+    std::fs::write(journal("C002"), text.replacen('\n', "\r\n", 1)).unwrap();
+    // C003: a symlink to a copy of itself somewhere else.
+    let elsewhere = env.path("C003-copy.jsonl");
+    std::fs::rename(journal("C003"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, journal("C003")).unwrap();
+
+    let status = env.run(&["status"]).code(1);
+    assert!(status.stdout.contains("C000  "), "{}", status.stdout);
+    for (hire, problem) in [
+        ("C001", "C001.jsonl:2: byte 0xFF at column 5 is not UTF-8"),
+        ("C002", "C002.jsonl:1: a carriage return was added"),
+        ("C003", "is a symlink"),
+    ] {
+        assert!(
+            status.stdout.contains(&format!("{hire}  JOURNAL BROKEN")),
+            "{}",
+            status.stdout
+        );
+        assert!(
+            status.stderr.contains(problem),
+            "{problem}\n{}",
+            status.stderr
+        );
+    }
+
+    let verify = env.run(&["verify"]).code(1);
+    assert!(verify.stdout.contains("C000: ok"), "{}", verify.stdout);
+    assert!(
+        verify.stderr.contains("C001.jsonl:2: byte 0xFF"),
+        "{}",
+        verify.stderr
+    );
+    assert!(
+        verify.stderr.contains("C002.jsonl:1: a carriage return"),
+        "{}",
+        verify.stderr
+    );
+    assert!(verify.stderr.contains("is a symlink"), "{}", verify.stderr);
+
+    let out = env.path("report.csv");
+    let report = env.run(&["report", "--format", "csv", "-o", out.to_str().unwrap()]);
+    assert_eq!(report.code, 1, "{}", report.stderr);
+    let csv = std::fs::read_to_string(&out).unwrap();
+    for hire in ["C000", "C001", "C002", "C003"] {
+        assert!(csv.contains(hire), "{hire} in\n{csv}");
+    }
+}
