@@ -59,9 +59,7 @@ pub fn new_message_id(step: &str, hire: &str, from: &str) -> String {
 
 /// The message an `email` step sends: text and HTML alternatives, the policies attached.
 pub fn email(p: &EmailParams, message_id: &str, date: SystemTime) -> Result<Built, String> {
-    let mut b = Message::builder()
-        .from(mailbox(&p.from)?)
-        .subject(p.subject.clone())
+    let mut b = subject(Message::builder().from(mailbox(&p.from)?), &p.subject)
         .message_id(Some(message_id.to_owned()))
         .date(date);
     for to in &p.to {
@@ -88,6 +86,42 @@ pub fn email(p: &EmailParams, message_id: &str, date: SystemTime) -> Result<Buil
     Ok(built(message))
 }
 
+/// Sets the Subject so that a reader sees exactly `text`. Text that looks like an RFC 2047
+/// encoded-word (`=?utf-8?q?…?=`) would be decoded by mail clients into other text, so such a
+/// subject is itself encoded, whole, as base64 encoded-words (which decode to the literal).
+fn subject(b: lettre::message::MessageBuilder, text: &str) -> lettre::message::MessageBuilder {
+    if !text.contains("=?") {
+        return b.subject(text.to_owned());
+    }
+    use base64::Engine as _;
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        // 45 bytes of UTF-8 are 60 of base64: each word stays within RFC 2047's 75.
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    words.push(chunk);
+    let encoded: Vec<String> = words
+        .iter()
+        .map(|w| {
+            format!(
+                "=?utf-8?b?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(w)
+            )
+        })
+        .collect();
+    b.raw_header(
+        lettre::message::header::HeaderValue::dangerous_new_pre_encoded(
+            lettre::message::header::HeaderName::new_from_ascii_str("Subject"),
+            text.to_owned(),
+            encoded.join("\r\n "),
+        ),
+    )
+}
+
 /// Who receives an initial password by mail, and about whom.
 pub struct Credential<'a> {
     pub from: &'a str,
@@ -95,7 +129,12 @@ pub struct Credential<'a> {
     pub manager_name: &'a str,
     pub hire_name: &'a str,
     pub login: &'a str,
-    pub start_date: &'a str,
+    /// The hire's start date, if known.
+    pub start_date: Option<&'a str>,
+    /// The hire must choose their own password at first sign-in.
+    pub must_change: bool,
+    /// A resumed account: this password replaces one sent before, which no longer works.
+    pub replaces_earlier: bool,
 }
 
 /// The separate message that carries an initial password to the manager.
@@ -105,29 +144,133 @@ pub fn credential(
     message_id: &str,
     date: SystemTime,
 ) -> Result<Built, String> {
+    let hire = c.hire_name;
+    let replaces = if c.replaces_earlier {
+        format!(
+            "This password replaces any sent to you earlier for {hire}, which no longer works:\n\
+             setting up the account was interrupted, and has now been finished.\n\n"
+        )
+    } else {
+        String::new()
+    };
+    let day = match c.start_date {
+        Some(start) => format!("on their first day ({start})"),
+        None => "on their first day".to_owned(),
+    };
+    let change = if c.must_change {
+        " They will be\nasked to choose their own password when they first sign in."
+    } else {
+        ""
+    };
     let text = format!(
         "Hello {manager},\n\n\
          the directory account for {hire} is ready.\n\n\
+         {replaces}\
          Login name:        {login}\n\
          Initial password:  {password}\n\n\
-         Please give this password to {hire} in person on their first day ({start}). They will be\n\
-         asked to choose their own password when they first sign in.\n\n\
+         Please give this password to {hire} in person {day}.{change}\n\n\
          Do not forward this message, and delete it once the password has been handed over.\n\
          This password was not sent to {hire} and is not stored by IT.\n\n\
          The IT Service Desk\n",
         manager = c.manager_name,
-        hire = c.hire_name,
         login = c.login,
         password = password.expose(),
-        start = c.start_date,
     );
-    let message = Message::builder()
-        .from(mailbox(c.from)?)
-        .to(mailbox(c.manager)?)
-        .subject(format!("Initial password for {}", c.hire_name))
-        .message_id(Some(message_id.to_owned()))
-        .date(date)
-        .singlepart(SinglePart::plain(text))
-        .map_err(|e| e.to_string())?;
+    let title = if c.replaces_earlier {
+        format!("New initial password for {hire} (replaces any earlier one)")
+    } else {
+        format!("Initial password for {hire}")
+    };
+    let message = subject(
+        Message::builder()
+            .from(mailbox(c.from)?)
+            .to(mailbox(c.manager)?),
+        &title,
+    )
+    .message_id(Some(message_id.to_owned()))
+    .date(date)
+    .singlepart(SinglePart::plain(text))
+    .map_err(|e| e.to_string())?;
     Ok(built(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential_text(must_change: bool, start: Option<&str>, replaces: bool) -> String {
+        let built = credential(
+            &Credential {
+                from: "it@example.org",
+                manager: "mia@example.org",
+                manager_name: "Mia",
+                hire_name: "Jo Smith",
+                login: "jo.smith",
+                start_date: start,
+                must_change,
+                replaces_earlier: replaces,
+            },
+            &Secret::new("pw-123456789012".into()),
+            "<x@example.org>",
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        // Undo quoted-printable: soft line breaks and =XX escapes.
+        let text = String::from_utf8(built.bytes).unwrap().replace("=\r\n", "");
+        let mut out = Vec::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'=', Some(b)) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).unwrap().replace("\r\n", "\n")
+    }
+
+    #[test]
+    fn the_password_message_says_only_what_is_true() {
+        let plain = credential_text(false, None, false);
+        assert!(!plain.contains("choose their own password"), "{plain}");
+        assert!(plain.contains("in person on their first day."), "{plain}");
+        assert!(!plain.contains("(their first day)"), "{plain}");
+        assert!(!plain.contains("replaces"), "{plain}");
+
+        let full = credential_text(true, Some("2026-12-07"), false);
+        assert!(full.contains("choose their own password"), "{full}");
+        assert!(full.contains("on their first day (2026-12-07)"), "{full}");
+
+        let again = credential_text(true, Some("2026-12-07"), true);
+        assert!(
+            again.contains("Subject: New initial password for Jo Smith (replaces any earlier one)"),
+            "{again}"
+        );
+        assert!(
+            again.contains("This password replaces any sent to you earlier"),
+            "{again}"
+        );
+    }
+
+    #[test]
+    fn a_subject_that_looks_encoded_is_encoded_whole() {
+        let mut b = Message::builder()
+            .from(mailbox("it@example.org").unwrap())
+            .to(mailbox("a@example.org").unwrap());
+        b = subject(b, "Welcome, =?utf-8?q?Bcc:_x@evil?=");
+        let bytes = b.body(String::from("x")).unwrap().formatted();
+        let text = String::from_utf8(bytes).unwrap();
+        let line = text.lines().find(|l| l.starts_with("Subject:")).unwrap();
+        assert!(line.starts_with("Subject: =?utf-8?b?"), "{line}");
+        assert!(!text.contains("=?utf-8?q?Bcc"), "{text}");
+    }
 }

@@ -533,8 +533,9 @@ fn deliver(
             manager_name: &field(hire.manager.as_ref()).unwrap_or_else(|| manager.clone()),
             hire_name: if name.is_empty() { &login } else { &name },
             login: &login,
-            start_date: &field(hire.start_date.as_ref())
-                .unwrap_or_else(|| "their first day".into()),
+            start_date: hire.start_date.as_ref().map(|d| d.value.as_str()),
+            must_change: a.password.must_change,
+            replaces_earlier: interrupted(ctx).is_some(),
         },
         password,
         &message_id,

@@ -18,6 +18,8 @@ const STORED: &[&str] = &[
     "<script>alert(1)</script>", // HTML
     "R&D 'lab'",                 // HTML entities
     "\u{202e}evil\u{202c}",      // right-to-left override
+    "=?utf-8?q?Bcc:_x@evil?=",   // RFC 2047: an encoded-word, shown as written, never decoded
+    "=?utf-8?b?QWRtaW4=?= Ann",  // RFC 2047: base64, followed by text
 ];
 
 /// (first name as a CSV cell, what the message must say about it).
