@@ -218,6 +218,7 @@ impl Loader<'_> {
         let hire = hire_from.doc.hire.as_ref().and_then(|h| h.0.as_ref());
 
         let required = self.required_fields(steps_layer);
+        self.hire_columns(steps_layer);
         if let Some(hire) = hire {
             let key = key_span(&hire_from.node, "hire").unwrap_or(hire.span);
             check_hire(hire, key, &required, self.diags);
@@ -418,6 +419,31 @@ impl Loader<'_> {
                             "a hire file gives `hire` and optionally `vars`; `{key}` belongs \
                              in the checklist"
                         )),
+                );
+            }
+        }
+    }
+
+    /// Every `hire_columns` target must be a hire field, or a cohort fails at its first row.
+    fn hire_columns(&mut self, layer: &Layer) {
+        for (heading, field) in &layer.doc.hire_columns.0 {
+            let known = HIRE_FIELDS.contains(&field.value.as_str())
+                || field
+                    .value
+                    .strip_prefix("custom.")
+                    .is_some_and(|c| !c.is_empty());
+            if !known {
+                let hint = match suggest(&field.value, HIRE_FIELDS.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "name a standard field (see PLAYBOOK.md) or `custom.NAME`".into(),
+                };
+                self.diags.push(
+                    Diagnostic::new(format!(
+                        "column `{}` maps to `{}`, which is not a hire field",
+                        heading.value, field.value
+                    ))
+                    .at(field.span)
+                    .hint(hint),
                 );
             }
         }
@@ -863,6 +889,15 @@ fn check_hire_value(name: &str, value: &str) -> Result<(), (String, Option<Strin
         return Err(("is longer than 256 characters".into(), None));
     }
     match name {
+        // Ids name files (the journal, its lock, evidence folders): far below any file name
+        // limit, and HR's employee numbers are short.
+        "id" if value.len() > 64 => Err((
+            format!(
+                "is {} characters; an id has at most 64",
+                value.chars().count()
+            ),
+            Some("use HR's employee number".into()),
+        )),
         "id" if !value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))

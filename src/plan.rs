@@ -177,6 +177,10 @@ pub fn load_and_plan(
     }
 }
 
+/// The longest entry name (`attr=value`, escaped, in bytes) onboard creates: back-mdb, the
+/// OpenLDAP default, refuses longer RDNs (measured on slapd 2.5: 245 bytes with `cn=`).
+const RDN_MAX_BYTES: usize = 240;
+
 /// Plans every step for `hire` (or a placeholder hire when the playbook has none).
 pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
     let mut diags = Diagnostics::default();
@@ -585,6 +589,16 @@ impl Renderer<'_> {
                                 .hint("Active Directory logins are at most 20 characters, without \" / \\ [ ] : ; | = , + * ? < > @; change how the playbook builds it"),
                             );
                         }
+                        if name.eq_ignore_ascii_case("mail") && !value.is_ascii() {
+                            self.fail(
+                                Diagnostic::new(format!(
+                                    "attribute `mail` is `{value}`; the directory's `mail` holds \
+                                     ASCII addresses only (IA5String, RFC 4524: LDAP 21)"
+                                ))
+                                .at(v.span)
+                                .hint("give the directory an ASCII address (e.g. `{{ hire.work_email | ascii }}` or a separate field)"),
+                            );
+                        }
                         let chars = value.chars().count();
                         if chars > 256
                             && (["uid", "mail"].iter().any(|n| name.eq_ignore_ascii_case(n))
@@ -616,7 +630,28 @@ impl Renderer<'_> {
                     .find(|at| at.name.eq_ignore_ascii_case(&a.rdn))
                     .map(|at| at.values.clone());
                 let dn = match rdn_value.as_deref() {
-                    Some([v]) => format!("{}={},{base}", a.rdn.value, escape::dn_value(v)),
+                    Some([v]) => {
+                        let rdn = format!("{}={}", a.rdn.value, escape::dn_value(v));
+                        if rdn.len() > RDN_MAX_BYTES {
+                            let at = a
+                                .attributes
+                                .0
+                                .iter()
+                                .find(|(n, _)| n.eq_ignore_ascii_case(&a.rdn));
+                            self.fail(
+                                Diagnostic::new(format!(
+                                    "the entry's name `{}=…` is {} bytes; OpenLDAP's database \
+                                     (back-mdb) stores names of at most {RDN_MAX_BYTES} (longer \
+                                     ones fail with LDAP 80), so onboard refuses them everywhere",
+                                    a.rdn.value,
+                                    rdn.len()
+                                ))
+                                .at_opt(at.map(|(n, _)| n.span))
+                                .hint("name the entry by a shorter attribute (e.g. `rdn: uid`), or shorten the value"),
+                            );
+                        }
+                        format!("{rdn},{base}")
+                    }
                     Some(_) => {
                         let at = a
                             .attributes

@@ -201,3 +201,47 @@ fn one_bad_journal_hides_no_other_hire() {
         assert!(csv.contains(hire), "{hire} in\n{csv}");
     }
 }
+
+#[test]
+fn check_refuses_what_a_run_would_refuse() {
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    let long = "a".repeat(250);
+    let id = "E".repeat(250);
+    let csv = env.path("limits.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "Employee ID,First Name,Last Name,Email,Manager Email,Department\n\
+             L1,{long},Smith,l1@example.org,mia@example.org,Research\n\
+             L2,Jö,Smith,jö@example.org,mia@example.org,Research\n\
+             {id},Ann,Lee,l3@example.org,mia@example.org,Research\n"
+        ),
+    )
+    .unwrap();
+    // The dry run checks every row as the run would, on the embedded directory.
+    let run = env
+        .run(&[&playbook, "--hires", csv.to_str().unwrap(), "--dry-run"])
+        .code(2);
+    for expected in [
+        "the entry's name `uid=…` is 260 bytes; OpenLDAP's database (back-mdb) stores names of at most 240",
+        "attribute `mail` is `jö@example.org`; the directory's `mail` holds ASCII addresses only",
+        "hire field `id`: is 250 characters; an id has at most 64",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+
+    // A column mapped to a field that does not exist is the checklist's error, found by check.
+    let text = std::fs::read_to_string(&playbook)
+        .unwrap()
+        .replace("  Department: department", "  Department: departmnet");
+    std::fs::write(&playbook, text).unwrap();
+    let run = env.run(&["check", &playbook]).code(2);
+    assert!(
+        run.stderr
+            .contains("column `Department` maps to `departmnet`, which is not a hire field")
+            && run.stderr.contains("did you mean `department`?"),
+        "{}",
+        run.stderr
+    );
+}
