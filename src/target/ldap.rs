@@ -559,31 +559,40 @@ impl Directory for LdapDirectory {
     }
 
     fn check_password(&mut self, dn: &str, password: &Secret) -> TargetResult<bool> {
-        let mut result;
-        let mut fresh = self.check_conn.is_none();
+        // On its own connection (a bind changes who the connection is), kept between checks;
+        // a connection that fails (the server restarted) is replaced, with the same backoff
+        // as every other operation.
+        let what = format!("binding as {dn}");
+        let mut attempt = 0;
         loop {
             let conn = match &mut self.check_conn {
-                Some(conn) => conn,
-                None => self.check_conn.insert(self.config.connect()?),
+                Some(conn) => Ok(conn),
+                None => match self.config.connect() {
+                    Ok(conn) => Ok(self.check_conn.insert(conn)),
+                    Err(e) => Err(e),
+                },
             };
-            result = conn
-                .simple_bind(dn, password.expose())
-                .and_then(|r| r.success());
-            if !result.as_ref().is_err_and(connection_failed) {
-                break;
-            }
-            // The connection failed (kept from an earlier check, the server may have restarted
-            // since): try once more on a new one.
+            let failure = match conn {
+                Ok(conn) => match conn
+                    .simple_bind(dn, password.expose())
+                    .and_then(|r| r.success())
+                {
+                    Ok(_) => return Ok(true),
+                    Err(e) if rc_of(&e) == Some(49) => return Ok(false),
+                    Err(e) if connection_failed(&e) => e.to_string(),
+                    Err(e) => return Err(result_error(e, &what)),
+                },
+                Err(TargetError::Unavailable(e)) => e,
+                Err(e) => return Err(e),
+            };
             self.check_conn = None;
-            if fresh {
-                break;
-            }
-            fresh = true;
-        }
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if rc_of(&e) == Some(49) => Ok(false),
-            Err(e) => Err(result_error(e, &format!("binding as {dn}"))),
+            let Some(wait) = BACKOFF.get(attempt) else {
+                return Err(gave_up(format!(
+                    "{what}: the directory stopped answering: {failure}"
+                )));
+            };
+            attempt += 1;
+            std::thread::sleep(*wait);
         }
     }
 
