@@ -30,15 +30,11 @@ pub fn parse(text: &str) -> Result<Deadline, String> {
     match words.as_slice() {
         ["start"] | ["at", "start"] => Ok(Deadline::AtStart),
         [n, "working", "day" | "days", "before", "start"] => Ok(Deadline::BeforeStart {
-            days: n
-                .parse()
-                .map_err(|_| format!("`{n}` is not a number of days"))?,
+            days: days(n)?,
             working: true,
         }),
         [n, "day" | "days", "before", "start"] => Ok(Deadline::BeforeStart {
-            days: n
-                .parse()
-                .map_err(|_| format!("`{n}` is not a number of days"))?,
+            days: days(n)?,
             working: false,
         }),
         [time, "on", "day", "one"] | ["by", time, "on", "day", "one"] => time
@@ -47,6 +43,46 @@ pub fn parse(text: &str) -> Result<Deadline, String> {
             .map_err(|_| format!("`{time}` is not a time of day (HH:MM)")),
         _ => Err(format!("`{text}` is not a deadline")),
     }
+}
+
+/// The most days a deadline may lie before the start: a year of working days is already far
+/// more than any onboarding plans for.
+const MAX_DAYS: u32 = 366;
+
+fn days(n: &str) -> Result<u32, String> {
+    match n.parse::<u32>() {
+        Ok(d) if d <= MAX_DAYS => Ok(d),
+        Ok(_) => Err(format!(
+            "`{n}` days is more than the {MAX_DAYS} a deadline may be"
+        )),
+        Err(_) => Err(format!("`{n}` is not a number of days")),
+    }
+}
+
+/// `days` days before `date`, counting only Monday to Friday if `working`. Closed form: whole
+/// weeks of five working days, then the rest day by day (at most a week).
+fn days_before(date: Date, days: u32, working: bool) -> Date {
+    let back = |date: Date, n: i64| {
+        date.checked_sub(jiff::Span::new().days(n))
+            .unwrap_or(Date::MIN)
+    };
+    if !working {
+        return back(date, i64::from(days));
+    }
+    if days == 0 {
+        return date;
+    }
+    // Whole weeks, keeping 1 to 5 working days to count (the last must land on a weekday).
+    let weeks = (days - 1) / 5;
+    let mut date = back(date, i64::from(weeks) * 7);
+    let mut left = days - weeks * 5;
+    while left > 0 && date > Date::MIN {
+        date = back(date, 1);
+        if !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday) {
+            left -= 1;
+        }
+    }
+    date
 }
 
 /// The hire's first day: start date, time (default 09:00) and time zone (default UTC).
@@ -76,14 +112,7 @@ impl Deadline {
                 .to_zoned_datetime(start.time_zone().clone())
                 .map_or(start.timestamp(), |z| z.timestamp()),
             Deadline::BeforeStart { days, working } => {
-                let mut date = start.date();
-                let mut left = days;
-                while left > 0 {
-                    date = date.yesterday().unwrap_or(date);
-                    if !working || !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday) {
-                        left -= 1;
-                    }
-                }
+                let date = days_before(start.date(), days, working);
                 date.to_datetime(start.time())
                     .to_zoned_datetime(start.time_zone().clone())
                     .map_or(start.timestamp(), |z| z.timestamp())
@@ -98,6 +127,27 @@ mod tests {
 
     fn monday() -> ZonedDateTime {
         "2026-12-07T09:00[Europe/Berlin]".parse().unwrap()
+    }
+
+    #[test]
+    fn working_days_in_closed_form_match_counting_day_by_day() {
+        let mut start: Date = "2026-11-01".parse().unwrap();
+        for _ in 0..14 {
+            for n in 0..40u32 {
+                let mut date = start;
+                let mut left = n;
+                while left > 0 {
+                    date = date.yesterday().unwrap();
+                    if !matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday) {
+                        left -= 1;
+                    }
+                }
+                assert_eq!(days_before(start, n, true), date, "{n} before {start}");
+            }
+            start = start.tomorrow().unwrap();
+        }
+        assert!(parse("1000000000 working days before start").is_err());
+        assert!(parse("366 working days before start").is_ok());
     }
 
     #[test]

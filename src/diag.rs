@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub struct FileId(pub u32);
 
 /// A location in a source file: 1-based line and character column, length in characters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Span {
     pub file: FileId,
     pub line: u32,
@@ -42,14 +42,20 @@ pub struct SourceMap {
 struct SourceFile {
     path: PathBuf,
     text: String,
+    /// Where each line starts, so quoting a line does not rescan the file.
+    starts: Vec<usize>,
 }
 
 impl SourceMap {
     pub fn add(&mut self, path: impl Into<PathBuf>, text: String) -> FileId {
         let id = FileId(u32::try_from(self.files.len()).expect("fewer than 2^32 files"));
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         self.files.push(SourceFile {
             path: path.into(),
             text,
+            starts,
         });
         id
     }
@@ -72,15 +78,16 @@ impl SourceMap {
 
     /// Line `line` (1-based) of a file, without its line terminator.
     pub fn line(&self, id: FileId, line: u32) -> Option<&str> {
-        self.text(id)
-            .split('\n')
-            .nth(line.checked_sub(1)? as usize)
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        let file = &self.files[id.0 as usize];
+        let start = *file.starts.get(line.checked_sub(1)? as usize)?;
+        let rest = &file.text[start..];
+        let l = rest.split('\n').next().unwrap_or("");
+        Some(l.strip_suffix('\r').unwrap_or(l))
     }
 }
 
 /// One problem with the input.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Diagnostic {
     pub message: String,
     pub span: Option<Span>,
@@ -169,7 +176,11 @@ fn render_snippet(out: &mut String, sources: &SourceMap, span: Span, label: Opti
         span.line,
         span.col
     );
-    let Some(line) = sources.line(span.file, span.line) else {
+    // A file that could not be read has no text to quote.
+    let Some(line) = sources
+        .line(span.file, span.line)
+        .filter(|_| !sources.text(span.file).is_empty())
+    else {
         return;
     };
     // Tabs would make the caret drift; show them as one space each. Control characters
@@ -240,12 +251,16 @@ fn push_visible(out: &mut String, c: char) {
 
 /// All problems found in one pass, in the order they were found.
 #[derive(Debug, Default)]
-pub struct Diagnostics(pub Vec<Diagnostic>);
+pub struct Diagnostics(pub Vec<Diagnostic>, std::collections::HashSet<u64>);
 
 impl Diagnostics {
     pub fn push(&mut self, d: Diagnostic) {
-        // The same problem can be reached twice (e.g. a shared checklist); say it once.
-        if !self.0.contains(&d) {
+        // The same problem can be reached twice (e.g. a shared checklist); say it once. By
+        // hash, so that 20,000 problems take no longer to collect than to print.
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        d.hash(&mut h);
+        if self.1.insert(h.finish()) || !self.0.contains(&d) {
             self.0.push(d);
         }
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// A playbook or hire file.
 pub const PLAYBOOK_LIMIT: u64 = 4 << 20;
 /// HR's export of a cohort.
-pub const HIRES_LIMIT: u64 = 32 << 20;
+pub const HIRES_LIMIT: u64 = 16 << 20;
 /// An email template or policy document.
 pub const TEMPLATE_LIMIT: u64 = 1 << 20;
 /// An evidence file kept with a sign-off.

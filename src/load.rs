@@ -52,6 +52,11 @@ pub struct Playbook {
     pub at_risk: Option<Email>,
 }
 
+/// The most steps a checklist may have.
+pub const MAX_STEPS: usize = 1000;
+/// The most vars one file may declare.
+pub const MAX_VARS: usize = 500;
+
 /// The id of the synthetic step that says everything is ready.
 pub const NOTIFY_READY: &str = "notify-ready";
 /// The id under which the at-risk message is journaled.
@@ -224,6 +229,30 @@ impl Loader<'_> {
             check_hire(hire, key, &required, self.diags);
         }
 
+        // Budgets: far beyond any real checklist, and they keep planning (which renders every
+        // var against all earlier ones, and every step against its ancestors) fast.
+        for layer in [checklist.as_ref(), Some(&root), hire_layer.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some((name, _)) = layer.doc.vars.0.get(MAX_VARS) {
+                self.diags.push(
+                    Diagnostic::new(format!("more than {MAX_VARS} vars"))
+                        .at(name.span)
+                        .hint("vars are for derived values such as a login; keep data in the hire"),
+                );
+                return None;
+            }
+        }
+        if let Some(step) = steps.value.get(MAX_STEPS) {
+            let span = step.0.as_ref().map_or(steps.span, |s| s.span);
+            self.diags.push(
+                Diagnostic::new(format!("more than {MAX_STEPS} steps"))
+                    .at(span)
+                    .hint("split the checklist: one per kind of hire"),
+            );
+            return None;
+        }
         let mut vars: Vec<(Spanned<String>, Tpl)> = Vec::new();
         let layers = [checklist.as_ref(), Some(&root), hire_layer.as_ref()];
         for layer in layers.into_iter().flatten() {
@@ -351,9 +380,16 @@ impl Loader<'_> {
                 }
             },
             Err(e) => {
+                // Where another file names it, else the file itself.
+                let at = from.unwrap_or_else(|| Span {
+                    file: self.sources.add(path, String::new()),
+                    line: 1,
+                    col: 1,
+                    len: 1,
+                });
                 self.diags.push(
                     Diagnostic::new(format!("cannot read playbook: {e}"))
-                        .at_opt(from)
+                        .at(at)
                         .hint("check the path; relative paths in a playbook are relative to that playbook"),
                 );
                 return None;
@@ -741,18 +777,29 @@ impl Loader<'_> {
             );
         }
 
-        // Kahn's algorithm, lowest declaration index first, skipping cycles.
         let mut placed = vec![false; steps.len()];
         let mut order = Vec::with_capacity(steps.len());
-        loop {
-            let next = (0..steps.len())
-                .find(|&i| !placed[i] && !in_cycle[i] && deps[i].iter().all(|&d| placed[d]));
-            match next {
-                Some(i) => {
-                    placed[i] = true;
-                    order.push(i);
+        // Kahn's algorithm, taking the earliest-written ready step each time (a heap): the
+        // order people wrote, wherever the graph allows it. Linear but for the heap.
+        let mut waiting_on: Vec<usize> = deps.iter().map(Vec::len).collect();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+        for (i, ds) in deps.iter().enumerate() {
+            for &d in ds {
+                dependents[d].push(i);
+            }
+        }
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..steps.len())
+            .filter(|&i| waiting_on[i] == 0 && !in_cycle[i])
+            .map(std::cmp::Reverse)
+            .collect();
+        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+            placed[i] = true;
+            order.push(i);
+            for &j in &dependents[i] {
+                waiting_on[j] -= 1;
+                if waiting_on[j] == 0 && !in_cycle[j] {
+                    ready.push(std::cmp::Reverse(j));
                 }
-                None => break,
             }
         }
         // Steps in a cycle cannot be ordered; they go last so that their templates are still

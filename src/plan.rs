@@ -5,7 +5,7 @@
 //! (an allocated uidNumber, a Message-ID) render as a visible placeholder. The dry run and
 //! `onboard plan` show this plan; a run executes it. `check` runs it to find template errors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -193,12 +193,13 @@ pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
     let start = pb.hire.as_ref().and_then(crate::deadline::start);
     let mut steps = Vec::new();
     let mut planned_outputs: Outputs = outputs.clone();
+    let mut ancestors = Ancestors::default();
     for step in &pb.steps {
         // A step sees the outputs of the steps it needs, directly or not.
-        let visible = ancestors(pb, step);
+        let visible = ancestors.of(step);
         let step_outputs: BTreeMap<&String, &BTreeMap<String, String>> = planned_outputs
             .iter()
-            .filter(|(id, _)| visible.contains(id))
+            .filter(|(id, _)| visible.contains(id.as_str()))
             .collect();
         ctx.insert("steps", &step_outputs);
         let mut r = Renderer {
@@ -347,19 +348,26 @@ fn sample_hire(required: &[String]) -> Value {
 }
 
 /// Ids of every step `step` needs, directly or transitively.
-fn ancestors(pb: &Playbook, step: &Step) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::new();
-    let mut todo: Vec<&str> = step.needs.iter().map(String::as_str).collect();
-    while let Some(id) = todo.pop() {
-        if seen.iter().any(|s| s == id) {
-            continue;
+/// The steps each step needs, directly or not, built up in dependency order: a step's
+/// ancestors are its needs and theirs, already known when it comes (no graph walk per step).
+#[derive(Default)]
+struct Ancestors<'a> {
+    of: HashMap<&'a str, std::rc::Rc<HashSet<&'a str>>>,
+}
+
+impl<'a> Ancestors<'a> {
+    fn of(&mut self, step: &'a Step) -> std::rc::Rc<HashSet<&'a str>> {
+        let mut set: HashSet<&'a str> = HashSet::new();
+        for need in &step.needs {
+            set.insert(need.as_str());
+            if let Some(theirs) = self.of.get(need.as_str()) {
+                set.extend(theirs.iter().copied());
+            }
         }
-        seen.push(id.to_owned());
-        if let Some(s) = pb.steps.iter().find(|s| s.id.value == id) {
-            todo.extend(s.needs.iter().map(String::as_str));
-        }
+        let set = std::rc::Rc::new(set);
+        self.of.insert(step.id.value.as_str(), set.clone());
+        set
     }
-    seen
 }
 
 /// A placeholder for an output not known before the step runs.

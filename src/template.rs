@@ -13,6 +13,42 @@ use crate::diag::{Diagnostic, FileId, Span};
 use crate::escape;
 use crate::model::Tpl;
 
+/// How many numbers all `range` calls of one rendering may produce together. Loops make
+/// everything else a template does bounded by its input; nested ranges would not be (three
+/// `range(end=100000)` deep is 10^15 iterations), so they share this budget.
+const RANGE_ELEMENTS: i128 = 10_000;
+
+std::thread_local! {
+    static RANGE_BUDGET: std::cell::Cell<i128> = const { std::cell::Cell::new(RANGE_ELEMENTS) };
+}
+
+/// Tera's `range`, drawing on the rendering's budget.
+fn range(kwargs: Kwargs, _: &State) -> tera::TeraResult<Vec<i128>> {
+    let start = kwargs.get::<i128>("start")?.unwrap_or_default();
+    let end = kwargs.must_get::<i128>("end")?;
+    let step = kwargs.get::<i128>("step_by")?.unwrap_or(1);
+    if step == 0 {
+        return Err(tera::Error::message("`range` was called with `step_by` 0"));
+    }
+    // The length without building anything, saturating: a huge range is refused, not built.
+    let len = if (step > 0 && end > start) || (step < 0 && start > end) {
+        let span = end.saturating_sub(start).saturating_abs();
+        let step = step.saturating_abs();
+        span / step + i128::from(span % step != 0)
+    } else {
+        0
+    };
+    let left = RANGE_BUDGET.get();
+    if len > left {
+        return Err(tera::Error::message(format!(
+            "`range` would make {len} numbers, more than the {RANGE_ELEMENTS} one message may \
+             loop over in all"
+        )));
+    }
+    RANGE_BUDGET.set(left - len);
+    Ok((0..len).map(|i| start + i * step).collect())
+}
+
 /// The Tera instance with onboard's filters and the email templates loaded.
 #[derive(Clone)]
 pub struct Templates {
@@ -41,6 +77,7 @@ impl Templates {
         tera.register_filter("filter_escape", |v: Cow<'_, str>, _: Kwargs, _: &State| {
             escape::filter_value(&v)
         });
+        tera.register_function("range", range);
         Templates {
             tera,
             files: Vec::new(),
@@ -65,6 +102,7 @@ impl Templates {
         if !tpl.value.contains("{{") && !tpl.value.contains("{%") && !tpl.value.contains("{#") {
             return Ok(tpl.value.clone());
         }
+        RANGE_BUDGET.set(RANGE_ELEMENTS);
         self.tera
             .render_str(&tpl.value, ctx, false)
             .map_err(|e| self.diagnostic(e, Origin::Inline(tpl)))
@@ -73,6 +111,7 @@ impl Templates {
     /// Renders a template file by name.
     pub fn render_file(&self, name: &str, ctx: &Context) -> Result<String, Diagnostic> {
         let file = self.files.iter().find(|(n, _)| n == name).map(|(_, f)| *f);
+        RANGE_BUDGET.set(RANGE_ELEMENTS);
         self.tera.render(name, ctx).map_err(|e| match file {
             Some(file) => self.diagnostic(e, Origin::File(file)),
             None => Diagnostic::new(format!("template `{name}`: {e}")),
@@ -269,5 +308,44 @@ mod tests {
             t.render_file("w.html.tera", &ctx).unwrap(),
             "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>"
         );
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+
+    fn render(text: &str) -> Result<String, Diagnostic> {
+        let tpl = Tpl {
+            value: text.to_owned(),
+            span: Span {
+                file: FileId(0),
+                line: 1,
+                col: 1,
+                len: 1,
+            },
+            verbatim: false,
+        };
+        Templates::new().render_inline(&tpl, &Context::new())
+    }
+
+    #[test]
+    fn ranges_work_within_a_budget() {
+        assert_eq!(
+            render("{% for i in range(end=3) %}{{ i }}{% endfor %}").unwrap(),
+            "012"
+        );
+        assert_eq!(
+            render("{% for i in range(start=5, end=0, step_by=-2) %}{{ i }}{% endfor %}").unwrap(),
+            "531"
+        );
+        let nested = "{% for a in range(end=100000) %}{% for b in range(end=100000) %}\
+                      {% for c in range(end=100000) %}x{% endfor %}{% endfor %}{% endfor %}";
+        let started = std::time::Instant::now();
+        let e = render(nested).unwrap_err();
+        assert!(e.message.contains("more than the 10000"), "{}", e.message);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let e = render("{{ range(end=9223372036854775807) | length }}").unwrap_err();
+        assert!(e.message.contains("would make"), "{}", e.message);
     }
 }

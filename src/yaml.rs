@@ -228,10 +228,28 @@ fn convert(
         ),
         Raw::Map(raw_entries) => {
             let mut entries: Vec<(Node, Node)> = Vec::with_capacity(raw_entries.len());
+            // Scalar keys (nearly all) are found by hash: a mapping of many keys stays linear.
+            let mut scalars: std::collections::HashMap<(u8, String), usize> =
+                std::collections::HashMap::new();
             for (k, v) in raw_entries {
                 let key = convert(file, text, k, diags);
                 let value = convert(file, text, v, diags);
-                if let Some((first, _)) = entries.iter().find(|(e, _)| e.kind == key.kind) {
+                let first = match scalar_key(&key.kind) {
+                    Some(s) => match scalars.entry(s) {
+                        std::collections::hash_map::Entry::Occupied(o) => {
+                            Some(&entries[*o.get()].0)
+                        }
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(entries.len());
+                            None
+                        }
+                    },
+                    None => entries
+                        .iter()
+                        .find(|(e, _)| e.kind == key.kind)
+                        .map(|(e, _)| e),
+                };
+                if let Some(first) = first {
                     let name = key.as_str().unwrap_or("?");
                     diags.push(
                         Diagnostic::new(format!("duplicate key `{name}`"))
@@ -248,6 +266,17 @@ fn convert(
         }
     };
     Node { kind, span }
+}
+
+/// A scalar key as something to hash (the kind, and its text).
+fn scalar_key(kind: &NodeKind) -> Option<(u8, String)> {
+    match kind {
+        NodeKind::Null => Some((0, String::new())),
+        NodeKind::Bool(b) => Some((1, b.to_string())),
+        NodeKind::Number(n) => Some((2, n.clone())),
+        NodeKind::Str(s) => Some((3, s.value.clone())),
+        NodeKind::Seq(_) | NodeKind::Map(_) => None,
+    }
 }
 
 /// Whether `value` appears as-is in `source` (plain or simply quoted, one line), and at which

@@ -195,6 +195,11 @@ const TEMPLATE_PIECES: &[&str] = &[
     "\0",
     " include 'welcome.txt.tera' ",
     " macro m() ",
+    " for i in range(end=100000) ",
+    "range(end=99999999999)",
+    "=?utf-8?q?Bcc:_x@evil?=",
+    "\u{1b}]0;title\u{7}",
+    "\r",
 ];
 
 #[test]
@@ -245,4 +250,179 @@ fn assert_located(diags: onboard::diag::Diagnostics, sources: &SourceMap) {
         );
         let _ = d.render(sources);
     }
+}
+
+/// Loads `path` on a thread and waits at most `bound`: a hang or a blow-up is a failure.
+fn load_within(path: &std::path::Path, bound: std::time::Duration) -> Result<(), SourceMap> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        let mut sources = SourceMap::default();
+        let req = Request {
+            playbook: path,
+            hire: None,
+        };
+        let located = match load_and_plan(&req, &mut sources, &Outputs::new()) {
+            Ok(_) => true,
+            Err(diags) => {
+                assert_located(diags, &sources);
+                false
+            }
+        };
+        let _ = tx.send((located, sources));
+    });
+    match rx.recv_timeout(bound) {
+        Ok((true, _)) => Ok(()),
+        Ok((false, sources)) => Err(sources),
+        Err(e) => panic!("{} did not finish within {bound:?}: {e}", "loading"),
+    }
+}
+
+/// Small inputs that once took minutes or all memory: each ends, in a plan or located
+/// errors, well within a generous bound (a hang detector, not a speed test: see bench/).
+#[test]
+fn scaling_inputs_end_within_a_time_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let hire = "hire: {id: E1, given_name: A, family_name: B, start_date: \"2026-12-07\"}\n";
+    let step = |i: usize, extra: &str| {
+        format!("  - id: s{i}\n    sign_off: {{role: it, items: [x]}}\n{extra}")
+    };
+    let chain = |n: usize| {
+        let mut s = format!("name: chain\n{hire}steps:\n");
+        for i in 0..n {
+            let needs = if i > 0 {
+                format!("    needs: [s{}]\n", i - 1)
+            } else {
+                String::new()
+            };
+            s.push_str(&step(i, &needs));
+        }
+        s
+    };
+    let many = |n: usize, key: &dyn Fn(usize) -> String| {
+        let mut s = format!("name: keys\n{hire}vars:\n");
+        for i in 0..n {
+            s.push_str(&format!("  {}: x\n", key(i)));
+        }
+        s + "steps:\n" + &step(0, "")
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("a chain of 4,000 needs", chain(4000)),
+        ("a chain of 1,000 needs", chain(1000)),
+        (
+            "20,000 duplicate keys",
+            many(20_000, &|i| format!("v{}", i % 2)),
+        ),
+        ("20,000 vars", many(20_000, &|i| format!("v{i}"))),
+        (
+            "10^9 working days",
+            format!(
+                "name: d\n{hire}steps:\n  - id: s\n    deadline: 1000000000 working days before start\n    \
+                 sign_off: {{role: it, items: [x]}}\n"
+            ),
+        ),
+        (
+            "nested range loops",
+            format!(
+                "name: r\n{hire}vars:\n  a: \"{{% for i in range(end=100000) %}}{{% for j in \
+                 range(end=100000) %}}x{{% endfor %}}{{% endfor %}}\"\nsteps:\n{}",
+                step(0, "")
+            ),
+        ),
+        (
+            "a 3 MB scalar",
+            format!(
+                "name: big\n{hire}vars:\n  a: {}\nsteps:\n{}",
+                "x".repeat(3 << 20),
+                step(0, "")
+            ),
+        ),
+        (
+            "a 5 MB scalar",
+            format!(
+                "name: big\n{hire}vars:\n  a: {}\nsteps:\n{}",
+                "x".repeat(5 << 20),
+                step(0, "")
+            ),
+        ),
+    ];
+    for (name, text) in cases {
+        let path = dir.path().join("case.yaml");
+        std::fs::write(&path, text).unwrap();
+        let started = std::time::Instant::now();
+        let _ = load_within(&path, std::time::Duration::from_secs(60));
+        eprintln!("{name}: {:?}", started.elapsed());
+    }
+}
+
+/// Files that are not what they claim: a template symlinked out of its folder, a FIFO, a
+/// device, a folder. Each is a located error, at once.
+#[test]
+fn templates_that_are_links_fifos_or_devices_are_located_errors() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    for entry in std::fs::read_dir(repo.join("templates")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), templates.join(entry.file_name())).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("playbooks")).unwrap();
+    let playbook = dir.path().join("playbooks/new-hire.yaml");
+    std::fs::copy(repo.join("playbooks/new-hire.yaml"), &playbook).unwrap();
+    let policy = templates.join("it-policies.md");
+    let outside = dir.path().join("secret");
+    std::fs::write(&outside, "secret").unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (target, expected) in [
+        (outside.as_path(), "leads outside"),
+        (std::path::Path::new("/dev/zero"), "leads outside"),
+        (fifo.as_path(), "leads outside"),
+    ] {
+        let _ = std::fs::remove_file(&policy);
+        std::os::unix::fs::symlink(target, &policy).unwrap();
+        let sources =
+            load_within(&playbook, std::time::Duration::from_secs(60)).expect_err("refused");
+        drop(sources);
+        let mut sources = SourceMap::default();
+        let req = Request {
+            playbook: playbook.clone(),
+            hire: None,
+        };
+        let diags = load_and_plan(&req, &mut sources, &Outputs::new())
+            .err()
+            .unwrap();
+        assert!(
+            diags.0.iter().any(|d| d.message.contains(expected)),
+            "{expected}: {:?}",
+            diags.0
+        );
+    }
+    // Inside the folder, but not a regular file.
+    let _ = std::fs::remove_file(&policy);
+    let made = std::process::Command::new("mkfifo").arg(&policy).status();
+    assert!(made.unwrap().success());
+    let mut sources = SourceMap::default();
+    let req = Request {
+        playbook: playbook.clone(),
+        hire: None,
+    };
+    let diags = load_and_plan(&req, &mut sources, &Outputs::new())
+        .err()
+        .unwrap();
+    assert!(
+        diags
+            .0
+            .iter()
+            .any(|d| d.message.contains("is a FIFO, not a regular file")),
+        "{:?}",
+        diags.0
+    );
 }
