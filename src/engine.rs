@@ -362,6 +362,7 @@ pub fn run(
                 detail: String::new(),
                 request: None,
                 waiting_since: None,
+                drift: None,
                 evidence: BTreeMap::new(),
             });
             s.status = Status::Done;
@@ -576,7 +577,22 @@ fn run_step(
                     None => (Outcome::AlreadyDone(Some(note)), Some(outputs)),
                 }
             }
-            Ok(Check::Holds { outputs, note }) => (Outcome::AlreadyDone(note), Some(outputs)),
+            Ok(Check::Holds { outputs, note }) => {
+                // Drift is journaled (once per finding), so `status` and reports show it.
+                // An empty finding says it matches again.
+                let drift = note
+                    .as_ref()
+                    .filter(|n| n.starts_with("drift"))
+                    .cloned()
+                    .unwrap_or_default();
+                if apply && p.drift.clone().unwrap_or_default() != drift {
+                    w.append(Event::StepDrift {
+                        step: step.id.clone(),
+                        drift,
+                    })?;
+                }
+                (Outcome::AlreadyDone(note), Some(outputs))
+            }
             Ok(Check::ToDo(changes)) => (
                 Outcome::Failed {
                     error: format!(
@@ -882,15 +898,7 @@ fn signed(
             None,
         ));
     }
-    let mut out = BTreeMap::from([
-        ("signed_by".to_owned(), by.clone()),
-        ("signed_at".to_owned(), at.to_owned()),
-    ]);
-    for key in ["asset_tag", "serial"] {
-        if let Some(v) = request.asset.get(key) {
-            out.insert(key.to_owned(), v.clone());
-        }
-    }
+    let out = journal::signed_outputs(&by, at, &request.asset, request.cleaning.is_some());
     let mut changes = vec![format!("signed off by {by} ({})", request.role)];
     if let Some(cleaning) = &request.cleaning {
         let receipt = crate::receipt::Receipt {

@@ -242,7 +242,8 @@ fn csv_nodes(
     // Each heading names a hire field, directly or through `hire_columns`.
     let mut fields: Vec<Option<String>> = Vec::new();
     for h in header {
-        let heading = h.text.trim();
+        // Excel's "CSV UTF-8" starts with a byte-order mark: not part of the first heading.
+        let heading = h.text.trim_start_matches('\u{feff}').trim();
         let field = columns
             .iter()
             .find(|(c, _)| c.eq_ignore_ascii_case(heading))

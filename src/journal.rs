@@ -129,6 +129,9 @@ pub enum Event {
         message_id: String,
         reason: String,
     },
+    /// A done step that no longer matches the playbook (an attribute changed by hand): found
+    /// by a run, reported, left as it is unless `--reconcile`. Empty: it matches again.
+    StepDrift { step: String, drift: String },
     /// Not attempted because a step it needs is not done.
     StepSkipped { step: String, because: String },
     RunFinished {
@@ -151,6 +154,7 @@ impl Event {
             | Event::StepWaiting { step, .. }
             | Event::SignedOff { step, .. }
             | Event::StepUncertain { step, .. }
+            | Event::StepDrift { step, .. }
             | Event::StepSkipped { step, .. } => Some(step),
             Event::RunStarted { .. } | Event::RunFinished { .. } => None,
         }
@@ -164,6 +168,7 @@ impl Event {
             Event::StepFailed { .. } => "step_failed",
             Event::StepWaiting { .. } => "step_waiting",
             Event::StepUncertain { .. } => "step_uncertain",
+            Event::StepDrift { .. } => "step_drift",
             Event::SignedOff { .. } => "signed_off",
             Event::StepSkipped { .. } => "step_skipped",
             Event::RunFinished { .. } => "run_finished",
@@ -446,6 +451,9 @@ pub enum Status {
     Waiting,
     /// An interrupted send whose outcome cannot be known.
     Uncertain,
+    /// Started, and a live run holds the hire's lock: it is being worked on right now. Never
+    /// replayed from the journal; `status` sets it after looking at the lock.
+    InProgress,
 }
 
 impl Status {
@@ -458,6 +466,7 @@ impl Status {
             Status::Skipped => "skipped",
             Status::Waiting => "waiting",
             Status::Uncertain => "uncertain",
+            Status::InProgress => "running",
         }
     }
 }
@@ -484,6 +493,9 @@ pub struct StepState {
     /// What proves it: policy version and hash, Message-ID, evidence of a sign-off, …
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub evidence: BTreeMap<String, String>,
+    /// How a done step no longer matches the playbook, as the last run found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
 }
 
 /// What the journal says about one hire.
@@ -508,6 +520,40 @@ pub struct HireState {
     pub operators: std::collections::BTreeSet<String>,
 }
 
+/// The outputs of a signed step (`signed_by`, `signed_at`, the device's `asset_tag` and
+/// `serial`, and for a hand-off `received_by`): one definition for the run and the replay.
+pub fn signed_outputs(
+    by: &str,
+    at: &str,
+    asset: &BTreeMap<String, String>,
+    handoff: bool,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::from([
+        ("signed_by".to_owned(), by.to_owned()),
+        ("signed_at".to_owned(), at.to_owned()),
+    ]);
+    for key in ["asset_tag", "serial"] {
+        if let Some(v) = asset.get(key) {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+    if handoff {
+        out.insert("received_by".to_owned(), by.to_owned());
+    }
+    out
+}
+
+impl HireState {
+    /// A live run holds the hire's lock: its started steps are running, not interrupted.
+    pub fn mark_live(&mut self) {
+        for s in self.steps.values_mut() {
+            if s.status == Status::Running {
+                s.status = Status::InProgress;
+            }
+        }
+    }
+}
+
 /// Replays records into state. Pure: the same records always give the same state.
 pub fn replay(records: &[Record]) -> HireState {
     let mut state = HireState::default();
@@ -526,6 +572,7 @@ pub fn replay(records: &[Record]) -> HireState {
                 detail: String::new(),
                 request: None,
                 waiting_since: None,
+                drift: None,
                 evidence: BTreeMap::new(),
             })
         };
@@ -588,6 +635,7 @@ pub fn replay(records: &[Record]) -> HireState {
                 s.changes = changes.clone();
                 s.intent.clear();
                 s.detail.clear();
+                s.drift = None;
             }),
             Event::StepFailed {
                 step,
@@ -629,6 +677,7 @@ pub fn replay(records: &[Record]) -> HireState {
                 evidence,
                 asset,
             } => set(step, &|s| {
+                let handoff = s.request.as_ref().is_some_and(|q| q.cleaning.is_some());
                 s.evidence = evidence.clone();
                 s.evidence
                     .insert("signed_by".into(), format!("{by} ({role})"));
@@ -644,15 +693,7 @@ pub fn replay(records: &[Record]) -> HireState {
                 match refused {
                     None => {
                         s.status = Status::Done;
-                        s.outputs = BTreeMap::from([
-                            ("signed_by".to_owned(), by.clone()),
-                            ("signed_at".to_owned(), r.at.clone()),
-                        ]);
-                        for key in ["asset_tag", "serial"] {
-                            if let Some(v) = asset.get(key) {
-                                s.outputs.insert(key.to_owned(), v.clone());
-                            }
-                        }
+                        s.outputs = signed_outputs(by, &r.at, asset, handoff);
                         s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
                         s.detail.clear();
                     }
@@ -665,6 +706,9 @@ pub fn replay(records: &[Record]) -> HireState {
             Event::StepUncertain { step, reason, .. } => set(step, &|s| {
                 s.status = Status::Uncertain;
                 s.detail = reason.clone();
+            }),
+            Event::StepDrift { step, drift } => set(step, &|s| {
+                s.drift = Some(drift.clone()).filter(|d| !d.is_empty());
             }),
             Event::StepSkipped { step, because } => set(step, &|s| {
                 s.status = Status::Skipped;

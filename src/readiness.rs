@@ -183,6 +183,7 @@ mod tests {
             request: None,
             waiting_since: since.map(str::to_owned),
             evidence: BTreeMap::new(),
+            drift: None,
         }
     }
 

@@ -97,7 +97,14 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
                 dir.display()
             )));
         }
-        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(m) if m.is_dir() => {
+            // Made by someone else, or by hand, open to others: journals and evidence are
+            // private, so it is tightened (or, if it is not ours, refused by the chmod).
+            if m.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+            return Ok(());
+        }
         Ok(_) => {
             return Err(io::Error::other(format!(
                 "{} exists and is not a directory",
@@ -226,6 +233,24 @@ impl HireLock {
     }
 }
 
+/// Whether some process holds a lock on `path` right now, from the kernel's table of locks
+/// (`/proc/locks`): looking does not take the lock, so a run starting at that moment is never
+/// refused because someone asked for the status. False where that table cannot be read.
+pub fn lock_is_held(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return false;
+    };
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let wanted = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    locks
+        .lines()
+        .any(|l| l.split_whitespace().any(|field| field == wanted))
+}
+
 #[derive(Debug)]
 pub enum LockError {
     /// Another run holds it; the text says who.
@@ -246,7 +271,9 @@ mod tests {
             Err(LockError::Held(who)) => assert_eq!(who, "pid 1 by alice"),
             _ => panic!("second lock must fail"),
         }
+        assert!(lock_is_held(&path));
         drop(first);
+        assert!(!lock_is_held(&path));
         HireLock::acquire(&path, "pid 2 by bob").unwrap();
     }
 

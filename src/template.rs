@@ -128,9 +128,16 @@ impl Templates {
             if let Origin::Inline(_) = origin {
                 message = format!("template error: {message}");
             }
+            // Tera gives no position for some errors (a circular `include` or `extends`): the
+            // template file itself is the place.
             let span = match origin {
                 Origin::Inline(tpl) => Some(tpl.span),
-                Origin::File(_) => None,
+                Origin::File(file) => Some(Span {
+                    file,
+                    line: 1,
+                    col: 1,
+                    len: 1,
+                }),
             };
             return Diagnostic::new(message).at_opt(span);
         };

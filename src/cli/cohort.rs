@@ -347,9 +347,20 @@ fn summarize(hire: &str, result: Result<engine::Report, engine::EngineError>) ->
                     c.applied, c.already_done
                 )
             };
+            // Done, but no longer as the playbook says: shown, not hidden in "complete".
+            let drift: Vec<String> = report
+                .steps
+                .iter()
+                .filter_map(|s| match &s.outcome {
+                    Outcome::AlreadyDone(Some(note)) if note.starts_with("drift") => {
+                        Some(format!("; {}: {note}", s.id))
+                    }
+                    _ => None,
+                })
+                .collect();
             Done {
                 hire: hire.to_owned(),
-                line: format!("{hire}: {state}"),
+                line: format!("{hire}: {state}{}", drift.concat()),
                 failed: !problems.is_empty() || !uncertain.is_empty(),
                 uncertain: problems.is_empty() && !uncertain.is_empty(),
             }

@@ -96,7 +96,11 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
     let mut broken = Vec::new();
     for hire in &hires {
         match read_state(&state, hire) {
-            Ok((s, _)) => {
+            Ok((mut s, _)) => {
+                // A step a live run is working on is not interrupted, and no cause for alarm.
+                if crate::state::lock_is_held(&state.lock(hire)) {
+                    s.mark_live();
+                }
                 let a = readiness::assess(&s, now);
                 all.push(StatusEntry {
                     state: s,
@@ -194,6 +198,9 @@ fn human_status(all: &[StatusEntry]) -> String {
             };
             if let Some(since) = &s.waiting_since {
                 detail.push_str(&format!(" (since {since})"));
+            }
+            if let Some(drift) = &s.drift {
+                detail.push_str(&format!(" ({drift})"));
             }
             let _ = writeln!(
                 out,
@@ -298,6 +305,10 @@ fn describe(r: &Record) -> String {
         }
         Event::StepSkipped { step, because } => format!("{step}: skipped: {because}"),
         Event::StepUncertain { step, reason, .. } => format!("{step}: uncertain: {reason}"),
+        Event::StepDrift { step, drift } if drift.is_empty() => {
+            format!("{step}: matches the playbook again")
+        }
+        Event::StepDrift { step, drift } => format!("{step}: {drift}"),
         Event::RunFinished {
             done,
             already_done,

@@ -164,6 +164,13 @@ fn a_hand_off_needs_the_cleaning_sign_off_first() {
         "{}",
         run.stdout
     );
+    // `received_by`, as PLAYBOOK.md documents it, for later steps and for status.
+    let status = env.run(&["status", "--json"]).success();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        status[0]["steps"]["laptop-handoff"]["outputs"]["received_by"],
+        "Ada Lovelace"
+    );
     let receipt = read(&env.state().join("receipts/E1042-laptop-handoff.txt"));
     for line in [
         "Asset tag                  LT-0042",

@@ -245,3 +245,98 @@ fn check_refuses_what_a_run_would_refuse() {
         run.stderr
     );
 }
+
+#[test]
+fn status_calls_a_step_a_live_run_holds_running_not_interrupted() {
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    let csv = write_csv(&env, 1, &[]);
+    let mut child = env.spawn(
+        &[&playbook, "--hires", &csv],
+        &[("ONBOARD_FAILPOINT", "pause:applied:account")],
+    );
+    let journal = env.state().join("journal/C000.jsonl");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&journal).is_ok_and(|t| t.contains("step_started")) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let live = env.run(&["status"]);
+    assert_eq!(
+        live.code, 0,
+        "no false alarm for cron\n{}{}",
+        live.stdout, live.stderr
+    );
+    assert!(live.stdout.contains("account  running"), "{}", live.stdout);
+    assert!(!live.stdout.contains("interrupted"), "{}", live.stdout);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let dead = env.run(&["status"]).code(1);
+    assert!(
+        dead.stdout.contains("account  interrupted"),
+        "{}",
+        dead.stdout
+    );
+}
+
+#[test]
+fn drift_is_shown_in_the_cohort_summary_and_in_status() {
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    let csv = write_csv(&env, 1, &[]);
+    env.run(&[&playbook, "--hires", &csv]).success();
+    // Someone changes the account's mail by hand.
+    let ldif = env.state().join("directory.ldif");
+    let text = std::fs::read_to_string(&ldif).unwrap();
+    std::fs::write(
+        &ldif,
+        text.replace("mail: c0@example.org", "mail: other@example.org"),
+    )
+    .unwrap();
+    let run = env.run(&[&playbook, "--hires", &csv]).success();
+    assert!(
+        run.stdout
+            .contains("C000: complete (0 done now, 3 already done); account: drift: mail"),
+        "{}",
+        run.stdout
+    );
+    let status = env.run(&["status"]).success();
+    assert!(status.stdout.contains("(drift: mail"), "{}", status.stdout);
+    // Put back, the next run says so and status is clean again.
+    std::fs::write(&ldif, &text).unwrap();
+    env.run(&[&playbook, "--hires", &csv]).success();
+    let status = env.run(&["status"]).success();
+    assert!(!status.stdout.contains("drift"), "{}", status.stdout);
+    env.run(&["verify"]).success();
+}
+
+#[test]
+fn an_excel_csv_with_a_byte_order_mark_is_read() {
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    let csv = env.path("excel.csv");
+    std::fs::write(
+        &csv,
+        "\u{feff}Employee ID,First Name,Last Name,Email,Manager Email,Department\n\
+         E1,Ann,Lee,ann@example.org,mia@example.org,Research\n",
+    )
+    .unwrap();
+    let run = env
+        .run(&[&playbook, "--hires", csv.to_str().unwrap()])
+        .success();
+    assert!(run.stdout.contains("E1: complete"), "{}", run.stdout);
+}
+
+#[test]
+fn a_state_directory_open_to_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.state()).unwrap();
+    std::fs::set_permissions(env.state(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let playbook = checklist(&env);
+    let csv = write_csv(&env, 1, &[]);
+    env.run(&[&playbook, "--hires", &csv]).success();
+    let mode = std::fs::metadata(env.state()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
