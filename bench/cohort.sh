@@ -35,7 +35,7 @@ rootpw $PW
 directory $d/db
 index objectClass,uid,uidNumber,cn,member,memberUid eq
 CONF
-  slapadd -f "$d/slapd.conf" -l src/target/example-directory.ldif 2>/dev/null
+  slapadd -f "$d/slapd.conf" -l src/backend/directory/example-directory.ldif 2>/dev/null
   local port; port=$(free_port)
   slapd -f "$d/slapd.conf" -h "ldap://127.0.0.1:$port/" -d 0 2>"$d/slapd.log" & pids+=($!)
   LDAP_URL="ldap://127.0.0.1:$port"

@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use crate::backend::{directory::Directory, mail::Mailer};
 use crate::diag::Diagnostics;
 use crate::journal::{self, Event, HireState, Journal, Status};
 use crate::load::{NOTIFY_AT_RISK, Playbook};
 use crate::plan::{Outputs, Params, Plan, PlannedStep, plan};
 use crate::state::{HireLock, LockError, StateDir};
 use crate::steps::{self, Check, Ctx, Operator};
-use crate::target::{Directory, Mailer};
 
 /// Apply changes, or only show them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

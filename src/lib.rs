@@ -2,6 +2,7 @@
 //!
 //! The library holds everything but terminal IO: see ARCHITECTURE.md for the layers.
 
+pub mod backend;
 pub mod cli;
 pub mod deadline;
 pub mod diag;
@@ -20,6 +21,5 @@ pub mod report;
 pub mod secret;
 pub mod state;
 pub mod steps;
-pub mod target;
 pub mod template;
 pub mod yaml;

@@ -10,7 +10,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use crate::plan::EmailParams;
 use crate::secret::Secret;
 
-/// A message ready for a [`crate::target::Mailer`].
+/// A message ready for a [`crate::backend::mail::Mailer`].
 pub struct Built {
     pub bytes: Vec<u8>,
     pub from: String,

@@ -8,17 +8,17 @@ use clap::Args;
 use super::progress::{StepProgress, outcome_line};
 use super::settings::Servers;
 use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, report, settings};
+use crate::backend::directory::ldap::{LdapConfig, LdapDirectory};
+use crate::backend::directory::ldif::LdifDirectory;
+use crate::backend::mail::outbox::Outbox;
+use crate::backend::mail::smtp::{SmtpConfig, SmtpDryRun, SmtpMailer};
+use crate::backend::{directory::Directory, mail::Mailer};
 use crate::diag::SourceMap;
 use crate::engine::{self, EngineError, Mode, Outcome, Report, Settings, Targets};
 use crate::state::StateDir;
-use crate::target::ldap::{LdapConfig, LdapDirectory};
-use crate::target::ldif::LdifDirectory;
-use crate::target::outbox::Outbox;
-use crate::target::smtp::{SmtpConfig, SmtpDryRun, SmtpMailer};
-use crate::target::{Directory, Mailer};
 
 /// The embedded directory starts as the example organisation of the shipped playbooks.
-pub const EXAMPLE_DIRECTORY: &str = include_str!("../target/example-directory.ldif");
+pub const EXAMPLE_DIRECTORY: &str = include_str!("../backend/directory/example-directory.ldif");
 
 /// Options of a run.
 #[derive(Debug, Args, Clone)]

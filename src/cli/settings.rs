@@ -29,10 +29,10 @@ use std::path::PathBuf;
 
 use std::time::Duration;
 
+use crate::backend::directory::ldap::{Flavor, LdapConfig};
+use crate::backend::mail::smtp::SmtpConfig;
 use crate::engine::Clock;
 use crate::secret::Secret;
-use crate::target::ldap::{Flavor, LdapConfig};
-use crate::target::smtp::SmtpConfig;
 
 use super::{Failure, Printer};
 

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 
 use super::{Applied, Check, Ctx, StepError, StepResult};
+use crate::backend::directory::Entry;
+use crate::backend::mail::Outgoing;
 use crate::journal::Status;
 use crate::mail;
 use crate::plan::{Attribute, Params, PlannedStep};
 use crate::secret::{Secret, generate_password};
-use crate::target::{Entry, Outgoing};
 
 struct Account<'a> {
     dn: &'a str,
@@ -343,7 +344,7 @@ pub fn apply(
         }) {
             Ok(()) => {}
             // Another run added it between our read and our add: never ours.
-            Err(crate::target::TargetError::AlreadyExists(_)) => {
+            Err(crate::backend::BackendError::AlreadyExists(_)) => {
                 let Some(entry) = ctx.directory.read(a.dn)? else {
                     return Err(StepError::new(format!(
                         "the directory refused {} as already existing, but no entry has that \

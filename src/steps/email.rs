@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use super::{Applied, Check, Ctx, StepError, StepResult};
+use crate::backend::mail::Outgoing;
 use crate::journal::Status;
 use crate::mail;
 use crate::plan::EmailParams;
-use crate::target::Outgoing;
 
 /// The Message-ID of a send that started and did not finish.
 fn interrupted_id<'a>(ctx: &'a Ctx<'_>) -> Option<&'a String> {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::{Applied, Check, Ctx, StepError, StepResult};
+use crate::backend::directory::Entry;
 use crate::plan::{Params, PlannedStep};
-use crate::target::Entry;
 
 struct Groups<'a> {
     member_dn: &'a str,

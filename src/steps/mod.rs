@@ -14,11 +14,11 @@ pub mod human;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use crate::backend::{directory::Directory, mail::Mailer};
 use crate::journal::{SignOffRequest, StepState};
 use crate::load::Playbook;
 use crate::plan::{Params, PlannedStep};
 use crate::secret::Secret;
-use crate::target::{Directory, Mailer};
 
 /// Where the engine asks for things only the operator's terminal can do.
 pub trait Operator {
@@ -118,9 +118,9 @@ impl StepError {
     }
 }
 
-impl From<crate::target::TargetError> for StepError {
-    fn from(e: crate::target::TargetError) -> Self {
-        let uncertain = matches!(e, crate::target::TargetError::Uncertain(_));
+impl From<crate::backend::BackendError> for StepError {
+    fn from(e: crate::backend::BackendError) -> Self {
+        let uncertain = matches!(e, crate::backend::BackendError::Uncertain(_));
         StepError {
             uncertain,
             ..StepError::new(e.to_string())

@@ -80,7 +80,7 @@ fn onboard(env: &TestEnv, dc: &SambaDc, args: &[&str], extra: &[(&str, &str)]) -
     env.run_with(args, &all)
 }
 
-fn user(dc: &SambaDc, login: &str) -> onboard::target::Entry {
+fn user(dc: &SambaDc, login: &str) -> onboard::backend::directory::Entry {
     let mut found = dc.search(
         &format!("(sAMAccountName={login})"),
         &[

@@ -98,7 +98,7 @@ fn hostile_hire_data_is_stored_exactly_or_refused_clearly() {
     std::fs::write(&good, &csv).unwrap();
     let run = env.run_with(&[&playbook, "--hires", good.to_str().unwrap()], &vars);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let people = onboard::target::ldif::parse(&slapd.search(
+    let people = onboard::backend::directory::ldif::parse(&slapd.search(
         &format!("ou=people,{SUFFIX}"),
         "(objectClass=inetOrgPerson)",
         &["cn"],

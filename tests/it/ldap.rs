@@ -81,13 +81,13 @@ const HOSTILE: &[(&str, &str, &str, &str)] = &[
     ("E6", " lead", "trail ", ""),
 ];
 
-fn people(slapd: &Slapd) -> Vec<onboard::target::Entry> {
+fn people(slapd: &Slapd) -> Vec<onboard::backend::directory::Entry> {
     let text = slapd.search(
         &format!("ou=people,{SUFFIX}"),
         "(objectClass=inetOrgPerson)",
         &["*", "+"],
     );
-    onboard::target::ldif::parse(&text).unwrap()
+    onboard::backend::directory::ldif::parse(&text).unwrap()
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn hostile_names_become_working_accounts_in_slapd() {
         "(|(cn=staff)(cn=contractors))",
         &["member", "memberUid"],
     );
-    let groups = onboard::target::ldif::parse(&groups_text).unwrap();
+    let groups = onboard::backend::directory::ldif::parse(&groups_text).unwrap();
     let staff = groups
         .iter()
         .find(|g| g.dn.starts_with("cn=staff"))

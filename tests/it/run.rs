@@ -51,9 +51,11 @@ fn assert_each_effect_once(env: &TestEnv) {
     }
     // The password the manager received last is the one that works.
     let password = delivered_password(env, "E1042");
-    let mut dir =
-        onboard::target::ldif::LdifDirectory::read_only(&env.state().join("directory.ldif"), "");
-    use onboard::target::Directory;
+    let mut dir = onboard::backend::directory::ldif::LdifDirectory::read_only(
+        &env.state().join("directory.ldif"),
+        "",
+    );
+    use onboard::backend::directory::Directory;
     assert!(
         dir.check_password(
             "uid=ada.lovelace,ou=people,dc=example,dc=org",

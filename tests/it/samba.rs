@@ -158,7 +158,7 @@ impl SambaDc {
     }
 
     /// The entries `filter` finds under the domain (referrals left out).
-    pub fn search(&self, filter: &str, attrs: &[&str]) -> Vec<onboard::target::Entry> {
+    pub fn search(&self, filter: &str, attrs: &[&str]) -> Vec<onboard::backend::directory::Entry> {
         let mut cmd = vec!["ldapsearch", "-LLL", "-b", BASE, filter];
         cmd.extend_from_slice(attrs);
         let (ok, out, err) = self.ldap(&cmd);
@@ -168,7 +168,7 @@ impl SambaDc {
             .filter(|block| block.starts_with("dn"))
             .map(|block| format!("{block}\n\n"))
             .collect();
-        onboard::target::ldif::parse(&entries).unwrap()
+        onboard::backend::directory::ldif::parse(&entries).unwrap()
     }
 
     /// Applies LDIF with `ldapmodify -a` as the administrator.

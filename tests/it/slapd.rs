@@ -142,7 +142,7 @@ impl Slapd {
         std::fs::write(d.join("slapd.conf"), conf).unwrap();
         run(Command::new("slapadd")
             .args(["-f", "slapd.conf", "-l"])
-            .arg(repo().join("src/target/example-directory.ldif"))
+            .arg(repo().join("src/backend/directory/example-directory.ldif"))
             .current_dir(d));
         let (port, tls_port) = (free_port(), free_port());
         let child = spawn(d, port, tls_port)?;

@@ -20,7 +20,8 @@ use lettre::transport::smtp::client::{
 };
 use lettre::transport::smtp::extension::ClientId;
 
-use super::{Mailer, Outgoing, TargetError, TargetResult};
+use super::{Mailer, Outgoing};
+use crate::backend::{BackendError, BackendResult};
 use crate::secret::Secret;
 
 /// How to reach the server (from the CLI's settings, never a playbook).
@@ -65,12 +66,12 @@ impl SmtpConfig {
     }
 
     /// Refuses to send a password in clear text over the network.
-    pub fn check_transport(&self) -> TargetResult<()> {
+    pub fn check_transport(&self) -> BackendResult<()> {
         if self.password.is_none() || self.encrypted() || self.allow_plaintext || self.is_loopback()
         {
             return Ok(());
         }
-        Err(TargetError::Refused(format!(
+        Err(BackendError::Refused(format!(
             "not sending the SMTP password to {} in clear text: use smtps:// or STARTTLS \
              (ONBOARD_SMTP_STARTTLS=1), or set ONBOARD_SMTP_ALLOW_PLAINTEXT=1 if this network is trusted",
             self.host_port().0
@@ -106,38 +107,38 @@ const BACKOFF: [Duration; 3] = [
 impl SmtpMailer {
     /// Connects and logs in, so a refused login or TLS setup is found before any step runs;
     /// a server that does not answer is retried at the first message instead.
-    pub fn connect(config: SmtpConfig) -> TargetResult<SmtpMailer> {
+    pub fn connect(config: SmtpConfig) -> BackendResult<SmtpMailer> {
         config.check_transport()?;
         let (host, port) = config.host_port();
         let implicit_tls = config.url.starts_with("smtps://");
         let mut starttls = None;
         let mut implicit = None;
         if implicit_tls {
-            let tls = super::tls::client_config(config.ca_file.as_deref())?;
+            let tls = crate::backend::tls::client_config(config.ca_file.as_deref())?;
             implicit = Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)));
         } else if config.encrypted() {
             let mut params = TlsParameters::builder(host.clone());
             if let Some(ca) = &config.ca_file {
                 let pem =
                     crate::files::read_regular(ca, crate::files::SETTING_LIMIT).map_err(|e| {
-                        TargetError::Other(format!("cannot read the SMTP CA file: {e}"))
+                        BackendError::Other(format!("cannot read the SMTP CA file: {e}"))
                     })?;
                 let cert = Certificate::from_pem(&pem).map_err(|e| {
-                    TargetError::Other(format!("{} is not a PEM certificate: {e}", ca.display()))
+                    BackendError::Other(format!("{} is not a PEM certificate: {e}", ca.display()))
                 })?;
                 params = params.add_root_certificate(cert);
             }
             starttls = Some(
                 params
                     .build_rustls()
-                    .map_err(|e| TargetError::Other(format!("TLS settings for {host}: {e}")))?,
+                    .map_err(|e| BackendError::Other(format!("TLS settings for {host}: {e}")))?,
             );
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
-            .map_err(|e| TargetError::Other(format!("cannot start the SMTP client: {e}")))?;
+            .map_err(|e| BackendError::Other(format!("cannot start the SMTP client: {e}")))?;
         let mut mailer = SmtpMailer {
             runtime,
             conn: None,
@@ -160,14 +161,14 @@ impl SmtpMailer {
         // setup is a configuration problem: it stops the run before any step.
         mailer.conn = match mailer.open() {
             Ok(conn) => Some(conn),
-            Err(TargetError::Unavailable(_)) => None,
+            Err(BackendError::Unavailable(_)) => None,
             Err(e) => return Err(e),
         };
         Ok(mailer)
     }
 
     /// Opens a connection: TCP (Nagle off), TLS, EHLO, STARTTLS, AUTH, each within the timeout.
-    fn open(&self) -> TargetResult<AsyncSmtpConnection> {
+    fn open(&self) -> BackendResult<AsyncSmtpConnection> {
         let url = &self.url;
         let error = |e: lettre::transport::smtp::Error| smtp_error(url, &e);
         self.runtime.block_on(async {
@@ -184,7 +185,7 @@ impl SmtpMailer {
             let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
                 Some(tls) => {
                     let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(
-                        |e| TargetError::Other(format!("`{}` is not a host name: {e}", self.host)),
+                        |e| BackendError::Other(format!("`{}` is not a host name: {e}", self.host)),
                     )?;
                     let tls = self
                         .timed(tls.connect(name, tcp))
@@ -216,17 +217,17 @@ impl SmtpMailer {
                 }
                 Ok(())
             };
-            setup.await.map_err(|e: TargetError| match e {
-                TargetError::Unavailable(text) => TargetError::Other(text),
+            setup.await.map_err(|e: BackendError| match e {
+                BackendError::Unavailable(text) => BackendError::Other(text),
                 e => e,
             })?;
             Ok(conn)
         })
     }
 
-    async fn timed<F: std::future::Future>(&self, f: F) -> TargetResult<F::Output> {
+    async fn timed<F: std::future::Future>(&self, f: F) -> BackendResult<F::Output> {
         tokio::time::timeout(self.timeout, f).await.map_err(|_| {
-            TargetError::Unavailable(format!(
+            BackendError::Unavailable(format!(
                 "{}: no answer within {} s (is the server up and answering? see also \
                  ONBOARD_SMTP_TIMEOUT; some servers answer a rejected login with silence, so \
                  check ONBOARD_SMTP_USER and the password too)",
@@ -239,7 +240,7 @@ impl SmtpMailer {
     /// A connection that answers NOOP: the open one, or a new one (with bounded retries and
     /// backoff while the server is down). Checking first means a dead connection is found
     /// before a message is handed to it, where a failure could not be told from a delivery.
-    fn connection(&mut self) -> TargetResult<AsyncSmtpConnection> {
+    fn connection(&mut self) -> BackendResult<AsyncSmtpConnection> {
         if let Some(mut conn) = self.conn.take()
             && !conn.has_broken()
             && self
@@ -252,13 +253,13 @@ impl SmtpMailer {
         let mut attempt = 0;
         loop {
             match self.open() {
-                Err(TargetError::Unavailable(e)) => match BACKOFF.get(attempt) {
+                Err(BackendError::Unavailable(e)) => match BACKOFF.get(attempt) {
                     Some(wait) => {
                         attempt += 1;
                         std::thread::sleep(*wait);
                     }
                     None => {
-                        return Err(TargetError::Unavailable(format!(
+                        return Err(BackendError::Unavailable(format!(
                             "{e} (onboard retried {} times over {} s; nothing was sent)",
                             BACKOFF.len(),
                             BACKOFF.iter().sum::<Duration>().as_secs_f32()
@@ -309,22 +310,22 @@ impl tokio::io::AsyncWrite for TlsTcp {
     }
 }
 
-fn io_error(url: &str, e: &std::io::Error) -> TargetError {
+fn io_error(url: &str, e: &std::io::Error) -> BackendError {
     let hint = if e.kind() == std::io::ErrorKind::ConnectionRefused {
         "is the server running, and is ONBOARD_SMTP_URL right?"
     } else {
         "check ONBOARD_SMTP_URL"
     };
-    TargetError::Unavailable(format!("cannot connect to {url}: {e} ({hint})"))
+    BackendError::Unavailable(format!("cannot connect to {url}: {e} ({hint})"))
 }
 
-fn tls_error(url: &str, e: &std::io::Error) -> TargetError {
-    TargetError::Other(format!(
+fn tls_error(url: &str, e: &std::io::Error) -> BackendError {
+    BackendError::Other(format!(
         "{url}: TLS failed: {e} (check the server certificate and ONBOARD_SMTP_CA_FILE)"
     ))
 }
 
-fn smtp_error(url: &str, e: &lettre::transport::smtp::Error) -> TargetError {
+fn smtp_error(url: &str, e: &lettre::transport::smtp::Error) -> BackendError {
     let text = e.to_string();
     let hint = if text.contains("Connection refused") {
         "is the server running, and is ONBOARD_SMTP_URL right?"
@@ -340,7 +341,7 @@ fn smtp_error(url: &str, e: &lettre::transport::smtp::Error) -> TargetError {
     } else {
         "check ONBOARD_SMTP_URL"
     };
-    TargetError::Unavailable(format!("{url}: {text} ({hint})"))
+    BackendError::Unavailable(format!("{url}: {text} ({hint})"))
 }
 
 impl Mailer for SmtpMailer {
@@ -348,18 +349,18 @@ impl Mailer for SmtpMailer {
         self.url.clone()
     }
 
-    fn send(&mut self, message: &Outgoing<'_>) -> TargetResult<()> {
+    fn send(&mut self, message: &Outgoing<'_>) -> BackendResult<()> {
         let parse = |a: &str| {
             a.parse::<Address>()
-                .map_err(|e| TargetError::Other(format!("`{a}` is not an address: {e}")))
+                .map_err(|e| BackendError::Other(format!("`{a}` is not an address: {e}")))
         };
         let to = message
             .to
             .iter()
             .map(|t| parse(t))
-            .collect::<TargetResult<Vec<_>>>()?;
+            .collect::<BackendResult<Vec<_>>>()?;
         let envelope = Envelope::new(Some(parse(message.from)?), to)
-            .map_err(|e| TargetError::Other(e.to_string()))?;
+            .map_err(|e| BackendError::Other(e.to_string()))?;
         let mut conn = self.connection()?;
         let sent = self
             .runtime
@@ -373,11 +374,11 @@ impl Mailer for SmtpMailer {
             // The server answered no: nothing was delivered.
             Ok(Err(e)) if e.is_permanent() || e.is_transient() => Err(smtp_error(&self.url, &e)),
             // Cut off or silent mid-conversation: the server may have accepted it.
-            Ok(Err(e)) => Err(TargetError::Uncertain(format!(
+            Ok(Err(e)) => Err(BackendError::Uncertain(format!(
                 "{}: the connection failed while sending: {e}",
                 self.url
             ))),
-            Err(_) => Err(TargetError::Uncertain(format!(
+            Err(_) => Err(BackendError::Uncertain(format!(
                 "{}: no answer within {} s while sending",
                 self.url,
                 self.timeout.as_secs()
@@ -385,7 +386,7 @@ impl Mailer for SmtpMailer {
         }
     }
 
-    fn was_sent(&mut self, _message_id: &str) -> TargetResult<Option<bool>> {
+    fn was_sent(&mut self, _message_id: &str) -> BackendResult<Option<bool>> {
         Ok(None)
     }
 }
@@ -401,11 +402,11 @@ impl Mailer for SmtpDryRun {
         self.url.clone()
     }
 
-    fn send(&mut self, _: &Outgoing<'_>) -> TargetResult<()> {
-        Err(TargetError::Other("a dry run sends nothing".into()))
+    fn send(&mut self, _: &Outgoing<'_>) -> BackendResult<()> {
+        Err(BackendError::Other("a dry run sends nothing".into()))
     }
 
-    fn was_sent(&mut self, _: &str) -> TargetResult<Option<bool>> {
+    fn was_sent(&mut self, _: &str) -> BackendResult<Option<bool>> {
         Ok(None)
     }
 }

@@ -7,23 +7,23 @@ use std::sync::Arc;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::{TargetError, TargetResult};
+use super::{BackendError, BackendResult};
 
-pub fn client_config(ca_file: Option<&Path>) -> TargetResult<rustls::ClientConfig> {
+pub fn client_config(ca_file: Option<&Path>) -> BackendResult<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(ca_file) => {
             let pem = crate::files::read_regular(ca_file, crate::files::SETTING_LIMIT)
-                .map_err(|e| TargetError::Other(format!("cannot read the CA file: {e}")))?;
+                .map_err(|e| BackendError::Other(format!("cannot read the CA file: {e}")))?;
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| {
-                    TargetError::Other(format!(
+                    BackendError::Other(format!(
                         "{} is not a PEM certificate file: {e}",
                         ca_file.display()
                     ))
                 })?;
                 roots.add(cert).map_err(|e| {
-                    TargetError::Other(format!(
+                    BackendError::Other(format!(
                         "{}: unusable CA certificate: {e}",
                         ca_file.display()
                     ))
@@ -39,7 +39,7 @@ pub fn client_config(ca_file: Option<&Path>) -> TargetResult<rustls::ClientConfi
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TargetError::Other(e.to_string()))?
+        .map_err(|e| BackendError::Other(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }

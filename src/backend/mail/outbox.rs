@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Mailer, Outgoing, TargetError, TargetResult};
+use super::{Mailer, Outgoing};
+use crate::backend::{BackendError, BackendResult};
 use crate::state;
 
 pub struct Outbox {
@@ -15,7 +16,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn open(dir: &Path) -> TargetResult<Outbox> {
+    pub fn open(dir: &Path) -> BackendResult<Outbox> {
         state::private_dir(dir)?;
         Ok(Outbox {
             dir: dir.to_owned(),
@@ -53,15 +54,15 @@ impl Mailer for Outbox {
         format!("outbox {}", self.dir.display())
     }
 
-    fn send(&mut self, message: &Outgoing<'_>) -> TargetResult<()> {
+    fn send(&mut self, message: &Outgoing<'_>) -> BackendResult<()> {
         if self.read_only {
-            return Err(TargetError::Other("a dry run sends nothing".into()));
+            return Err(BackendError::Other("a dry run sends nothing".into()));
         }
         state::write_atomic(&self.path(message.message_id), message.bytes)?;
         Ok(())
     }
 
-    fn was_sent(&mut self, message_id: &str) -> TargetResult<Option<bool>> {
+    fn was_sent(&mut self, message_id: &str) -> BackendResult<Option<bool>> {
         Ok(Some(self.path(message_id).exists()))
     }
 }

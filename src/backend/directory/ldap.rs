@@ -14,7 +14,8 @@ use std::time::Duration;
 use ldap3::exop::PasswordModify;
 use ldap3::{LdapConn, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
 
-use super::{Directory, Entry, TargetError, TargetResult};
+use super::{Directory, Entry};
+use crate::backend::{BackendError, BackendResult};
 use crate::escape;
 use crate::secret::{Secret, SecretBytes};
 
@@ -63,8 +64,8 @@ const BACKOFF: [Duration; 3] = [
     Duration::from_secs(2),
 ];
 
-fn gave_up(error: String) -> TargetError {
-    TargetError::Unavailable(format!(
+fn gave_up(error: String) -> BackendError {
+    BackendError::Unavailable(format!(
         "{error} (onboard reconnected and retried {} times over {} s)",
         BACKOFF.len(),
         BACKOFF.iter().sum::<Duration>().as_secs_f32()
@@ -111,11 +112,11 @@ impl LdapConfig {
     }
 
     /// Refuses to send a password in clear text over the network.
-    pub fn check_transport(&self) -> TargetResult<()> {
+    pub fn check_transport(&self) -> BackendResult<()> {
         if self.flavor == Flavor::ActiveDirectory && !self.encrypted() {
             // Even where a server would accept it: the bind and every password set by
             // unicodePwd would cross the network in clear text.
-            return Err(TargetError::Refused(format!(
+            return Err(BackendError::Refused(format!(
                 "Active Directory is only used over an encrypted connection, and {} is not: \
                  use ldaps:// (port 636) or StartTLS (ONBOARD_LDAP_STARTTLS=1)",
                 self.url
@@ -128,24 +129,24 @@ impl LdapConfig {
             return Ok(());
         }
         let host = self.host();
-        Err(TargetError::Refused(format!(
+        Err(BackendError::Refused(format!(
             "not sending the bind password to {host} in clear text: use ldaps:// or StartTLS \
              (ONBOARD_LDAP_STARTTLS=1), or set ONBOARD_LDAP_ALLOW_PLAINTEXT=1 if this network is trusted"
         )))
     }
 
-    fn settings(&self) -> TargetResult<LdapConnSettings> {
+    fn settings(&self) -> BackendResult<LdapConnSettings> {
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(self.timeout)
             .set_starttls(self.starttls && self.url.starts_with("ldap://"));
         if let Some(ca) = &self.ca_file {
-            settings = settings.set_config(Arc::new(super::tls::client_config(Some(ca))?));
+            settings = settings.set_config(Arc::new(crate::backend::tls::client_config(Some(ca))?));
         }
         Ok(settings)
     }
 
     /// A connection bound as the configured DN (anonymous without one).
-    fn bound(&self) -> TargetResult<LdapConn> {
+    fn bound(&self) -> BackendResult<LdapConn> {
         let mut conn = self.connect()?;
         if let (Some(dn), Some(pw)) = (&self.bind_dn, &self.password) {
             conn.simple_bind(dn, pw.expose())
@@ -155,7 +156,7 @@ impl LdapConfig {
         Ok(conn)
     }
 
-    fn connect(&self) -> TargetResult<LdapConn> {
+    fn connect(&self) -> BackendResult<LdapConn> {
         let mut conn = LdapConn::with_settings(self.settings()?, &self.url)
             .map_err(|e| connection_error(&self.url, e))?;
         conn.with_timeout(self.timeout);
@@ -163,7 +164,7 @@ impl LdapConfig {
     }
 }
 
-fn connection_error(url: &str, e: LdapError) -> TargetError {
+fn connection_error(url: &str, e: LdapError) -> BackendError {
     let text = e.to_string();
     let hint = if text.contains("Connection refused") {
         "is the server running, and is ONBOARD_LDAP_URL right?"
@@ -174,7 +175,7 @@ fn connection_error(url: &str, e: LdapError) -> TargetError {
     } else {
         "check ONBOARD_LDAP_URL"
     };
-    TargetError::Unavailable(format!("cannot connect to {url}: {text} ({hint})"))
+    BackendError::Unavailable(format!("cannot connect to {url}: {text} ({hint})"))
 }
 
 /// Why `LdapDirectory::call` failed.
@@ -182,7 +183,7 @@ enum Failed {
     /// The server answered with a result code (`true`: after a reconnect).
     Result(LdapError, bool),
     /// It never answered, retries included.
-    Unavailable(TargetError),
+    Unavailable(BackendError),
 }
 
 impl Failed {
@@ -193,7 +194,7 @@ impl Failed {
         }
     }
 
-    fn into_error(self, what: &str) -> TargetError {
+    fn into_error(self, what: &str) -> BackendError {
         match self {
             Failed::Result(e, _) => result_error(e, what),
             Failed::Unavailable(e) => e,
@@ -202,9 +203,9 @@ impl Failed {
 }
 
 /// A result code as an IT tech would want to read it.
-fn result_error(e: LdapError, what: &str) -> TargetError {
+fn result_error(e: LdapError, what: &str) -> BackendError {
     let LdapError::LdapResult { result } = e else {
-        return TargetError::Unavailable(format!("{what}: {e}"));
+        return BackendError::Unavailable(format!("{what}: {e}"));
     };
     let text = if result.text.is_empty() {
         String::new()
@@ -213,51 +214,51 @@ fn result_error(e: LdapError, what: &str) -> TargetError {
     };
     let ad = ad_diagnostic(&result.text);
     match result.rc {
-        8 => TargetError::Refused(format!(
+        8 => BackendError::Refused(format!(
             "the server requires an encrypted connection (LDAP 8, strong authentication required) \
              for {what}{text}: use ldaps:// or StartTLS (ONBOARD_LDAP_STARTTLS=1)"
         )),
         19 if result.text.contains("check_password_restrictions")
             || result.text.contains("0000052D") =>
         {
-            TargetError::Refused(format!(
+            BackendError::Refused(format!(
                 "the password does not meet the directory's complexity/length policy (LDAP 19) \
                  for {what}{text}: raise `password.length` in the playbook, or ask a directory \
                  admin what the policy requires"
             ))
         }
         // AD also answers 68 for a sAMAccountName or userPrincipalName another entry has.
-        68 => TargetError::Refused(format!(
+        68 => BackendError::Refused(format!(
             "{what} already exists (LDAP 68){text}: the DN, or in Active Directory the \
              sAMAccountName or userPrincipalName, is taken; pick a different login in the \
              playbook's vars"
         )),
-        49 if ad.is_some() => TargetError::Refused(format!(
+        49 if ad.is_some() => BackendError::Refused(format!(
             "{} (LDAP 49, data {}) for {what}",
             ad.map_or("", |(_, why)| why),
             ad.map_or("", |(code, _)| code)
         )),
-        32 => TargetError::NoSuchObject(what.to_owned()),
-        49 => TargetError::Refused(format!(
+        32 => BackendError::NoSuchObject(what.to_owned()),
+        49 => BackendError::Refused(format!(
             "bad credentials (LDAP 49) for {what}: the bind DN or password is wrong{text}"
         )),
-        50 => TargetError::Refused(format!(
+        50 => BackendError::Refused(format!(
             "insufficient access (LDAP 50): the bind DN may not {what}{text}"
         )),
-        19 => TargetError::Refused(format!(
+        19 => BackendError::Refused(format!(
             "constraint violation (LDAP 19) on {what}{text}: the server's password policy or a schema constraint refused the value"
         )),
-        53 => TargetError::Refused(format!(
+        53 => BackendError::Refused(format!(
             "the server is unwilling to perform (LDAP 53) {what}{text}"
         )),
-        65 => TargetError::Refused(format!(
+        65 => BackendError::Refused(format!(
             "object class violation (LDAP 65) on {what}{text}: check `object_classes` and the attributes they require"
         )),
-        17 | 21 => TargetError::Refused(format!(
+        17 | 21 => BackendError::Refused(format!(
             "invalid attribute (LDAP {}) on {what}{text}",
             result.rc
         )),
-        rc => TargetError::Refused(format!("LDAP error {rc} on {what}{text}")),
+        rc => BackendError::Refused(format!("LDAP error {rc} on {what}{text}")),
     }
 }
 
@@ -303,12 +304,12 @@ fn rc_of(e: &LdapError) -> Option<u32> {
 
 impl LdapDirectory {
     /// Connects and binds. `read_only` refuses every write (for dry runs).
-    pub fn connect(config: LdapConfig, read_only: bool) -> TargetResult<LdapDirectory> {
+    pub fn connect(config: LdapConfig, read_only: bool) -> BackendResult<LdapDirectory> {
         config.check_transport()?;
         let mut attempt = 0;
         let conn = loop {
             match config.bound() {
-                Err(TargetError::Unavailable(e)) => match BACKOFF.get(attempt) {
+                Err(BackendError::Unavailable(e)) => match BACKOFF.get(attempt) {
                     Some(wait) => {
                         attempt += 1;
                         std::thread::sleep(*wait);
@@ -362,20 +363,20 @@ impl LdapDirectory {
         }
     }
 
-    fn account_control(&mut self, dn: &str) -> TargetResult<u32> {
+    fn account_control(&mut self, dn: &str) -> BackendResult<u32> {
         let entry = self
             .read_attrs(dn, &["userAccountControl"])?
-            .ok_or_else(|| TargetError::NoSuchObject(dn.to_owned()))?;
+            .ok_or_else(|| BackendError::NoSuchObject(dn.to_owned()))?;
         entry
             .get("userAccountControl")
             .first()
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| TargetError::Other(format!("{dn} has no userAccountControl")))
+            .ok_or_else(|| BackendError::Other(format!("{dn} has no userAccountControl")))
     }
 
-    fn writable(&self) -> TargetResult<()> {
+    fn writable(&self) -> BackendResult<()> {
         if self.read_only {
-            Err(TargetError::Other("a dry run changes nothing".into()))
+            Err(BackendError::Other("a dry run changes nothing".into()))
         } else {
             Ok(())
         }
@@ -387,7 +388,7 @@ impl LdapDirectory {
         scope: Scope,
         filter: &str,
         attrs: &[&str],
-    ) -> TargetResult<Vec<Entry>> {
+    ) -> BackendResult<Vec<Entry>> {
         let what = format!("searching {base}");
         let result = self.call(&what, |conn| {
             conn.search(base, scope, filter, attrs.to_vec())
@@ -417,32 +418,32 @@ impl Directory for LdapDirectory {
         self.config.url.clone()
     }
 
-    fn read(&mut self, dn: &str) -> TargetResult<Option<Entry>> {
+    fn read(&mut self, dn: &str) -> BackendResult<Option<Entry>> {
         Ok(self
             .search(dn, Scope::Base, "(objectClass=*)", &["*"])?
             .into_iter()
             .next())
     }
 
-    fn read_attrs(&mut self, dn: &str, attrs: &[&str]) -> TargetResult<Option<Entry>> {
+    fn read_attrs(&mut self, dn: &str, attrs: &[&str]) -> BackendResult<Option<Entry>> {
         Ok(self
             .search(dn, Scope::Base, "(objectClass=*)", attrs)?
             .into_iter()
             .next())
     }
 
-    fn has_value(&mut self, dn: &str, attr: &str, value: &str) -> TargetResult<bool> {
+    fn has_value(&mut self, dn: &str, attr: &str, value: &str) -> BackendResult<bool> {
         // The server compares with the attribute's own matching rule (DNs as DNs).
         let filter = format!("({attr}={})", escape::filter_value(value));
         Ok(!self.search(dn, Scope::Base, &filter, &["1.1"])?.is_empty())
     }
 
-    fn find(&mut self, base: &str, attr: &str, value: &str) -> TargetResult<Vec<Entry>> {
+    fn find(&mut self, base: &str, attr: &str, value: &str) -> BackendResult<Vec<Entry>> {
         let filter = format!("({attr}={})", escape::filter_value(value));
         self.search(base, Scope::Subtree, &filter, &["*"])
     }
 
-    fn values(&mut self, base: &str, attr: &str) -> TargetResult<Vec<String>> {
+    fn values(&mut self, base: &str, attr: &str) -> BackendResult<Vec<String>> {
         let filter = format!("({attr}=*)");
         Ok(self
             .search(base, Scope::Subtree, &filter, &[attr])?
@@ -451,7 +452,7 @@ impl Directory for LdapDirectory {
             .collect())
     }
 
-    fn add(&mut self, entry: &Entry) -> TargetResult<()> {
+    fn add(&mut self, entry: &Entry) -> BackendResult<()> {
         self.writable()?;
         let mut attrs: Vec<(&str, HashSet<&str>)> = entry
             .attrs
@@ -476,8 +477,8 @@ impl Directory for LdapDirectory {
             // step reads it back and compares every attribute).
             Err(Failed::Result(e, true)) if rc_of(&e) == Some(68) => Ok(()),
             // Taken: by whom is for the step to find out (it reads the entry).
-            Err(e) if e.rc() == Some(68) => Err(TargetError::AlreadyExists(entry.dn.clone())),
-            Err(e) if e.rc() == Some(32) => Err(TargetError::NoSuchObject(format!(
+            Err(e) if e.rc() == Some(68) => Err(BackendError::AlreadyExists(entry.dn.clone())),
+            Err(e) if e.rc() == Some(32) => Err(BackendError::NoSuchObject(format!(
                 "the parent entry of {}",
                 entry.dn
             ))),
@@ -485,7 +486,7 @@ impl Directory for LdapDirectory {
         }
     }
 
-    fn add_values(&mut self, dn: &str, attr: &str, values: &[String]) -> TargetResult<()> {
+    fn add_values(&mut self, dn: &str, attr: &str, values: &[String]) -> BackendResult<()> {
         self.writable()?;
         for v in values {
             let what = format!("add {attr} to {dn}");
@@ -503,7 +504,7 @@ impl Directory for LdapDirectory {
         Ok(())
     }
 
-    fn replace(&mut self, dn: &str, attr: &str, values: &[String]) -> TargetResult<()> {
+    fn replace(&mut self, dn: &str, attr: &str, values: &[String]) -> BackendResult<()> {
         self.writable()?;
         let set: HashSet<&str> = values.iter().map(String::as_str).collect();
         let what = format!("change {attr} of {dn}");
@@ -515,11 +516,11 @@ impl Directory for LdapDirectory {
         .map_err(|e| e.into_error(&what))
     }
 
-    fn set_password(&mut self, dn: &str, password: &Secret) -> TargetResult<()> {
+    fn set_password(&mut self, dn: &str, password: &Secret) -> BackendResult<()> {
         self.writable()?;
         if self.config.flavor == Flavor::ActiveDirectory {
             if !self.config.encrypted() {
-                return Err(TargetError::Refused(format!(
+                return Err(BackendError::Refused(format!(
                     "not setting the password of {dn} over an unencrypted connection"
                 )));
             }
@@ -558,7 +559,7 @@ impl Directory for LdapDirectory {
         self.replace(dn, "userPassword", &[hashed])
     }
 
-    fn check_password(&mut self, dn: &str, password: &Secret) -> TargetResult<bool> {
+    fn check_password(&mut self, dn: &str, password: &Secret) -> BackendResult<bool> {
         // On its own connection (a bind changes who the connection is), kept between checks;
         // a connection that fails (the server restarted) is replaced, with the same backoff
         // as every other operation.
@@ -582,7 +583,7 @@ impl Directory for LdapDirectory {
                     Err(e) if connection_failed(&e) => e.to_string(),
                     Err(e) => return Err(result_error(e, &what)),
                 },
-                Err(TargetError::Unavailable(e)) => e,
+                Err(BackendError::Unavailable(e)) => e,
                 Err(e) => return Err(e),
             };
             self.check_conn = None;
@@ -596,7 +597,7 @@ impl Directory for LdapDirectory {
         }
     }
 
-    fn enable_account(&mut self, dn: &str) -> TargetResult<Option<String>> {
+    fn enable_account(&mut self, dn: &str) -> BackendResult<Option<String>> {
         if self.config.flavor != Flavor::ActiveDirectory {
             return Ok(None);
         }
@@ -609,7 +610,7 @@ impl Directory for LdapDirectory {
         Ok(Some(format!("enabled (userAccountControl {enabled})")))
     }
 
-    fn require_password_change(&mut self, dn: &str) -> TargetResult<bool> {
+    fn require_password_change(&mut self, dn: &str) -> BackendResult<bool> {
         self.writable()?;
         if self.config.flavor == Flavor::ActiveDirectory {
             // pwdLastSet 0: must change at next logon.

@@ -13,7 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha1::{Digest, Sha1};
 
-use super::{Directory, Entry, TargetError, TargetResult};
+use super::{Directory, Entry};
+use crate::backend::{BackendError, BackendResult};
 use crate::secret::Secret;
 use crate::state;
 
@@ -25,12 +26,12 @@ pub struct LdifDirectory {
 
 impl LdifDirectory {
     /// Uses the LDIF file at `path`, creating it from `seed` if it does not exist.
-    pub fn open(path: &Path, seed: &str) -> TargetResult<LdifDirectory> {
+    pub fn open(path: &Path, seed: &str) -> BackendResult<LdifDirectory> {
         if !path.exists() {
             // Seeded under the lock, so runs starting together seed it once.
             let _lock = state::lock_file(&path.with_extension("ldif.lock"))?;
             if !path.exists() {
-                parse(seed).map_err(|e| TargetError::Other(format!("the seed directory: {e}")))?;
+                parse(seed).map_err(|e| BackendError::Other(format!("the seed directory: {e}")))?;
                 state::write_atomic(path, seed.as_bytes())?;
             }
         }
@@ -53,8 +54,8 @@ impl LdifDirectory {
     /// Runs `f` on the entries under the file lock; writes them back if `f` says it changed them.
     fn with_entries<T>(
         &self,
-        f: impl FnOnce(&mut Vec<Entry>) -> TargetResult<(T, bool)>,
-    ) -> TargetResult<T> {
+        f: impl FnOnce(&mut Vec<Entry>) -> BackendResult<(T, bool)>,
+    ) -> BackendResult<T> {
         if let Some(seed) = &self.read_only {
             let text = match fs_err::read_to_string(&self.path) {
                 Ok(t) => t,
@@ -62,18 +63,18 @@ impl LdifDirectory {
                 Err(e) => return Err(e.into()),
             };
             let mut entries = parse(&text).map_err(|e| {
-                TargetError::Other(format!("{} is not valid LDIF: {e}", self.path.display()))
+                BackendError::Other(format!("{} is not valid LDIF: {e}", self.path.display()))
             })?;
             let (out, changed) = f(&mut entries)?;
             if changed {
-                return Err(TargetError::Other("a dry run changes nothing".into()));
+                return Err(BackendError::Other("a dry run changes nothing".into()));
             }
             return Ok(out);
         }
         let lock = state::lock_file(&self.path.with_extension("ldif.lock"))?;
         let text = fs_err::read_to_string(&self.path)?;
         let mut entries = parse(&text).map_err(|e| {
-            TargetError::Other(format!("{} is not valid LDIF: {e}", self.path.display()))
+            BackendError::Other(format!("{} is not valid LDIF: {e}", self.path.display()))
         })?;
         let (out, changed) = f(&mut entries)?;
         if changed {
@@ -89,7 +90,7 @@ impl Directory for LdifDirectory {
         format!("embedded directory {}", self.path.display())
     }
 
-    fn read(&mut self, dn: &str) -> TargetResult<Option<Entry>> {
+    fn read(&mut self, dn: &str) -> BackendResult<Option<Entry>> {
         let key = normalize_dn(dn);
         self.with_entries(|entries| {
             Ok((
@@ -99,7 +100,7 @@ impl Directory for LdifDirectory {
         })
     }
 
-    fn find(&mut self, base: &str, attr: &str, value: &str) -> TargetResult<Vec<Entry>> {
+    fn find(&mut self, base: &str, attr: &str, value: &str) -> BackendResult<Vec<Entry>> {
         let base = normalize_dn(base);
         self.with_entries(|entries| {
             let found = entries
@@ -111,7 +112,7 @@ impl Directory for LdifDirectory {
         })
     }
 
-    fn values(&mut self, base: &str, attr: &str) -> TargetResult<Vec<String>> {
+    fn values(&mut self, base: &str, attr: &str) -> BackendResult<Vec<String>> {
         let base = normalize_dn(base);
         self.with_entries(|entries| {
             let values = entries
@@ -123,15 +124,15 @@ impl Directory for LdifDirectory {
         })
     }
 
-    fn add(&mut self, entry: &Entry) -> TargetResult<()> {
+    fn add(&mut self, entry: &Entry) -> BackendResult<()> {
         let key = normalize_dn(&entry.dn);
         self.with_entries(|entries| {
             if entries.iter().any(|e| normalize_dn(&e.dn) == key) {
-                return Err(TargetError::AlreadyExists(entry.dn.clone()));
+                return Err(BackendError::AlreadyExists(entry.dn.clone()));
             }
             let parent = parent_dn(&key);
             if !parent.is_empty() && !entries.iter().any(|e| normalize_dn(&e.dn) == parent) {
-                return Err(TargetError::NoSuchObject(format!(
+                return Err(BackendError::NoSuchObject(format!(
                     "the parent entry {} of {}",
                     parent_dn(&entry.dn),
                     entry.dn
@@ -142,7 +143,7 @@ impl Directory for LdifDirectory {
         })
     }
 
-    fn add_values(&mut self, dn: &str, attr: &str, values: &[String]) -> TargetResult<()> {
+    fn add_values(&mut self, dn: &str, attr: &str, values: &[String]) -> BackendResult<()> {
         self.modify(dn, |e| {
             let mut changed = false;
             for v in values {
@@ -155,7 +156,7 @@ impl Directory for LdifDirectory {
         })
     }
 
-    fn replace(&mut self, dn: &str, attr: &str, values: &[String]) -> TargetResult<()> {
+    fn replace(&mut self, dn: &str, attr: &str, values: &[String]) -> BackendResult<()> {
         self.modify(dn, |e| {
             e.attrs.retain(|(n, _)| !n.eq_ignore_ascii_case(attr));
             if !values.is_empty() {
@@ -165,14 +166,14 @@ impl Directory for LdifDirectory {
         })
     }
 
-    fn set_password(&mut self, dn: &str, password: &Secret) -> TargetResult<()> {
+    fn set_password(&mut self, dn: &str, password: &Secret) -> BackendResult<()> {
         let hashed = ssha_hash(password)?;
         self.replace(dn, "userPassword", &[hashed])
     }
 
-    fn check_password(&mut self, dn: &str, password: &Secret) -> TargetResult<bool> {
+    fn check_password(&mut self, dn: &str, password: &Secret) -> BackendResult<bool> {
         let Some(entry) = self.read(dn)? else {
-            return Err(TargetError::NoSuchObject(dn.to_owned()));
+            return Err(BackendError::NoSuchObject(dn.to_owned()));
         };
         Ok(entry.get("userPassword").iter().any(|stored| {
             stored
@@ -185,11 +186,11 @@ impl Directory for LdifDirectory {
 }
 
 impl LdifDirectory {
-    fn modify(&mut self, dn: &str, f: impl FnOnce(&mut Entry) -> bool) -> TargetResult<()> {
+    fn modify(&mut self, dn: &str, f: impl FnOnce(&mut Entry) -> bool) -> BackendResult<()> {
         let key = normalize_dn(dn);
         self.with_entries(|entries| {
             let Some(entry) = entries.iter_mut().find(|e| normalize_dn(&e.dn) == key) else {
-                return Err(TargetError::NoSuchObject(dn.to_owned()));
+                return Err(BackendError::NoSuchObject(dn.to_owned()));
             };
             let changed = f(entry);
             Ok(((), changed))
@@ -209,9 +210,9 @@ fn push_value(e: &mut Entry, attr: &str, value: String) {
 }
 
 /// `{SSHA}` of the password with a fresh random salt.
-pub fn ssha_hash(password: &Secret) -> TargetResult<String> {
+pub fn ssha_hash(password: &Secret) -> BackendResult<String> {
     let mut salt = [0u8; 8];
-    getrandom::fill(&mut salt).map_err(|e| TargetError::Other(e.to_string()))?;
+    getrandom::fill(&mut salt).map_err(|e| BackendError::Other(e.to_string()))?;
     Ok(ssha(password.expose(), &salt))
 }
 
@@ -388,11 +389,11 @@ mod tests {
         d.add(&entry(dn)).unwrap();
         assert!(matches!(
             d.add(&entry(dn)),
-            Err(TargetError::AlreadyExists(_))
+            Err(BackendError::AlreadyExists(_))
         ));
         assert!(matches!(
             d.add(&entry("uid=x,ou=nowhere,dc=example,dc=org")),
-            Err(TargetError::NoSuchObject(_))
+            Err(BackendError::NoSuchObject(_))
         ));
         let group = "cn=staff,dc=example,dc=org";
         d.add_values(group, "member", &[dn.into()]).unwrap();
