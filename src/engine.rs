@@ -968,10 +968,7 @@ pub fn sign_off(
     for file in evidence_files {
         let bytes = crate::files::read_regular(file, crate::files::EVIDENCE_LIMIT)
             .map_err(|e| EngineError::Refused(e.to_string()))?;
-        let sha = crate::load::hex(&sha2::Digest::finalize(sha2::Digest::chain_update(
-            sha2::Sha256::default(),
-            &bytes,
-        )));
+        let sha = crate::digest::sha256(&bytes);
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

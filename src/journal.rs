@@ -20,9 +20,7 @@ use std::io::{self, BufRead, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::load::hex;
 use crate::state;
 
 /// The record format version this build writes and reads.
@@ -240,7 +238,7 @@ pub fn verify(text: &str) -> Result<Vec<Record>, Broken> {
         }
         let (body, hash) = split_hash(line)
             .ok_or_else(|| broken("not a journal record (no hash at the end)".into()))?;
-        if hex(&Sha256::digest(body.as_bytes())) != hash {
+        if crate::digest::sha256(body) != hash {
             return Err(broken(
                 "the record was changed after it was written (its hash does not match)".into(),
             ));
@@ -338,7 +336,7 @@ impl Journal {
         };
         let json = serde_json::to_string(&record).expect("records serialize");
         let body = json.strip_suffix('}').expect("an object");
-        let hash = hex(&Sha256::digest(body.as_bytes()));
+        let hash = crate::digest::sha256(body);
         let line = format!("{body},\"hash\":\"{hash}\"}}\n");
         // Where the record starts: a write that fails part-way (a full disk) is cut off
         // again, so the journal never holds half a record (cutting needs no space).

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod cli;
 pub mod deadline;
 pub mod diag;
+pub mod digest;
 pub mod engine;
 pub mod escape;
 pub mod files;

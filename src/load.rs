@@ -7,8 +7,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::diag::{Diagnostic, Diagnostics, FileId, SourceMap, Span, suggest};
 use crate::files;
 use crate::model::{
@@ -831,7 +829,7 @@ impl Loader<'_> {
             && !policies.contains_key(&p.file.value)
             && let Some((_, text)) = self.read_template(dir, &p.file)
         {
-            let sha256 = hex(&Sha256::digest(text.as_bytes()));
+            let sha256 = crate::digest::sha256(&text);
             policies.insert(p.file.value.clone(), PolicyDoc { text, sha256 });
         }
     }
@@ -1052,15 +1050,6 @@ fn is_step_id(s: &str) -> bool {
 }
 
 /// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
 
 #[cfg(test)]
 mod tests {

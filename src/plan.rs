@@ -9,12 +9,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tera::Context;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::escape;
-use crate::load::{Playbook, PolicyDoc, Step, StepKind, check_email, hex};
+use crate::load::{Playbook, PolicyDoc, Step, StepKind, check_email};
 use crate::model::{Asset, Deliver, HIRE_FIELDS, Hire, Tpl};
 
 /// Version tag of the `--json` plan format.
@@ -305,7 +304,7 @@ pub fn render_email(
 /// SHA-256 of the canonical JSON of the parameters.
 pub fn checksum(params: &Params) -> String {
     let json = serde_json::to_vec(params).expect("params serialize");
-    hex(&Sha256::digest(&json))
+    crate::digest::sha256(&json)
 }
 
 /// The hire as templates see it: `hire.FIELD`, `hire.custom.NAME`.

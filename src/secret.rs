@@ -90,7 +90,7 @@ pub fn generate_password(length: usize) -> Result<Secret, getrandom::Error> {
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("the OS random number generator works");
-    crate::load::hex(&buf)
+    crate::digest::hex(&buf)
 }
 
 #[cfg(test)]
