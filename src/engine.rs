@@ -9,11 +9,11 @@ use std::time::SystemTime;
 
 use crate::backend::{directory::Directory, mail::Mailer};
 use crate::diag::Diagnostics;
-use crate::journal::{self, Event, HireState, Journal, Status};
+use crate::journal::{self, Event, HireState, Status};
 use crate::load::{NOTIFY_AT_RISK, Playbook};
 use crate::plan::{Outputs, Params, Plan, PlannedStep, plan};
-use crate::state::{HireLock, LockError, StateDir};
 use crate::steps::{self, Check, Ctx, Operator};
+use crate::store::{Log, Store, StoreError};
 
 /// Apply changes, or only show them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,21 +211,31 @@ pub enum EngineError {
     Plan(Diagnostics),
 }
 
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Locked { hire, holder } => EngineError::Locked { hire, holder },
+            StoreError::Journal { name, source } => EngineError::Journal { path: name, source },
+            StoreError::Io(e) => EngineError::Io(e.to_string()),
+        }
+    }
+}
+
 pub struct Targets<'a> {
     pub directory: &'a mut dyn Directory,
     pub mailer: &'a mut dyn Mailer,
 }
 
 /// Reads a hire's journal without changing it: its verified records, replayed.
-pub fn read_state(state: &StateDir, hire: &str) -> Result<(HireState, usize), EngineError> {
-    let path = state.journal(hire);
-    let text = match journal::read_text(&path) {
+pub fn read_state(store: &dyn Store, hire: &str) -> Result<(HireState, usize), EngineError> {
+    let path = store.journal_name(hire);
+    let text = match store.read(hire) {
         Ok(journal::JournalText {
             unreadable: Some(b),
             ..
         }) => {
             return Err(EngineError::Journal {
-                path: path.display().to_string(),
+                path,
                 source: journal::OpenError::Broken(b),
             });
         }
@@ -240,7 +250,7 @@ pub fn read_state(state: &StateDir, hire: &str) -> Result<(HireState, usize), En
         _ => (text.as_str(), 0),
     };
     let records = journal::verify(text).map_err(|b| EngineError::Journal {
-        path: path.display().to_string(),
+        path,
         source: journal::OpenError::Broken(b),
     })?;
     Ok((journal::replay(&records), torn))
@@ -258,7 +268,7 @@ fn done_outputs(state: &HireState) -> Outputs {
 /// Runs (or dry-runs) the playbook for its hire.
 pub fn run(
     pb: &Playbook,
-    state_dir: &StateDir,
+    store: &dyn Store,
     targets: Targets<'_>,
     settings: &Settings,
     progress: &mut dyn Progress,
@@ -271,10 +281,10 @@ pub fn run(
         .ok_or(EngineError::NoHire)?;
     let run_id = crate::secret::random_hex(8);
 
-    let (_lock, mut journal, mut state, torn_bytes) = match settings.mode {
+    let (mut session, mut state, torn_bytes) = match settings.mode {
         Mode::DryRun => {
-            let (state, torn) = read_state(state_dir, &hire)?;
-            (None, None, state, torn)
+            let (state, torn) = read_state(store, &hire)?;
+            (None, state, torn)
         }
         Mode::Apply => {
             let holder = format!(
@@ -283,9 +293,10 @@ pub fn run(
                 std::process::id(),
                 settings.clock.now()
             );
-            let (lock, opened) = open_locked(state_dir, &hire, &holder, &run_id, &settings.actor)?;
-            let state = journal::replay(&opened.records);
-            (Some(lock), Some(opened.journal), state, opened.torn_bytes)
+            let session = store.open(&hire, &holder, &run_id, &settings.actor)?;
+            let state = journal::replay(&session.records);
+            let torn = session.torn_bytes;
+            (Some(session), state, torn)
         }
     };
 
@@ -294,7 +305,7 @@ pub fn run(
     let from = credential_from(&current, pb);
 
     let mut w = Writer {
-        journal: journal.as_mut(),
+        journal: session.as_mut().map(|s| &mut *s.log),
         clock: settings.clock,
         failpoint: settings.failpoint.clone(),
     };
@@ -318,7 +329,6 @@ pub fn run(
     })?;
 
     let Targets { directory, mailer } = targets;
-    let allocation_lock = state_dir.allocation_lock();
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
     let mut reports = Vec::new();
     for i in 0..current.steps.len() {
@@ -334,12 +344,11 @@ pub fn run(
             prior: prior.as_ref(),
             now: SystemTime::try_from(settings.clock.now()).unwrap_or(SystemTime::now()),
             from: &from,
-            allocation_lock: &allocation_lock,
             held: None,
             resend_uncertain: settings.resend_uncertain,
             outputs: &outputs,
             operators: &state.operators,
-            state_dir,
+            store,
         };
         let (outcome, produced) = run_step(step, &mut ctx, &results, settings, &mut w)?;
         progress.finished(step, &outcome);
@@ -397,14 +406,13 @@ pub fn run(
             prior: state.steps.get(NOTIFY_AT_RISK),
             now: SystemTime::try_from(settings.clock.now()).unwrap_or(SystemTime::now()),
             from: &from,
-            allocation_lock: &allocation_lock,
             held: None,
             resend_uncertain: settings.resend_uncertain,
             outputs: &outputs,
             operators: &state.operators,
-            state_dir,
+            store,
         };
-        if let Some(step) = at_risk_notice(pb, email, &hire, state_dir, settings, &mut ctx)? {
+        if let Some(step) = at_risk_notice(pb, email, &hire, store, settings, &mut ctx)? {
             let (outcome, _) = run_step(&step, &mut ctx, &results, settings, &mut w)?;
             reports.push(StepReport {
                 id: step.id.clone(),
@@ -435,7 +443,7 @@ pub fn run(
 
 /// Journals through the writer, or not at all in a dry run.
 struct Writer<'a> {
-    journal: Option<&'a mut Journal>,
+    journal: Option<&'a mut (dyn Log + 'static)>,
     clock: Clock,
     failpoint: Option<Failpoint>,
 }
@@ -653,7 +661,7 @@ fn run_step(
                         let at = w.clock.now().to_string();
                         return signed(
                             w,
-                            ctx.state_dir,
+                            ctx.store,
                             ctx.hire_id,
                             &step.id,
                             request,
@@ -808,7 +816,7 @@ fn credential_from(plan: &Plan, pb: &Playbook) -> String {
 /// `onboard mark-sent`: the operator confirms that an interrupted send did go out. Records the
 /// step as done with the journaled Message-ID; returns it.
 pub fn mark_sent(
-    state_dir: &StateDir,
+    store: &dyn Store,
     hire: &str,
     step: &str,
     actor: &str,
@@ -816,14 +824,8 @@ pub fn mark_sent(
     clock: Clock,
 ) -> Result<String, EngineError> {
     let holder = format!("mark-sent by {actor} (pid {})", std::process::id());
-    let (_lock, opened) = open_locked(
-        state_dir,
-        hire,
-        &holder,
-        &crate::secret::random_hex(8),
-        actor,
-    )?;
-    let state = journal::replay(&opened.records);
+    let mut session = store.open(hire, &holder, &crate::secret::random_hex(8), actor)?;
+    let state = journal::replay(&session.records);
     let prior = state
         .steps
         .get(step)
@@ -840,8 +842,8 @@ pub fn mark_sent(
     let message_id = prior.intent.get("message_id").cloned().ok_or_else(|| {
         EngineError::Io(format!("step {step} of hire {hire} is not an email step"))
     })?;
-    let mut journal = opened.journal;
-    journal
+    session
+        .log
         .append(
             &clock.now().to_string(),
             Event::StepDone {
@@ -863,7 +865,7 @@ pub fn mark_sent(
 #[allow(clippy::too_many_arguments)]
 fn signed(
     w: &mut Writer<'_>,
-    state_dir: &StateDir,
+    store: &dyn Store,
     hire: &str,
     step: &str,
     request: &journal::SignOffRequest,
@@ -910,10 +912,10 @@ fn signed(
             cleaning: outputs.get(cleaning),
         };
         if w.applying() {
-            let path = receipt
-                .write(state_dir)
+            let path = store
+                .keep_receipt(hire, step, &receipt.text(), &receipt.html())
                 .map_err(|e| EngineError::Io(format!("cannot write the receipt: {e}")))?;
-            changes.push(format!("receipt {}", path.display()));
+            changes.push(format!("receipt {path}"));
         }
     }
     Ok((Outcome::Applied(changes), Some(out)))
@@ -922,7 +924,7 @@ fn signed(
 /// `onboard sign-off`: records a signature for a waiting step, from the journal alone.
 /// Evidence files are copied into the state directory and recorded with their SHA-256.
 pub fn sign_off(
-    state_dir: &StateDir,
+    store: &dyn Store,
     hire: &str,
     step: &str,
     mut signature: steps::human::Signature,
@@ -934,14 +936,13 @@ pub fn sign_off(
         settings.actor,
         std::process::id()
     );
-    let (_lock, opened) = open_locked(
-        state_dir,
+    let mut session = store.open(
         hire,
         &holder,
         &crate::secret::random_hex(8),
         &settings.actor,
     )?;
-    let state = journal::replay(&opened.records);
+    let state = journal::replay(&session.records);
     let current = state.steps.get(step);
     let request = current
         .filter(|s| s.status == Status::Waiting)
@@ -973,52 +974,24 @@ pub fn sign_off(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "evidence".into());
-        let dir = state_dir.root().join("evidence").join(hire);
-        crate::state::private_dir(&state_dir.root().join("evidence"))
-            .and_then(|()| crate::state::private_dir(&dir))
-            .and_then(|()| {
-                crate::state::write_atomic(&dir.join(format!("{}-{name}", &sha[..16])), &bytes)
-            })
+        store
+            .keep_evidence(hire, &name, &bytes)
             .map_err(|e| EngineError::Io(format!("cannot keep the evidence file: {e}")))?;
         signature.evidence.insert(format!("file:{name}"), sha);
     }
     let operators: Vec<&str> = state.operators.iter().map(String::as_str).collect();
     steps::human::validate(&request, &signature, &operators).map_err(EngineError::Refused)?;
-    let mut journal = opened.journal;
     let mut w = Writer {
-        journal: Some(&mut journal),
+        journal: Some(&mut *session.log),
         clock: settings.clock,
         failpoint: None,
     };
     let at = settings.clock.now().to_string();
     let outputs = done_outputs(&state);
     let (outcome, _) = signed(
-        &mut w, state_dir, hire, step, &request, signature, &at, &outputs,
+        &mut w, store, hire, step, &request, signature, &at, &outputs,
     )?;
     Ok(outcome)
-}
-
-/// Takes the hire's lock and opens its journal for appending, as `actor` in run `run_id`.
-fn open_locked(
-    state_dir: &StateDir,
-    hire: &str,
-    holder: &str,
-    run_id: &str,
-    actor: &str,
-) -> Result<(HireLock, journal::Opened), EngineError> {
-    let lock = HireLock::acquire(&state_dir.lock(hire), holder).map_err(|e| match e {
-        LockError::Held(holder) => EngineError::Locked {
-            hire: hire.to_owned(),
-            holder,
-        },
-        LockError::Io(e) => EngineError::Io(e.to_string()),
-    })?;
-    let path = state_dir.journal(hire);
-    let opened = Journal::open(&path, run_id, actor).map_err(|source| EngineError::Journal {
-        path: path.display().to_string(),
-        source,
-    })?;
-    Ok((lock, opened))
 }
 
 /// The at-risk notice as a step, if the hire is at risk or late now and was not told yet.
@@ -1026,7 +999,7 @@ fn at_risk_notice(
     pb: &Playbook,
     email: &crate::model::Email,
     hire: &str,
-    state_dir: &StateDir,
+    store: &dyn Store,
     settings: &Settings,
     ctx: &mut steps::Ctx<'_>,
 ) -> Result<Option<PlannedStep>, EngineError> {
@@ -1034,7 +1007,7 @@ fn at_risk_notice(
         return Ok(None);
     }
     // The journal as this run left it.
-    let (state, _) = read_state(state_dir, hire)?;
+    let (state, _) = read_state(store, hire)?;
     let assessment = crate::readiness::assess(&state, settings.clock.now());
     if !assessment.readiness.alarming() {
         return Ok(None);

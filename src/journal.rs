@@ -356,6 +356,12 @@ impl Journal {
     }
 }
 
+impl crate::store::Log for Journal {
+    fn append(&mut self, at: &str, event: Event) -> io::Result<Record> {
+        Journal::append(self, at, event)
+    }
+}
+
 /// A journal opened for appending, with what it already held.
 pub struct Opened {
     pub journal: Journal,

@@ -22,5 +22,6 @@ pub mod report;
 pub mod secret;
 pub mod state;
 pub mod steps;
+pub mod store;
 pub mod template;
 pub mod yaml;

@@ -1049,8 +1049,6 @@ fn is_step_id(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Lowercase hex of a digest.
-
 #[cfg(test)]
 mod tests {
     use super::*;

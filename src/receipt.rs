@@ -4,10 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use crate::journal::SignOffRequest;
-use crate::state::{self, StateDir};
 
 pub struct Receipt<'a> {
     pub hire: &'a str,
@@ -83,16 +81,5 @@ impl Receipt<'_> {
                 .get("asset_tag")
                 .map_or("", String::as_str))
         )
-    }
-
-    /// Writes `receipts/HIRE-STEP.txt` and `.html`; returns the text file's path.
-    pub fn write(&self, state: &StateDir) -> std::io::Result<PathBuf> {
-        let dir = state.root().join("receipts");
-        state::private_dir(&dir)?;
-        let base = dir.join(format!("{}-{}", self.hire, self.step));
-        state::write_atomic(&base.with_extension("html"), self.html().as_bytes())?;
-        let text = base.with_extension("txt");
-        state::write_atomic(&text, self.text().as_bytes())?;
-        Ok(text)
     }
 }

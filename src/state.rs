@@ -46,15 +46,15 @@ impl StateDir {
         &self.root
     }
 
-    pub fn journal_dir(&self) -> PathBuf {
+    fn journal_dir(&self) -> PathBuf {
         self.root.join("journal")
     }
 
-    pub fn journal(&self, hire: &str) -> PathBuf {
+    fn journal(&self, hire: &str) -> PathBuf {
         self.journal_dir().join(format!("{hire}.jsonl"))
     }
 
-    pub fn lock(&self, hire: &str) -> PathBuf {
+    fn lock(&self, hire: &str) -> PathBuf {
         self.journal_dir().join(format!("{hire}.lock"))
     }
 
@@ -63,16 +63,21 @@ impl StateDir {
     }
 
     /// Serialises uidNumber allocation between runs on this machine.
-    pub fn allocation_lock(&self) -> PathBuf {
+    fn allocation_lock(&self) -> PathBuf {
         self.root.join("uid-allocation.lock")
     }
 
     pub fn outbox(&self) -> PathBuf {
         self.root.join("outbox")
     }
+}
 
-    /// The hire ids that have a journal, sorted.
-    pub fn hires(&self) -> io::Result<Vec<String>> {
+impl crate::store::Store for StateDir {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn hires(&self) -> io::Result<Vec<String>> {
         let mut hires = Vec::new();
         if !self.journal_dir().exists() {
             return Ok(hires);
@@ -85,6 +90,76 @@ impl StateDir {
         }
         hires.sort();
         Ok(hires)
+    }
+
+    fn has(&self, hire: &str) -> bool {
+        self.journal(hire).exists()
+    }
+
+    fn journal_name(&self, hire: &str) -> String {
+        self.journal(hire).display().to_string()
+    }
+
+    fn read(&self, hire: &str) -> io::Result<crate::journal::JournalText> {
+        crate::journal::read_text(&self.journal(hire))
+    }
+
+    fn open(
+        &self,
+        hire: &str,
+        holder: &str,
+        run: &str,
+        actor: &str,
+    ) -> Result<crate::store::Session, crate::store::StoreError> {
+        use crate::store::StoreError;
+        let lock = HireLock::acquire(&self.lock(hire), holder).map_err(|e| match e {
+            LockError::Held(holder) => StoreError::Locked {
+                hire: hire.to_owned(),
+                holder,
+            },
+            LockError::Io(e) => StoreError::Io(e),
+        })?;
+        let path = self.journal(hire);
+        let opened = crate::journal::Journal::open(&path, run, actor).map_err(|source| {
+            StoreError::Journal {
+                name: path.display().to_string(),
+                source,
+            }
+        })?;
+        Ok(crate::store::Session {
+            log: Box::new(opened.journal),
+            records: opened.records,
+            torn_bytes: opened.torn_bytes,
+            lock: Box::new(lock),
+        })
+    }
+
+    fn is_locked(&self, hire: &str) -> bool {
+        lock_is_held(&self.lock(hire))
+    }
+
+    fn lock_allocation(&self) -> io::Result<crate::store::Guard> {
+        Ok(Box::new(lock_file(&self.allocation_lock())?))
+    }
+
+    fn keep_evidence(&self, hire: &str, name: &str, bytes: &[u8]) -> io::Result<String> {
+        let sha = crate::digest::sha256(bytes);
+        let evidence = self.root.join("evidence");
+        let dir = evidence.join(hire);
+        private_dir(&evidence)?;
+        private_dir(&dir)?;
+        write_atomic(&dir.join(format!("{}-{name}", &sha[..16])), bytes)?;
+        Ok(sha)
+    }
+
+    fn keep_receipt(&self, hire: &str, step: &str, text: &str, html: &str) -> io::Result<String> {
+        let dir = self.root.join("receipts");
+        private_dir(&dir)?;
+        let base = dir.join(format!("{hire}-{step}"));
+        write_atomic(&base.with_extension("html"), html.as_bytes())?;
+        let path = base.with_extension("txt");
+        write_atomic(&path, text.as_bytes())?;
+        Ok(path.display().to_string())
     }
 }
 

@@ -11,6 +11,7 @@ use crate::journal::HireState;
 use crate::journal::{self, Event, Record};
 use crate::readiness::{self, Blocker, Readiness};
 use crate::state::StateDir;
+use crate::store::Store;
 
 /// Show every hire by start time: ready, on track, at risk or late, what blocks them and who
 /// must act, then each step (who did what when).
@@ -55,14 +56,16 @@ pub fn with_hire(args: StateArgs, hire: &str, printer: &Printer) -> Result<State
     Ok(state)
 }
 
-fn hires(state: &StateDir, given: Vec<String>, printer: &Printer) -> Result<Vec<String>, Failure> {
+/// The hires named, each checked to have a journal, else every hire in the store.
+pub fn hires(
+    state: &dyn Store,
+    given: Vec<String>,
+    printer: &Printer,
+) -> Result<Vec<String>, Failure> {
     if !given.is_empty() {
         for h in &given {
-            if !state.journal(h).exists() {
-                printer.error(&format!(
-                    "no journal for hire {h} in {}",
-                    state.root().display()
-                ));
+            if !state.has(h) {
+                printer.error(&format!("no journal for hire {h} in {}", state.describe()));
                 printer.hint("hires are named by their `id`; see `onboard status` for the list");
                 return Err(Failure::Input);
             }
@@ -71,8 +74,8 @@ fn hires(state: &StateDir, given: Vec<String>, printer: &Printer) -> Result<Vec<
     }
     state.hires().map_err(|e| {
         printer.error(&format!(
-            "cannot list {}: {e}",
-            state.journal_dir().display()
+            "cannot list the hires in {}: {e}",
+            state.describe()
         ));
         Failure::Failed
     })
@@ -98,7 +101,7 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
         match read_state(&state, hire) {
             Ok((mut s, _)) => {
                 // A step a live run is working on is not interrupted, and no cause for alarm.
-                if crate::state::lock_is_held(&state.lock(hire)) {
+                if state.is_locked(hire) {
                     s.mark_live();
                 }
                 let a = readiness::assess(&s, now);
@@ -129,7 +132,7 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
         let text = serde_json::to_string_pretty(&all).expect("state serializes");
         emit(printer, &(text + "\n"))?;
     } else if all.is_empty() && broken.is_empty() {
-        printer.info(&format!("No hires in {} yet.", state.root().display()));
+        printer.info(&format!("No hires in {} yet.", state.describe()));
     } else {
         let mut text = human_status(&all);
         for (hire, problem) in &broken {
@@ -217,8 +220,8 @@ fn human_status(all: &[StatusEntry]) -> String {
 pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
     let state = state_dir(state_args, printer)?;
     let hire = hires(&state, vec![args.hire], printer)?.remove(0);
-    let path = state.journal(&hire);
-    let text = journal::read_text(&path).map_err(|e| {
+    let path = state.journal_name(&hire);
+    let text = state.read(&hire).map_err(|e| {
         printer.error(&e.to_string());
         Failure::Failed
     })?;
@@ -246,7 +249,7 @@ pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdRe
     }
     emit(printer, &out)?;
     if let Some(b) = broken {
-        printer.error(&format!("{}:{}: {}", path.display(), b.line, b.problem));
+        printer.error(&format!("{path}:{}: {}", b.line, b.problem));
         return Err(Failure::Failed);
     }
     Ok(())
@@ -329,13 +332,11 @@ pub fn cmd_verify(args: VerifyArgs, state_args: StateArgs, printer: &Printer) ->
     let mut broken = 0;
     let mut out = String::new();
     for hire in &hires {
-        let path = state.journal(hire);
-        let result = journal::read_text(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| {
-                t.verify()
-                    .map_err(|b| format!("{}:{}: {}", path.display(), b.line, b.problem))
-            });
+        let path = state.journal_name(hire);
+        let result = state.read(hire).map_err(|e| e.to_string()).and_then(|t| {
+            t.verify()
+                .map_err(|b| format!("{path}:{}: {}", b.line, b.problem))
+        });
         match result {
             Ok(records) => {
                 let _ = writeln!(out, "{hire}: ok ({} records)", records.len());

@@ -8,6 +8,7 @@ use super::run::StateArgs;
 use super::{CmdResult, Failure, Printer, emit, settings};
 use crate::report::{self, JournalFile, View};
 use crate::state::StateDir;
+use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -54,21 +55,14 @@ pub fn cmd_report(args: ReportArgs, state_args: StateArgs, printer: &Printer) ->
     let dir = settings::state_dir(state_args.state_dir, printer)?;
     let state = StateDir::at(&dir);
     let hires = if args.hires.is_empty() {
-        state.hires().map_err(|e| {
-            printer.error(&format!(
-                "cannot list {}: {e}",
-                state.journal_dir().display()
-            ));
-            Failure::Failed
-        })?
+        super::journal::hires(&state, Vec::new(), printer)?
     } else {
         args.hires.clone()
     };
     let mut journals = Vec::new();
     for hire in hires {
-        let path = state.journal(&hire);
         // A journal that cannot be read is in the report, flagged; it hides no other hire.
-        let (text, unreadable) = match crate::journal::read_text(&path) {
+        let (text, unreadable) = match state.read(&hire) {
             Ok(t) => (t.text, t.unreadable),
             Err(e) => (
                 String::new(),
@@ -79,8 +73,8 @@ pub fn cmd_report(args: ReportArgs, state_args: StateArgs, printer: &Printer) ->
             ),
         };
         let j = JournalFile {
+            path: state.journal_name(&hire),
             hire,
-            path: path.display().to_string(),
             text,
             unreadable,
         };

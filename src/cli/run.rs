@@ -16,6 +16,7 @@ use crate::backend::{directory::Directory, mail::Mailer};
 use crate::diag::SourceMap;
 use crate::engine::{self, EngineError, Mode, Outcome, Report, Settings, Targets};
 use crate::state::StateDir;
+use crate::store::Store;
 
 /// The embedded directory starts as the example organisation of the shipped playbooks.
 pub const EXAMPLE_DIRECTORY: &str = include_str!("../backend/directory/example-directory.ldif");
@@ -242,7 +243,7 @@ pub fn engine_result_simple<T>(
 }
 
 /// The end-of-run summary (stdout: it is the result).
-fn summary(report: &Report, playbook: &str, state: &StateDir) -> String {
+fn summary(report: &Report, playbook: &str, state: &dyn Store) -> String {
     let c = report.counts();
     let mut out = format!(
         "Hire {} ({playbook}): {} done now, {} already done, {} waiting, {} skipped, {} failed{}\n",
@@ -272,9 +273,6 @@ fn summary(report: &Report, playbook: &str, state: &StateDir) -> String {
             _ => {}
         }
     }
-    out.push_str(&format!(
-        "Journal: {}\n",
-        state.journal(&report.hire).display()
-    ));
+    out.push_str(&format!("Journal: {}\n", state.journal_name(&report.hire)));
     out
 }

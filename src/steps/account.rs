@@ -251,7 +251,9 @@ pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<Stri
         // Runs on this machine allocate one at a time: the lock is held until the entry with
         // the number exists (`apply` releases it right after the add; threads of one process
         // also never pick the same number, see `TAKEN`).
-        let lock = crate::state::lock_file(ctx.allocation_lock)
+        let lock = ctx
+            .store
+            .lock_allocation()
             .map_err(|e| StepError::new(format!("cannot lock uidNumber allocation: {e}")))?;
         ctx.held = Some(lock);
         let n = free_uid_number(ctx, &a, p.uid_min, p.uid_max, &[])?;

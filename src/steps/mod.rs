@@ -45,17 +45,16 @@ pub struct Ctx<'a> {
     pub now: SystemTime,
     /// The `from` address for messages onboard sends on its own (e.g. a password to a manager).
     pub from: &'a str,
-    /// Lock file serialising uidNumber allocation between runs on this machine.
-    pub allocation_lock: &'a std::path::Path,
-    /// Held from allocating a uidNumber until the entry carrying it is verified.
-    pub held: Option<std::fs::File>,
+    /// Held from allocating a uidNumber until the entry carrying it exists.
+    pub held: Option<crate::store::Guard>,
     /// Send again what an interrupted run may or may not have sent (`--resend-uncertain`).
     pub resend_uncertain: bool,
     /// Outputs of the hire's done steps (a hand-off reads its cleaning sign-off's).
     pub outputs: &'a crate::plan::Outputs,
     /// Who ran the hire's automated steps (for dual control).
     pub operators: &'a std::collections::BTreeSet<String>,
-    pub state_dir: &'a crate::state::StateDir,
+    /// Where the hire's record is kept (allocation lock, receipts).
+    pub store: &'a dyn crate::store::Store,
 }
 
 /// What `check` found.

@@ -1,0 +1,65 @@
+//! The store: everything that is state. Each hire's journal (read, append, list), the per-hire
+//! lock with its holder, the uidNumber allocation lock, evidence files and receipts.
+//!
+//! The engine, `status`, `verify`, reports and sign-offs talk to a [`Store`] and never to the
+//! file system: the state directory ([`crate::state::StateDir`]) is one implementation, and a
+//! shared database can be another. The embedded LDIF directory and the outbox are not state
+//! (they are backends), so they are not here.
+
+use std::io;
+
+use crate::journal::{Event, JournalText, OpenError, Record};
+
+/// A held lock: released when dropped (and by the system if the process dies).
+pub type Guard = Box<dyn std::any::Any + Send>;
+
+pub trait Store: Sync {
+    /// Where the store is, for messages.
+    fn describe(&self) -> String;
+    /// Every hire with a journal, sorted.
+    fn hires(&self) -> io::Result<Vec<String>>;
+    /// Whether `hire` has a journal.
+    fn has(&self, hire: &str) -> bool;
+    /// Where a hire's journal is, as messages name it (`FILE` for `FILE:LINE: problem`).
+    fn journal_name(&self, hire: &str) -> String;
+    /// A hire's journal as written, for reading only; `NotFound` when there is none.
+    fn read(&self, hire: &str) -> io::Result<JournalText>;
+    /// Takes the hire's lock (or says who holds it), then opens its journal for appending,
+    /// creating it, cutting off a record torn by a crash, verifying the rest.
+    fn open(&self, hire: &str, holder: &str, run: &str, actor: &str)
+    -> Result<Session, StoreError>;
+    /// Whether a live run holds the hire's lock, found without taking it.
+    fn is_locked(&self, hire: &str) -> bool;
+    /// Serialises uidNumber allocation among runs sharing this store, until the guard drops.
+    fn lock_allocation(&self) -> io::Result<Guard>;
+    /// Keeps an evidence file for `hire` under `name`; returns its SHA-256.
+    fn keep_evidence(&self, hire: &str, name: &str, bytes: &[u8]) -> io::Result<String>;
+    /// Keeps a hand-off receipt (text and HTML); returns where people find it.
+    fn keep_receipt(&self, hire: &str, step: &str, text: &str, html: &str) -> io::Result<String>;
+}
+
+/// A hire's journal opened for one run: held locked until dropped.
+pub struct Session {
+    pub log: Box<dyn Log>,
+    /// What the journal already held, verified.
+    pub records: Vec<Record>,
+    /// Bytes of a torn last record that were cut off (0 normally).
+    pub torn_bytes: usize,
+    /// The hire's lock.
+    pub lock: Guard,
+}
+
+/// Appending to one hire's journal: each record durable before `append` returns.
+pub trait Log: Send {
+    fn append(&mut self, at: &str, event: Event) -> io::Result<Record>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("another run is working on hire {hire} ({holder})")]
+    Locked { hire: String, holder: String },
+    #[error("journal {name}: {source}")]
+    Journal { name: String, source: OpenError },
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
