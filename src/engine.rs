@@ -12,7 +12,7 @@ use crate::diag::Diagnostics;
 use crate::journal::{self, Event, HireState, Status};
 use crate::load::{NOTIFY_AT_RISK, Playbook};
 use crate::plan::{Outputs, Params, Plan, PlannedStep, plan};
-use crate::steps::{self, Check, Ctx, Operator};
+use crate::steps::{self, Check, Ctx, Note, Operator};
 use crate::store::{Log, Store, StoreError};
 
 /// Apply changes, or only show them.
@@ -95,7 +95,7 @@ pub enum Outcome {
     /// Changed something, verified.
     Applied(Vec<String>),
     /// Already so; nothing to do. The note reports e.g. drift.
-    AlreadyDone(Option<String>),
+    AlreadyDone(Option<Note>),
     /// Dry run: these changes would be made.
     WouldDo(Vec<String>),
     Waiting {
@@ -118,18 +118,23 @@ impl Outcome {
 
     /// The dry-run view of this outcome, for the plan.
     pub fn now(&self) -> crate::plan::Now {
+        use crate::plan::NowState;
         let (state, changes, detail) = match self {
-            Outcome::Applied(c) => ("done", c.clone(), None),
-            Outcome::AlreadyDone(note) => ("already_done", Vec::new(), note.clone()),
-            Outcome::WouldDo(c) => ("would_do", c.clone(), None),
+            Outcome::Applied(c) => (NowState::Done, c.clone(), None),
+            Outcome::AlreadyDone(note) => (
+                NowState::AlreadyDone,
+                Vec::new(),
+                note.as_ref().map(Note::to_string),
+            ),
+            Outcome::WouldDo(c) => (NowState::WouldDo, c.clone(), None),
             Outcome::Waiting { on, reason } => (
-                "waiting",
+                NowState::Waiting,
                 Vec::new(),
                 Some(format!("waiting on the {on}: {reason}")),
             ),
-            Outcome::Skipped(because) => ("skipped", Vec::new(), Some(because.clone())),
-            Outcome::Failed { error, .. } => ("failed", Vec::new(), Some(error.clone())),
-            Outcome::Uncertain(reason) => ("uncertain", Vec::new(), Some(reason.clone())),
+            Outcome::Skipped(because) => (NowState::Skipped, Vec::new(), Some(because.clone())),
+            Outcome::Failed { error, .. } => (NowState::Failed, Vec::new(), Some(error.clone())),
+            Outcome::Uncertain(reason) => (NowState::Uncertain, Vec::new(), Some(reason.clone())),
         };
         crate::plan::Now {
             state,
@@ -556,8 +561,8 @@ fn run_step(
         return Ok(match steps::check(step, ctx) {
             Ok(Check::Holds {
                 outputs,
-                note: Some(note),
-            }) if settings.reconcile && note.starts_with("drift") => {
+                note: Some(note @ Note::Drift(_)),
+            }) if settings.reconcile => {
                 if !apply {
                     return Ok((
                         Outcome::WouldDo(vec![format!("reconcile {note}")]),
@@ -571,7 +576,7 @@ fn run_step(
                             checksum: step.checksum.clone(),
                             changes: changes.clone(),
                             outputs: outputs.clone(),
-                            evidence: BTreeMap::from([("reconciled".to_owned(), note)]),
+                            evidence: BTreeMap::from([("reconciled".to_owned(), note.to_string())]),
                         })?;
                         (Outcome::Applied(changes), Some(outputs))
                     }
@@ -588,11 +593,10 @@ fn run_step(
             Ok(Check::Holds { outputs, note }) => {
                 // Drift is journaled (once per finding), so `status` and reports show it.
                 // An empty finding says it matches again.
-                let drift = note
-                    .as_ref()
-                    .filter(|n| n.starts_with("drift"))
-                    .cloned()
-                    .unwrap_or_default();
+                let drift = match &note {
+                    Some(n @ Note::Drift(_)) => n.to_string(),
+                    _ => String::new(),
+                };
                 if apply && p.drift.clone().unwrap_or_default() != drift {
                     w.append(Event::StepDrift {
                         step: step.id.clone(),
@@ -640,7 +644,7 @@ fn run_step(
                 outputs: outputs.clone(),
                 evidence: note
                     .iter()
-                    .map(|n| ("note".to_owned(), n.clone()))
+                    .map(|n| ("note".to_owned(), n.to_string()))
                     .collect(),
             })?;
             (Outcome::AlreadyDone(note), Some(outputs))

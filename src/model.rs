@@ -316,7 +316,7 @@ fn default_true() -> bool {
 }
 
 /// Who receives the initial password.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Deliver {
     /// Shown once on the operator's terminal.
@@ -324,6 +324,21 @@ pub enum Deliver {
     Operator,
     /// Sent to `hire.manager_email` in a separate message.
     Manager,
+}
+
+impl Deliver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deliver::Operator => "operator",
+            Deliver::Manager => "manager",
+        }
+    }
+}
+
+impl std::fmt::Display for Deliver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Adds the account created by an `ldap_account` step to groups. Add-only.

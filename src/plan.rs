@@ -58,13 +58,45 @@ pub struct PlannedStep {
 /// What a dry run found for a step.
 #[derive(Debug, Clone, Serialize)]
 pub struct Now {
-    /// `would_do`, `already_done`, `waiting`, `skipped` or `failed`.
-    pub state: &'static str,
+    pub state: NowState,
     /// The changes a run would make.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// A step's state in a dry run (`now.state` in the plan's JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NowState {
+    /// A run would make `changes`.
+    WouldDo,
+    /// Already so (`detail`: drift, or a note).
+    AlreadyDone,
+    /// Done by this run (only in a real run's report, never in a dry run).
+    Done,
+    /// Waiting on a person (`detail` says whom and why).
+    Waiting,
+    /// Not attempted: a step it needs is not done.
+    Skipped,
+    Failed,
+    /// An interrupted send: the operator decides.
+    Uncertain,
+}
+
+impl NowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NowState::WouldDo => "would_do",
+            NowState::AlreadyDone => "already_done",
+            NowState::Done => "done",
+            NowState::Waiting => "waiting",
+            NowState::Skipped => "skipped",
+            NowState::Failed => "failed",
+            NowState::Uncertain => "uncertain",
+        }
+    }
 }
 
 /// Rendered parameters of each step kind.
@@ -122,7 +154,7 @@ pub struct PosixParams {
 pub struct PasswordParams {
     pub length: u32,
     pub must_change: bool,
-    pub deliver: &'static str,
+    pub deliver: Deliver,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -742,10 +774,7 @@ impl Renderer<'_> {
                     password: PasswordParams {
                         length: a.password.length,
                         must_change: a.password.must_change,
-                        deliver: match a.password.deliver {
-                            Deliver::Operator => "operator",
-                            Deliver::Manager => "manager",
-                        },
+                        deliver: a.password.deliver,
                     },
                 }
             }

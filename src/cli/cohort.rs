@@ -352,7 +352,7 @@ fn summarize(hire: &str, result: Result<engine::Report, engine::EngineError>) ->
                 .steps
                 .iter()
                 .filter_map(|s| match &s.outcome {
-                    Outcome::AlreadyDone(Some(note)) if note.starts_with("drift") => {
+                    Outcome::AlreadyDone(Some(note @ crate::steps::Note::Drift(_))) => {
                         Some(format!("; {}: {note}", s.id))
                     }
                     _ => None,

@@ -9,7 +9,7 @@ use super::run::{StateArgs, engine_result, targets};
 use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, settings};
 use crate::diag::SourceMap;
 use crate::engine::{self, Mode, Outcome, Progress, Settings, Targets};
-use crate::plan::{Params, Plan, PlannedStep};
+use crate::plan::{NowState, Params, Plan, PlannedStep};
 use crate::secret::Secret;
 use crate::state::StateDir;
 use crate::steps::Operator;
@@ -157,11 +157,11 @@ pub fn human(plan: &Plan, path: &Path) -> String {
         let _ = writeln!(out, "   will: {}", step.action);
         if let Some(now) = &step.now {
             let detail = match (now.state, &now.detail) {
-                ("would_do", _) => format!("would {}", now.changes.join("; ")),
-                ("already_done", None) => "already done".to_owned(),
-                ("already_done", Some(d)) => format!("already done ({d})"),
-                (state, Some(d)) => format!("{state}: {d}"),
-                (state, None) => state.to_owned(),
+                (NowState::WouldDo, _) => format!("would {}", now.changes.join("; ")),
+                (NowState::AlreadyDone, None) => "already done".to_owned(),
+                (NowState::AlreadyDone, Some(d)) => format!("already done ({d})"),
+                (state, Some(d)) => format!("{}: {d}", state.as_str()),
+                (state, None) => state.as_str().to_owned(),
             };
             let _ = writeln!(out, "   now:  {detail}");
         }

@@ -7,6 +7,7 @@ use crate::backend::directory::Entry;
 use crate::backend::mail::Outgoing;
 use crate::journal::Status;
 use crate::mail;
+use crate::model::Deliver;
 use crate::plan::{Attribute, Params, PlannedStep};
 use crate::secret::{Secret, generate_password};
 
@@ -231,13 +232,13 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     let drift = a.drift(&entry);
     Ok(Check::Holds {
         outputs: a.outputs(&entry),
-        note: (!drift.is_empty()).then(|| format!("drift: {}", drift.join("; "))),
+        note: (!drift.is_empty()).then_some(super::Note::Drift(drift)),
     })
 }
 
 pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<String, String>> {
     let a = account(step);
-    if a.password.deliver == "operator" && !ctx.operator.can_show_secret() {
+    if a.password.deliver == Deliver::Operator && !ctx.operator.can_show_secret() {
         return Err(StepError::new(
             "the initial password is to be shown to the operator, but there is no terminal",
         )
@@ -505,7 +506,7 @@ fn deliver(
     evidence: &mut BTreeMap<String, String>,
 ) -> StepResult<String> {
     let login = a.login();
-    if a.password.deliver == "operator" {
+    if a.password.deliver == Deliver::Operator {
         ctx.operator
             .show_password(ctx.hire_id, &login, password)
             .map_err(StepError::new)?;

@@ -39,7 +39,7 @@ pub fn check(p: &EmailParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
         return match ctx.mailer.was_sent(&id)? {
             Some(true) => Ok(Check::Holds {
                 outputs: outputs(&id),
-                note: Some("sent by the interrupted run".into()),
+                note: Some(super::Note::Info("sent by the interrupted run".into())),
             }),
             Some(false) => Ok(Check::ToDo(vec![format!(
                 "send \"{}\" to {} (the interrupted run did not)",

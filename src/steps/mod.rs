@@ -62,7 +62,7 @@ pub enum Check {
     /// The effect is there; these are the step's outputs.
     Holds {
         outputs: BTreeMap<String, String>,
-        note: Option<String>,
+        note: Option<Note>,
     },
     /// Applying would make these changes.
     ToDo(Vec<String>),
@@ -128,6 +128,24 @@ impl From<crate::backend::BackendError> for StepError {
 }
 
 pub type StepResult<T> = Result<T, StepError>;
+
+/// What a step that holds has to say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Done, but the target no longer matches the playbook in these ways.
+    Drift(Vec<String>),
+    /// Anything else worth saying (e.g. "sent by the interrupted run").
+    Info(String),
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::Drift(what) => write!(f, "drift: {}", what.join("; ")),
+            Note::Info(text) => f.write_str(text),
+        }
+    }
+}
 
 pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     // What a person did is known from the journal alone.
