@@ -1,0 +1,472 @@
+//! The engine: walks the plan in dependency order, checks each step, applies what is missing,
+//! verifies it, and journals every transition before the next effect.
+//!
+//! A dry run is the same walk with [`Mode::DryRun`]: it checks (read-only) and stops before
+//! apply; it writes nothing, not even the journal.
+
+mod outcome;
+mod people;
+mod step;
+
+pub use outcome::{Counts, Outcome, Progress, Report, StepReport};
+use people::signed;
+pub use people::{mark_sent, sign_off};
+use step::run_step;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::backend::{directory::Directory, mail::Mailer};
+use crate::diag::Diagnostics;
+use crate::journal::{self, Event, HireState, Status};
+use crate::load::{NOTIFY_AT_RISK, Playbook};
+use crate::plan::{Outputs, Params, Plan, PlannedStep, plan};
+use crate::steps::{self, Ctx};
+use crate::store::{Log, Store, StoreError};
+
+/// Apply changes, or only show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    DryRun,
+}
+
+/// Where time comes from: the system clock, or a fixed instant (tests, reproducible demos).
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    System,
+    Fixed(jiff::Timestamp),
+}
+
+impl Clock {
+    pub fn now(self) -> jiff::Timestamp {
+        match self {
+            Clock::System => jiff::Timestamp::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+/// Everything the CLI resolved before the run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    /// Who runs it: OS user or `--as`.
+    pub actor: String,
+    pub clock: Clock,
+    /// Steps to apply again even though they are done (`--reapply`).
+    pub reapply: Vec<String>,
+    /// Correct drift in done steps (`--reconcile`).
+    pub reconcile: bool,
+    /// Send again what an interrupted run may have sent (`--resend-uncertain`).
+    pub resend_uncertain: bool,
+    /// Test-only: die at a named point, to prove resume (see [`Failpoint`]).
+    pub failpoint: Option<Failpoint>,
+}
+
+/// A point where a test makes the process die (as `kill -9` would) or hang (so the test can
+/// kill it), to prove that the journal and resume handle it. Written
+/// `[pause:]after:RECORD_TYPE:STEP` (after that record is durable) or
+/// `[pause:]applied:STEP` (after the step's effect, before its `step_done` record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failpoint {
+    pub at: String,
+    pub pause: bool,
+}
+
+impl Failpoint {
+    pub fn parse(text: &str) -> Failpoint {
+        match text.strip_prefix("pause:") {
+            Some(at) => Failpoint {
+                at: at.to_owned(),
+                pause: true,
+            },
+            None => Failpoint {
+                at: text.to_owned(),
+                pause: false,
+            },
+        }
+    }
+
+    fn hit(&self, at: &str) {
+        if self.at == at {
+            if self.pause {
+                std::thread::sleep(std::time::Duration::from_secs(120));
+            }
+            std::process::abort();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the playbook names no hire")]
+    NoHire,
+    #[error("another run is working on hire {hire} ({holder})")]
+    Locked { hire: String, holder: String },
+    #[error("journal {path}: {source}")]
+    Journal {
+        path: String,
+        source: journal::OpenError,
+    },
+    #[error("{0}")]
+    Io(String),
+    /// The request cannot be done as asked (e.g. a signature that is not accepted).
+    #[error("{0}")]
+    Refused(String),
+    /// Rendering failed with the journal's outputs (e.g. a value a done step recorded).
+    #[error("the playbook does not render")]
+    Plan(Diagnostics),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Locked { hire, holder } => EngineError::Locked { hire, holder },
+            StoreError::Journal { name, source } => EngineError::Journal { path: name, source },
+            StoreError::Io(e) => EngineError::Io(e.to_string()),
+        }
+    }
+}
+
+pub struct Targets<'a> {
+    pub directory: &'a mut dyn Directory,
+    pub mailer: &'a mut dyn Mailer,
+}
+
+/// Reads a hire's journal without changing it: its verified records, replayed.
+pub fn read_state(store: &dyn Store, hire: &str) -> Result<(HireState, usize), EngineError> {
+    let path = store.journal_name(hire);
+    let text = match store.read(hire) {
+        Ok(journal::JournalText {
+            unreadable: Some(b),
+            ..
+        }) => {
+            return Err(EngineError::Journal {
+                path,
+                source: journal::OpenError::Broken(b),
+            });
+        }
+        Ok(t) => t.text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(EngineError::Io(e.to_string())),
+    };
+    // A torn last record is what a crash leaves; the next real run cuts it off.
+    let (text, torn) = match text.rfind('\n') {
+        Some(i) if i + 1 < text.len() => (&text[..=i], text.len() - i - 1),
+        None if !text.is_empty() => ("", text.len()),
+        _ => (text.as_str(), 0),
+    };
+    let records = journal::verify(text).map_err(|b| EngineError::Journal {
+        path,
+        source: journal::OpenError::Broken(b),
+    })?;
+    Ok((journal::replay(&records), torn))
+}
+
+fn done_outputs(state: &HireState) -> Outputs {
+    state
+        .steps
+        .iter()
+        .filter(|(_, s)| s.status == Status::Done)
+        .map(|(id, s)| (id.clone(), s.outputs.clone()))
+        .collect()
+}
+
+/// Runs (or dry-runs) the playbook for its hire.
+pub fn run(
+    pb: &Playbook,
+    store: &dyn Store,
+    targets: Targets<'_>,
+    settings: &Settings,
+    progress: &mut dyn Progress,
+) -> Result<Report, EngineError> {
+    let hire = pb
+        .hire
+        .as_ref()
+        .and_then(|h| h.id.as_ref())
+        .map(|i| i.value.clone())
+        .ok_or(EngineError::NoHire)?;
+    let run_id = crate::secret::random_hex(8);
+
+    let (mut session, mut state, torn_bytes) = match settings.mode {
+        Mode::DryRun => {
+            let (state, torn) = read_state(store, &hire)?;
+            (None, state, torn)
+        }
+        Mode::Apply => {
+            let holder = format!(
+                "run {run_id} by {} (pid {}) since {}",
+                settings.actor,
+                std::process::id(),
+                settings.clock.now()
+            );
+            let session = store.open(&hire, &holder, &run_id, &settings.actor)?;
+            let state = journal::replay(&session.records);
+            let torn = session.torn_bytes;
+            (Some(session), state, torn)
+        }
+    };
+
+    let mut outputs = done_outputs(&state);
+    let mut current = plan(pb, &outputs).map_err(EngineError::Plan)?;
+    let from = credential_from(&current, pb);
+
+    let mut w = Writer {
+        sink: match session.as_mut() {
+            Some(s) => Sink::Journal(&mut *s.log),
+            None => Sink::DryRun,
+        },
+        clock: settings.clock,
+        failpoint: settings.failpoint.clone(),
+    };
+    w.append(Event::RunStarted {
+        hire: hire.clone(),
+        playbook: pb.name.clone(),
+        checklist: pb.checklist.display().to_string(),
+        onboard: env!("CARGO_PKG_VERSION").to_owned(),
+        start: start_of(pb),
+        start_at: pb
+            .hire
+            .as_ref()
+            .and_then(crate::deadline::start)
+            .map(|z| z.timestamp().to_string())
+            .unwrap_or_default(),
+        deadlines: current
+            .steps
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), s.deadline.clone()?)))
+            .collect(),
+    })?;
+
+    let Targets { directory, mailer } = targets;
+    let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
+    let mut reports = Vec::new();
+    for i in 0..current.steps.len() {
+        let step = &current.steps[i];
+        progress.started(step);
+        let prior = state.steps.get(&step.id).cloned();
+        let mut ctx = Ctx {
+            pb,
+            directory: &mut *directory,
+            mailer: &mut *mailer,
+            operator: &mut *progress,
+            hire_id: &hire,
+            prior: prior.as_ref(),
+            now: SystemTime::try_from(settings.clock.now()).unwrap_or(SystemTime::now()),
+            from: &from,
+            held: None,
+            resend_uncertain: settings.resend_uncertain,
+            outputs: &outputs,
+            operators: &state.operators,
+            store,
+        };
+        let (outcome, produced) = run_step(step, &mut ctx, &results, settings, &mut w)?;
+        progress.finished(step, &outcome);
+
+        if matches!(outcome, Outcome::Applied(_))
+            && matches!(step.kind, "ldap_account" | "ldap_groups" | "email")
+        {
+            state.operators.insert(settings.actor.clone());
+        }
+        // What this step produced becomes visible to the steps after it.
+        if let Some(out) = produced {
+            let mut s = prior.unwrap_or_else(|| journal::StepState {
+                status: Status::Done,
+                checksum: step.checksum.clone(),
+                at: String::new(),
+                actor: settings.actor.clone(),
+                outputs: BTreeMap::new(),
+                changes: Vec::new(),
+                intent: BTreeMap::new(),
+                detail: String::new(),
+                request: None,
+                waiting_since: None,
+                drift: None,
+                evidence: BTreeMap::new(),
+            });
+            s.status = Status::Done;
+            s.outputs = out.clone();
+            state.steps.insert(step.id.clone(), s);
+            if outputs.get(&step.id) != Some(&out) {
+                outputs.insert(step.id.clone(), out);
+                let id = step.id.clone();
+                let title = step.title.clone();
+                current = plan(pb, &outputs).map_err(EngineError::Plan)?;
+                results.insert(id.clone(), outcome.clone());
+                reports.push(StepReport { id, title, outcome });
+                continue;
+            }
+        }
+        results.insert(step.id.clone(), outcome.clone());
+        reports.push(StepReport {
+            id: step.id.clone(),
+            title: step.title.clone(),
+            outcome,
+        });
+    }
+
+    // Tell the manager once when the hire becomes at risk or late.
+    if let (Some(email), true) = (&pb.at_risk, w.applying()) {
+        let mut ctx = steps::Ctx {
+            pb,
+            directory: &mut *directory,
+            mailer: &mut *mailer,
+            operator: &mut *progress,
+            hire_id: &hire,
+            prior: state.steps.get(NOTIFY_AT_RISK),
+            now: SystemTime::try_from(settings.clock.now()).unwrap_or(SystemTime::now()),
+            from: &from,
+            held: None,
+            resend_uncertain: settings.resend_uncertain,
+            outputs: &outputs,
+            operators: &state.operators,
+            store,
+        };
+        if let Some(step) = at_risk_notice(pb, email, &hire, store, settings, &mut ctx)? {
+            let (outcome, _) = run_step(&step, &mut ctx, &results, settings, &mut w)?;
+            reports.push(StepReport {
+                id: step.id.clone(),
+                title: step.title.clone(),
+                outcome,
+            });
+        }
+    }
+
+    let report = Report {
+        hire,
+        mode: settings.mode,
+        steps: reports,
+        torn_bytes,
+        plan: current,
+    };
+    let c = report.counts();
+    w.append(Event::RunFinished {
+        done: c.applied,
+        already_done: c.already_done,
+        failed: c.failed,
+        waiting: c.waiting,
+        skipped: c.skipped,
+        uncertain: c.uncertain,
+    })?;
+    Ok(report)
+}
+
+/// Where a run's records go: the hire's journal, or nowhere in a dry run.
+enum Sink<'a> {
+    DryRun,
+    Journal(&'a mut (dyn Log + 'static)),
+}
+
+/// Journals through the writer, or not at all in a dry run.
+struct Writer<'a> {
+    sink: Sink<'a>,
+    clock: Clock,
+    failpoint: Option<Failpoint>,
+}
+
+impl Writer<'_> {
+    fn append(&mut self, event: Event) -> Result<(), EngineError> {
+        if let Sink::Journal(j) = &mut self.sink {
+            let at = self.clock.now().to_string();
+            let point = format!("after:{}:{}", event.name(), event.step().unwrap_or("-"));
+            j.append(&at, event)
+                .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
+            self.failpoint(&point);
+        }
+        Ok(())
+    }
+
+    fn failpoint(&self, at: &str) {
+        if let Some(f) = &self.failpoint {
+            f.hit(at);
+        }
+    }
+
+    fn applying(&self) -> bool {
+        self.mode() == Mode::Apply
+    }
+
+    fn mode(&self) -> Mode {
+        match self.sink {
+            Sink::DryRun => Mode::DryRun,
+            Sink::Journal(_) => Mode::Apply,
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM Area/City` of the hire's first day, or empty.
+fn start_of(pb: &Playbook) -> String {
+    let Some(h) = &pb.hire else {
+        return String::new();
+    };
+    let Some(date) = &h.start_date else {
+        return String::new();
+    };
+    let time = h.start_time.as_ref().map_or("09:00", |t| t.value.as_str());
+    let zone = h.time_zone.as_ref().map_or("", |z| z.value.as_str());
+    format!("{} {time} {zone}", date.value)
+        .trim_end()
+        .to_owned()
+}
+
+/// The sender of messages onboard sends on its own: the playbook's first email's `from`, else
+/// `onboard@` the manager's domain.
+fn credential_from(plan: &Plan, pb: &Playbook) -> String {
+    plan.steps
+        .iter()
+        .find_map(|s| match &s.params {
+            Params::Email(e) => Some(e.from.clone()),
+            _ => None,
+        })
+        .or_else(|| {
+            let email = pb.hire.as_ref()?.manager_email.as_ref()?;
+            let domain = email.value.rsplit_once('@')?.1;
+            Some(format!("onboard@{domain}"))
+        })
+        .unwrap_or_else(|| "onboard@localhost".to_owned())
+}
+
+/// The at-risk notice as a step, if the hire is at risk or late now and was not told yet.
+fn at_risk_notice(
+    pb: &Playbook,
+    email: &crate::model::Email,
+    hire: &str,
+    store: &dyn Store,
+    settings: &Settings,
+    ctx: &mut steps::Ctx<'_>,
+) -> Result<Option<PlannedStep>, EngineError> {
+    if ctx.prior.is_some_and(|p| p.status == Status::Done) {
+        return Ok(None);
+    }
+    // The journal as this run left it.
+    let (state, _) = read_state(store, hire)?;
+    let assessment = crate::readiness::assess(&state, settings.clock.now());
+    if !assessment.readiness.alarming() {
+        return Ok(None);
+    }
+    let mut diags = Diagnostics::default();
+    let mut tctx = crate::plan::context(pb, &mut diags);
+    tctx.insert(
+        "readiness",
+        &serde_json::json!({
+            "state": assessment.readiness.label(),
+            "start": state.start,
+            "blockers": assessment.blockers,
+        }),
+    );
+    let params = crate::plan::render_email(pb, email, &tctx).map_err(EngineError::Plan)?;
+    let params = Params::Email(Box::new(params));
+    Ok(Some(PlannedStep {
+        id: NOTIFY_AT_RISK.to_owned(),
+        title: "Tell the manager the hire is at risk".to_owned(),
+        kind: "email",
+        needs: Vec::new(),
+        action: crate::plan::describe(&params),
+        checksum: crate::plan::checksum(&params),
+        params,
+        known_after_run: Vec::new(),
+        now: None,
+        deadline: None,
+    }))
+}

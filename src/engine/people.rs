@@ -1,0 +1,192 @@
+//! What people record from the journal alone, without a playbook: `onboard sign-off` (a
+//! signature, its evidence files, a hand-off's receipt) and `onboard mark-sent`.
+
+use std::collections::BTreeMap;
+
+use super::Clock;
+use super::{EngineError, Outcome, Settings, Sink, Writer, done_outputs};
+use crate::journal::{self, Event, Status};
+use crate::plan::Outputs;
+use crate::steps;
+use crate::store::Store;
+
+/// `onboard mark-sent`: the operator confirms that an interrupted send did go out. Records the
+/// step as done with the journaled Message-ID; returns it.
+pub fn mark_sent(
+    store: &dyn Store,
+    hire: &str,
+    step: &str,
+    actor: &str,
+    note: &str,
+    clock: Clock,
+) -> Result<String, EngineError> {
+    let holder = format!("mark-sent by {actor} (pid {})", std::process::id());
+    let mut session = store.open(hire, &holder, &crate::secret::random_hex(8), actor)?;
+    let state = journal::replay(&session.records);
+    let prior = state
+        .steps
+        .get(step)
+        .filter(|s| matches!(s.status, Status::Running | Status::Uncertain))
+        .ok_or_else(|| {
+            let now = state
+                .steps
+                .get(step)
+                .map_or("unknown", |s| s.status.as_str());
+            EngineError::Io(format!(
+                "step {step} of hire {hire} is not an interrupted send (it is {now})"
+            ))
+        })?;
+    let message_id = prior.intent.get("message_id").cloned().ok_or_else(|| {
+        EngineError::Io(format!("step {step} of hire {hire} is not an email step"))
+    })?;
+    session
+        .log
+        .append(
+            &clock.now().to_string(),
+            Event::StepDone {
+                step: step.to_owned(),
+                checksum: prior.checksum.clone(),
+                changes: vec![format!("marked as sent by {actor}: {note}")],
+                outputs: BTreeMap::from([("message_id".to_owned(), message_id.clone())]),
+                evidence: BTreeMap::from([
+                    ("marked_sent_by".to_owned(), actor.to_owned()),
+                    ("note".to_owned(), note.to_owned()),
+                ]),
+            },
+        )
+        .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
+    Ok(message_id)
+}
+
+/// Records a valid signature (and, for a hand-off, writes the receipt).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn signed(
+    w: &mut Writer<'_>,
+    store: &dyn Store,
+    hire: &str,
+    step: &str,
+    request: &journal::SignOffRequest,
+    signature: steps::human::Signature,
+    at: &str,
+    outputs: &Outputs,
+) -> Result<(Outcome, Option<BTreeMap<String, String>>), EngineError> {
+    let steps::human::Signature {
+        by,
+        confirmed,
+        refused,
+        note,
+        evidence,
+    } = signature;
+    w.append(Event::SignedOff {
+        step: step.to_owned(),
+        checksum: request.checksum.clone(),
+        role: request.role.clone(),
+        by: by.clone(),
+        confirmed: confirmed.clone(),
+        refused: refused.clone(),
+        note,
+        evidence,
+        asset: request.asset.clone(),
+    })?;
+    if let Some(refusal) = refused {
+        return Ok((
+            Outcome::Failed {
+                error: format!("{by} refused \"{}\": {}", refusal.item, refusal.reason),
+                hint: Some("fix what was refused, then run again to sign it off".into()),
+            },
+            None,
+        ));
+    }
+    let out = journal::signed_outputs(&by, at, &request.asset, request.cleaning.is_some());
+    let mut changes = vec![format!("signed off by {by} ({})", request.role)];
+    if let Some(cleaning) = &request.cleaning {
+        let receipt = crate::receipt::Receipt {
+            hire,
+            step,
+            request,
+            received_by: &by,
+            received_at: at,
+            cleaning: outputs.get(cleaning),
+        };
+        if w.applying() {
+            let path = store
+                .keep_receipt(hire, step, &receipt.text(), &receipt.html())
+                .map_err(|e| EngineError::Io(format!("cannot write the receipt: {e}")))?;
+            changes.push(format!("receipt {path}"));
+        }
+    }
+    Ok((Outcome::Applied(changes), Some(out)))
+}
+
+/// `onboard sign-off`: records a signature for a waiting step, from the journal alone.
+/// Evidence files are copied into the state directory and recorded with their SHA-256.
+pub fn sign_off(
+    store: &dyn Store,
+    hire: &str,
+    step: &str,
+    mut signature: steps::human::Signature,
+    evidence_files: &[std::path::PathBuf],
+    settings: &Settings,
+) -> Result<Outcome, EngineError> {
+    let holder = format!(
+        "sign-off by {} (pid {})",
+        settings.actor,
+        std::process::id()
+    );
+    let mut session = store.open(
+        hire,
+        &holder,
+        &crate::secret::random_hex(8),
+        &settings.actor,
+    )?;
+    let state = journal::replay(&session.records);
+    let current = state.steps.get(step);
+    let request = current
+        .filter(|s| s.status == Status::Waiting)
+        .and_then(|s| s.request.clone())
+        .ok_or_else(|| {
+            EngineError::Refused(match current {
+                None => format!(
+                    "hire {hire} has no step {step} in its journal yet; run the playbook first"
+                ),
+                Some(s) if s.status == Status::Done => {
+                    format!("{step} is already signed off ({} by {})", s.at, s.actor)
+                }
+                Some(s) => format!(
+                    "{step} is not waiting for a signature (it is {}{})",
+                    s.status.as_str(),
+                    if s.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", s.detail)
+                    }
+                ),
+            })
+        })?;
+    for file in evidence_files {
+        let bytes = crate::files::read_regular(file, crate::files::EVIDENCE_LIMIT)
+            .map_err(|e| EngineError::Refused(e.to_string()))?;
+        let sha = crate::digest::sha256(&bytes);
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "evidence".into());
+        store
+            .keep_evidence(hire, &name, &bytes)
+            .map_err(|e| EngineError::Io(format!("cannot keep the evidence file: {e}")))?;
+        signature.evidence.insert(format!("file:{name}"), sha);
+    }
+    let operators: Vec<&str> = state.operators.iter().map(String::as_str).collect();
+    steps::human::validate(&request, &signature, &operators).map_err(EngineError::Refused)?;
+    let mut w = Writer {
+        sink: Sink::Journal(&mut *session.log),
+        clock: settings.clock,
+        failpoint: None,
+    };
+    let at = settings.clock.now().to_string();
+    let outputs = done_outputs(&state);
+    let (outcome, _) = signed(
+        &mut w, store, hire, step, &request, signature, &at, &outputs,
+    )?;
+    Ok(outcome)
+}
