@@ -1,0 +1,289 @@
+//! State derived from the journal: replaying records gives each step's status, outputs and
+//! evidence. Pure: the same records always give the same state.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Event, Record, SignOffRequest};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    /// Started and never finished: the run was interrupted during the step.
+    Running,
+    Done,
+    Failed,
+    Skipped,
+    Waiting,
+    /// An interrupted send whose outcome cannot be known.
+    Uncertain,
+    /// Started, and a live run holds the hire's lock: it is being worked on right now. Never
+    /// replayed from the journal; `status` sets it after looking at the lock.
+    InProgress,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "interrupted",
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Waiting => "waiting",
+            Status::Uncertain => "uncertain",
+            Status::InProgress => "running",
+        }
+    }
+}
+
+/// What the journal says about one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepState {
+    pub status: Status,
+    /// Checksum of the parameters it last ran (or started) with.
+    pub checksum: String,
+    pub at: String,
+    pub actor: String,
+    pub outputs: BTreeMap<String, String>,
+    pub changes: Vec<String>,
+    /// The intent of an unfinished start (interrupted or failed).
+    pub intent: BTreeMap<String, String>,
+    pub detail: String,
+    /// What a waiting step asks a person to sign.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<SignOffRequest>,
+    /// Since when it has been waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<String>,
+    /// What proves it: policy version and hash, Message-ID, evidence of a sign-off, …
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub evidence: BTreeMap<String, String>,
+    /// How a done step no longer matches the playbook, as the last run found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
+}
+
+/// What the journal says about one hire.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HireState {
+    pub hire: String,
+    pub playbook: String,
+    pub runs: u32,
+    /// When the hire starts, as the last run knew it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub start: String,
+    /// The same instant, RFC 3339.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub start_at: String,
+    /// Deadlines by step (RFC 3339), as the last run computed them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub deadlines: BTreeMap<String, String>,
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+    pub steps: BTreeMap<String, StepState>,
+    /// Who ran the automated steps (for dual control).
+    pub operators: std::collections::BTreeSet<String>,
+}
+
+/// The outputs of a signed step (`signed_by`, `signed_at`, the device's `asset_tag` and
+/// `serial`, and for a hand-off `received_by`): one definition for the run and the replay.
+pub fn signed_outputs(
+    by: &str,
+    at: &str,
+    asset: &BTreeMap<String, String>,
+    handoff: bool,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::from([
+        ("signed_by".to_owned(), by.to_owned()),
+        ("signed_at".to_owned(), at.to_owned()),
+    ]);
+    for key in ["asset_tag", "serial"] {
+        if let Some(v) = asset.get(key) {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+    if handoff {
+        out.insert("received_by".to_owned(), by.to_owned());
+    }
+    out
+}
+
+impl HireState {
+    /// A live run holds the hire's lock: its started steps are running, not interrupted.
+    pub fn mark_live(&mut self) {
+        for s in self.steps.values_mut() {
+            if s.status == Status::Running {
+                s.status = Status::InProgress;
+            }
+        }
+    }
+}
+
+/// Replays records into state. Pure: the same records always give the same state.
+pub fn replay(records: &[Record]) -> HireState {
+    let mut state = HireState::default();
+    for r in records {
+        state.first_at.get_or_insert_with(|| r.at.clone());
+        state.last_at = Some(r.at.clone());
+        let entry = |state: &mut HireState, step: &str| -> StepState {
+            state.steps.get(step).cloned().unwrap_or(StepState {
+                status: Status::Pending,
+                checksum: String::new(),
+                at: String::new(),
+                actor: String::new(),
+                outputs: BTreeMap::new(),
+                changes: Vec::new(),
+                intent: BTreeMap::new(),
+                detail: String::new(),
+                request: None,
+                waiting_since: None,
+                drift: None,
+                evidence: BTreeMap::new(),
+            })
+        };
+        if let Event::StepDone { step, .. } = &r.event
+            && state
+                .steps
+                .get(step)
+                .is_some_and(|s| s.status == Status::Running)
+        {
+            // Done after being started by a run: an automated step.
+            state.operators.insert(r.actor.clone());
+        }
+        let mut set = |step: &str, f: &dyn Fn(&mut StepState)| {
+            let mut s = entry(&mut state, step);
+            s.at = r.at.clone();
+            s.actor = r.actor.clone();
+            f(&mut s);
+            state.steps.insert(step.to_owned(), s);
+        };
+        match &r.event {
+            Event::RunStarted {
+                hire,
+                playbook,
+                start,
+                start_at,
+                deadlines,
+                ..
+            } => {
+                state.hire = hire.clone();
+                state.playbook = playbook.clone();
+                if !start.is_empty() {
+                    state.start = start.clone();
+                    state.start_at = start_at.clone();
+                }
+                state.deadlines = deadlines.clone();
+                state.runs += 1;
+            }
+            Event::StepStarted {
+                step,
+                checksum,
+                intent,
+                ..
+            } => set(step, &|s| {
+                s.status = Status::Running;
+                s.checksum = checksum.clone();
+                s.intent = intent.clone();
+                s.detail.clear();
+            }),
+            Event::StepDone {
+                step,
+                checksum,
+                changes,
+                outputs,
+                evidence,
+            } => set(step, &|s| {
+                s.status = Status::Done;
+                s.checksum = checksum.clone();
+                s.outputs = outputs.clone();
+                s.evidence = evidence.clone();
+                s.changes = changes.clone();
+                s.intent.clear();
+                s.detail.clear();
+                s.drift = None;
+            }),
+            Event::StepFailed {
+                step,
+                checksum,
+                error,
+                nothing_done,
+            } => set(step, &|s| {
+                // The intent stays: a step can fail after part of its effect exists (an
+                // entry created, its password refused), and the next run must know it is ours.
+                // Unless it did nothing: then what it meant to do is nobody's.
+                if *nothing_done {
+                    s.intent.clear();
+                }
+                s.status = Status::Failed;
+                s.checksum = checksum.clone();
+                s.detail = error.clone();
+            }),
+            Event::StepWaiting {
+                step,
+                on,
+                reason,
+                request,
+            } => set(step, &|s| {
+                if s.status != Status::Waiting {
+                    s.waiting_since = Some(r.at.clone());
+                }
+                s.status = Status::Waiting;
+                s.detail = format!("waiting on the {on}: {reason}");
+                s.request = request.clone();
+            }),
+            Event::SignedOff {
+                step,
+                checksum,
+                role,
+                by,
+                confirmed,
+                refused,
+                note,
+                evidence,
+                asset,
+            } => set(step, &|s| {
+                let handoff = s.request.as_ref().is_some_and(|q| q.cleaning.is_some());
+                s.evidence = evidence.clone();
+                s.evidence
+                    .insert("signed_by".into(), format!("{by} ({role})"));
+                for (k, v) in asset {
+                    s.evidence.insert(k.clone(), v.clone());
+                }
+                if !note.is_empty() {
+                    s.evidence.insert("note".into(), note.clone());
+                }
+                s.checksum = checksum.clone();
+                s.waiting_since = None;
+                s.request = None;
+                match refused {
+                    None => {
+                        s.status = Status::Done;
+                        s.outputs = signed_outputs(by, &r.at, asset, handoff);
+                        s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
+                        s.detail.clear();
+                    }
+                    Some(refusal) => {
+                        s.status = Status::Failed;
+                        s.detail = format!("{by} refused \"{}\": {}", refusal.item, refusal.reason);
+                    }
+                }
+            }),
+            Event::StepUncertain { step, reason, .. } => set(step, &|s| {
+                s.status = Status::Uncertain;
+                s.detail = reason.clone();
+            }),
+            Event::StepDrift { step, drift } => set(step, &|s| {
+                s.drift = Some(drift.clone()).filter(|d| !d.is_empty());
+            }),
+            Event::StepSkipped { step, because } => set(step, &|s| {
+                s.status = Status::Skipped;
+                s.detail = because.clone();
+            }),
+            Event::RunFinished { .. } => {}
+        }
+    }
+    state
+}
