@@ -6,36 +6,21 @@
 //! operator explicitly allows it.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::exop::PasswordModify;
-use ldap3::{LdapConn, LdapConnSettings, LdapError, Mod, Scope, SearchEntry};
+use ldap3::{LdapConn, LdapError, Mod, Scope, SearchEntry};
+
+mod config;
+mod errors;
+
+pub use config::{Flavor, LdapConfig};
+use errors::{Failed, rc_of, result_error, unicode_pwd};
 
 use super::{Directory, Entry};
 use crate::backend::{BackendError, BackendResult};
 use crate::escape;
-use crate::secret::{Secret, SecretBytes};
-
-/// How to reach and authenticate to the server (from the CLI's settings, never a playbook).
-#[derive(Debug, Clone)]
-pub struct LdapConfig {
-    /// `ldap://host:port` or `ldaps://host:port`.
-    pub url: String,
-    /// What kind of server it is (AD sets passwords and enables accounts its own way).
-    pub flavor: Flavor,
-    /// Upgrade `ldap://` with StartTLS.
-    pub starttls: bool,
-    /// PEM file of the CA(s) that sign the server's certificate; default: the system's.
-    pub ca_file: Option<PathBuf>,
-    pub bind_dn: Option<String>,
-    pub password: Option<Secret>,
-    pub timeout: Duration,
-    /// Allow a password over an unencrypted connection to a host other than loopback.
-    pub allow_plaintext: bool,
-}
+use crate::secret::Secret;
 
 pub struct LdapDirectory {
     conn: LdapConn,
@@ -45,16 +30,6 @@ pub struct LdapDirectory {
     config: LdapConfig,
     read_only: bool,
     password_modify: bool,
-}
-
-/// The kind of directory server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    /// OpenLDAP and other RFC servers: RFC 3062 password changes, `pwdReset`.
-    OpenLdap,
-    /// Active Directory (and Samba AD DC): `unicodePwd` over an encrypted connection only,
-    /// `userAccountControl`, `pwdLastSet`.
-    ActiveDirectory,
 }
 
 /// Waits before reconnecting when the server stopped answering: bounded, about 3 s in all.
@@ -84,223 +59,6 @@ const UAC_NORMAL_ACCOUNT: u32 = 0x200;
 
 /// OID of the Password Modify extended operation (RFC 3062).
 const PASSWORD_MODIFY: &str = "1.3.6.1.4.1.4203.1.11.1";
-
-impl LdapConfig {
-    fn host(&self) -> String {
-        let rest = self
-            .url
-            .split_once("://")
-            .map_or(self.url.as_str(), |(_, r)| r);
-        let hostport = rest.split('/').next().unwrap_or(rest);
-        match hostport.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(v6).to_owned(),
-            None => hostport
-                .rsplit_once(':')
-                .map_or(hostport, |(h, _)| h)
-                .to_owned(),
-        }
-    }
-
-    /// Whether the server is on this machine (127.0.0.0/8, ::1, localhost).
-    pub fn is_loopback(&self) -> bool {
-        let host = self.host();
-        host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-    }
-
-    fn encrypted(&self) -> bool {
-        self.url.starts_with("ldaps://") || self.starttls
-    }
-
-    /// Refuses to send a password in clear text over the network.
-    pub fn check_transport(&self) -> BackendResult<()> {
-        if self.flavor == Flavor::ActiveDirectory && !self.encrypted() {
-            // Even where a server would accept it: the bind and every password set by
-            // unicodePwd would cross the network in clear text.
-            return Err(BackendError::Refused(format!(
-                "Active Directory is only used over an encrypted connection, and {} is not: \
-                 use ldaps:// (port 636) or StartTLS (ONBOARD_LDAP_STARTTLS=1)",
-                self.url
-            )));
-        }
-        if self.password.is_none() || self.encrypted() || self.allow_plaintext {
-            return Ok(());
-        }
-        if self.is_loopback() {
-            return Ok(());
-        }
-        let host = self.host();
-        Err(BackendError::Refused(format!(
-            "not sending the bind password to {host} in clear text: use ldaps:// or StartTLS \
-             (ONBOARD_LDAP_STARTTLS=1), or set ONBOARD_LDAP_ALLOW_PLAINTEXT=1 if this network is trusted"
-        )))
-    }
-
-    fn settings(&self) -> BackendResult<LdapConnSettings> {
-        let mut settings = LdapConnSettings::new()
-            .set_conn_timeout(self.timeout)
-            .set_starttls(self.starttls && self.url.starts_with("ldap://"));
-        if let Some(ca) = &self.ca_file {
-            settings = settings.set_config(Arc::new(crate::backend::tls::client_config(Some(ca))?));
-        }
-        Ok(settings)
-    }
-
-    /// A connection bound as the configured DN (anonymous without one).
-    fn bound(&self) -> BackendResult<LdapConn> {
-        let mut conn = self.connect()?;
-        if let (Some(dn), Some(pw)) = (&self.bind_dn, &self.password) {
-            conn.simple_bind(dn, pw.expose())
-                .and_then(|r| r.success())
-                .map_err(|e| result_error(e, &format!("binding as {dn}")))?;
-        }
-        Ok(conn)
-    }
-
-    fn connect(&self) -> BackendResult<LdapConn> {
-        let mut conn = LdapConn::with_settings(self.settings()?, &self.url)
-            .map_err(|e| connection_error(&self.url, e))?;
-        conn.with_timeout(self.timeout);
-        Ok(conn)
-    }
-}
-
-fn connection_error(url: &str, e: LdapError) -> BackendError {
-    let text = e.to_string();
-    let hint = if text.contains("Connection refused") {
-        "is the server running, and is ONBOARD_LDAP_URL right?"
-    } else if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
-        "check the server certificate and ONBOARD_LDAP_CA_FILE"
-    } else if matches!(e, LdapError::Timeout { .. }) {
-        "the server did not answer in time; check the address and ONBOARD_LDAP_TIMEOUT"
-    } else {
-        "check ONBOARD_LDAP_URL"
-    };
-    BackendError::Unavailable(format!("cannot connect to {url}: {text} ({hint})"))
-}
-
-/// Why `LdapDirectory::call` failed.
-enum Failed {
-    /// The server answered with a result code (`true`: after a reconnect).
-    Result(LdapError, bool),
-    /// It never answered, retries included.
-    Unavailable(BackendError),
-}
-
-impl Failed {
-    fn rc(&self) -> Option<u32> {
-        match self {
-            Failed::Result(e, _) => rc_of(e),
-            Failed::Unavailable(_) => None,
-        }
-    }
-
-    fn into_error(self, what: &str) -> BackendError {
-        match self {
-            Failed::Result(e, _) => result_error(e, what),
-            Failed::Unavailable(e) => e,
-        }
-    }
-}
-
-/// A result code as an IT tech would want to read it.
-fn result_error(e: LdapError, what: &str) -> BackendError {
-    let LdapError::LdapResult { result } = e else {
-        return BackendError::Unavailable(format!("{what}: {e}"));
-    };
-    let text = if result.text.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", result.text)
-    };
-    let ad = ad_diagnostic(&result.text);
-    match result.rc {
-        8 => BackendError::Refused(format!(
-            "the server requires an encrypted connection (LDAP 8, strong authentication required) \
-             for {what}{text}: use ldaps:// or StartTLS (ONBOARD_LDAP_STARTTLS=1)"
-        )),
-        19 if result.text.contains("check_password_restrictions")
-            || result.text.contains("0000052D") =>
-        {
-            BackendError::Refused(format!(
-                "the password does not meet the directory's complexity/length policy (LDAP 19) \
-                 for {what}{text}: raise `password.length` in the playbook, or ask a directory \
-                 admin what the policy requires"
-            ))
-        }
-        // AD also answers 68 for a sAMAccountName or userPrincipalName another entry has.
-        68 => BackendError::Refused(format!(
-            "{what} already exists (LDAP 68){text}: the DN, or in Active Directory the \
-             sAMAccountName or userPrincipalName, is taken; pick a different login in the \
-             playbook's vars"
-        )),
-        49 if ad.is_some() => BackendError::Refused(format!(
-            "{} (LDAP 49, data {}) for {what}",
-            ad.map_or("", |(_, why)| why),
-            ad.map_or("", |(code, _)| code)
-        )),
-        32 => BackendError::NoSuchObject(what.to_owned()),
-        49 => BackendError::Refused(format!(
-            "bad credentials (LDAP 49) for {what}: the bind DN or password is wrong{text}"
-        )),
-        50 => BackendError::Refused(format!(
-            "insufficient access (LDAP 50): the bind DN may not {what}{text}"
-        )),
-        19 => BackendError::Refused(format!(
-            "constraint violation (LDAP 19) on {what}{text}: the server's password policy or a schema constraint refused the value"
-        )),
-        53 => BackendError::Refused(format!(
-            "the server is unwilling to perform (LDAP 53) {what}{text}"
-        )),
-        65 => BackendError::Refused(format!(
-            "object class violation (LDAP 65) on {what}{text}: check `object_classes` and the attributes they require"
-        )),
-        17 | 21 => BackendError::Refused(format!(
-            "invalid attribute (LDAP {}) on {what}{text}",
-            result.rc
-        )),
-        rc => BackendError::Refused(format!("LDAP error {rc} on {what}{text}")),
-    }
-}
-
-/// A password as AD's `unicodePwd` takes it (MS-ADTS 3.1.1.3.1.5.1): in double quotes,
-/// UTF-16LE.
-fn unicode_pwd(password: &Secret) -> SecretBytes {
-    let mut quoted = String::with_capacity(password.expose().len() + 2);
-    quoted.push('"');
-    quoted.push_str(password.expose());
-    quoted.push('"');
-    let bytes = quoted.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    // The temporary text is a secret too.
-    drop(Secret::new(quoted));
-    SecretBytes::new(bytes)
-}
-
-/// Active Directory's reason inside a bind error's text (`…, data 52e, v4563`).
-fn ad_diagnostic(text: &str) -> Option<(&'static str, &'static str)> {
-    const REASONS: &[(&str, &str)] = &[
-        ("525", "no such user"),
-        ("52e", "bad credentials: the bind DN or password is wrong"),
-        ("530", "the account may not log on at this time"),
-        ("531", "the account may not log on from this workstation"),
-        ("532", "the password has expired"),
-        ("533", "the account is disabled"),
-        ("701", "the account has expired"),
-        ("773", "the user must reset the password before logging on"),
-        ("775", "the account is locked out"),
-    ];
-    let code = text.split("data ").nth(1)?.split([',', ' ']).next()?;
-    REASONS
-        .iter()
-        .find(|(c, _)| c.eq_ignore_ascii_case(code))
-        .copied()
-}
-
-fn rc_of(e: &LdapError) -> Option<u32> {
-    match e {
-        LdapError::LdapResult { result } => Some(result.rc),
-        _ => None,
-    }
-}
 
 impl LdapDirectory {
     /// Connects and binds. `read_only` refuses every write (for dry runs).
@@ -731,21 +489,6 @@ mod tests {
             encoded.expose(),
             [b'"', 0, b'p', 0, 0xe4, 0, b'1', 0, b'"', 0]
         );
-    }
-
-    #[test]
-    fn active_directory_reasons_are_read_from_the_diagnostic() {
-        let text = "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 52e, v4563";
-        assert_eq!(
-            ad_diagnostic(text),
-            Some(("52e", "bad credentials: the bind DN or password is wrong"))
-        );
-        assert_eq!(
-            ad_diagnostic("..., data 773, v2580").map(|(c, _)| c),
-            Some("773")
-        );
-        assert_eq!(ad_diagnostic("no data here"), None);
-        assert_eq!(ad_diagnostic("data 999, v1"), None);
     }
 
     #[test]
