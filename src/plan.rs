@@ -14,7 +14,8 @@ use tera::Context;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::escape;
 use crate::load::{Playbook, PolicyDoc, Step, StepKind, check_email};
-use crate::model::{Asset, Deliver, HIRE_FIELDS, Hire, Tpl};
+use crate::model::{Asset, HIRE_FIELDS, Hire, Tpl};
+use crate::steps::account::spec::{self, AccountParams};
 
 /// Version tag of the `--json` plan format.
 pub const PLAN_FORMAT: &str = "onboard.plan/1";
@@ -103,16 +104,7 @@ impl NowState {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Params {
-    LdapAccount {
-        dn: String,
-        /// The attribute holding the id of the hire who owns the entry (among `attributes`).
-        owner: String,
-        rdn: String,
-        object_classes: Vec<String>,
-        attributes: Vec<Attribute>,
-        posix: Option<PosixParams>,
-        password: PasswordParams,
-    },
+    LdapAccount(AccountParams),
     LdapGroups {
         account: String,
         member_dn: String,
@@ -135,26 +127,6 @@ pub enum Params {
         accessories: Vec<String>,
     },
     Email(Box<EmailParams>),
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Attribute {
-    pub name: String,
-    pub values: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PosixParams {
-    pub uid_min: u32,
-    pub uid_max: u32,
-    pub gid_number: u32,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PasswordParams {
-    pub length: u32,
-    pub must_change: bool,
-    pub deliver: Deliver,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -207,10 +179,6 @@ pub fn load_and_plan(
         }
     }
 }
-
-/// The longest entry name (`attr=value`, escaped, in bytes) onboard creates: back-mdb, the
-/// OpenLDAP default, refuses longer RDNs (measured on slapd 2.5: 245 bytes with `cn=`).
-const RDN_MAX_BYTES: usize = 240;
 
 /// Plans every step for `hire` (or a placeholder hire when the playbook has none).
 pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
@@ -409,7 +377,7 @@ pub fn placeholder(step: &str, output: &str) -> String {
 /// Names of the outputs each kind of step makes (`steps.ID.NAME` in templates).
 pub fn output_names(kind: &StepKind) -> &'static [&'static str] {
     match kind {
-        StepKind::LdapAccount(_) => &["dn", "login", "uid_number"],
+        StepKind::LdapAccount(_) => spec::OUTPUTS,
         StepKind::LdapGroups(_) => &["groups"],
         StepKind::SignOff(_) => &["signed_by", "signed_at"],
         StepKind::DeviceHandoff(_) => &["asset_tag", "serial", "received_by"],
@@ -427,20 +395,7 @@ fn step_outputs_of(
     let mut known = BTreeMap::new();
     let mut later: Vec<String> = Vec::new();
     match params {
-        Params::LdapAccount {
-            dn,
-            attributes,
-            rdn,
-            posix,
-            ..
-        } => {
-            known.insert("dn".into(), dn.clone());
-            let login = login(attributes, rdn).map(|(_, v)| v.to_owned());
-            known.insert("login".into(), login.unwrap_or_default());
-            if posix.is_some() {
-                later.push("uid_number".into());
-            }
-        }
+        Params::LdapAccount(p) => spec::outputs(p, &mut known, &mut later),
         Params::LdapGroups { groups, .. } => {
             known.insert("groups".into(), groups.join("; "));
         }
@@ -471,13 +426,7 @@ fn step_outputs_of(
 /// One line saying what the step would do.
 pub fn describe(params: &Params) -> String {
     match params {
-        Params::LdapAccount { dn, posix, .. } => match posix {
-            Some(p) => format!(
-                "create directory entry {dn} (uidNumber from {}–{}), set an initial password",
-                p.uid_min, p.uid_max
-            ),
-            None => format!("create directory entry {dn}, set an initial password"),
-        },
+        Params::LdapAccount(p) => spec::describe(p),
         Params::LdapGroups {
             member_dn, groups, ..
         } => format!(
@@ -509,15 +458,16 @@ pub fn describe(params: &Params) -> String {
     }
 }
 
-struct Renderer<'a> {
-    pb: &'a Playbook,
-    ctx: &'a Context,
-    diags: &'a mut Diagnostics,
-    failed: bool,
+/// Renders a step's parameters, collecting every problem (each step kind's `render` uses it).
+pub(crate) struct Renderer<'a> {
+    pub(crate) pb: &'a Playbook,
+    pub(crate) ctx: &'a Context,
+    pub(crate) diags: &'a mut Diagnostics,
+    pub(crate) failed: bool,
 }
 
 impl Renderer<'_> {
-    fn render(&mut self, tpl: &Tpl) -> String {
+    pub(crate) fn render(&mut self, tpl: &Tpl) -> String {
         match self.pb.templates.render_inline(tpl, self.ctx) {
             Ok(s) => s,
             Err(d) => {
@@ -528,7 +478,7 @@ impl Renderer<'_> {
     }
 
     /// Renders a value that must be a single line (headers, attribute values, DNs).
-    fn line(&mut self, tpl: &Tpl, what: &str) -> String {
+    pub(crate) fn line(&mut self, tpl: &Tpl, what: &str) -> String {
         let s = self.render(tpl);
         if let Some(c) = s.chars().find(|c| c.is_control()) {
             self.fail(
@@ -543,241 +493,14 @@ impl Renderer<'_> {
         s
     }
 
-    fn fail(&mut self, d: Diagnostic) {
+    pub(crate) fn fail(&mut self, d: Diagnostic) {
         self.failed = true;
         self.diags.push(d);
     }
 
-    /// Adds the ownership attribute (the hire id) to the account's attributes, and returns its
-    /// name. A playbook that sets it itself must set it to the hire id.
-    fn owner_attribute(
-        &mut self,
-        a: &crate::model::LdapAccount,
-        attributes: &mut Vec<Attribute>,
-    ) -> String {
-        let name = a
-            .owner_attribute
-            .as_ref()
-            .map_or(crate::model::OWNER_ATTRIBUTE, |o| o.value.as_str())
-            .to_owned();
-        let id = match &self.pb.hire {
-            Some(h) => h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default(),
-            None => "(sample)".to_owned(),
-        };
-        match attributes
-            .iter()
-            .find(|at| at.name.eq_ignore_ascii_case(&name))
-        {
-            Some(at) if at.values != [id.clone()] => {
-                let span = a
-                    .attributes
-                    .0
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(&name))
-                    .map(|(n, _)| n.span);
-                self.fail(
-                    Diagnostic::new(format!(
-                        "`{name}` records which hire owns the entry, so onboard sets it to the \
-                         hire id ({id}); the playbook sets it to {:?}",
-                        at.values
-                    ))
-                    .at_opt(span)
-                    .hint(format!(
-                        "remove `{name}` from `attributes`, or name another attribute with \
-                         `owner_attribute`"
-                    )),
-                );
-            }
-            Some(_) => {}
-            None => attributes.push(Attribute {
-                name: name.clone(),
-                values: vec![id],
-            }),
-        }
-        name
-    }
-
     fn params(&mut self, step: &Step, outputs: &Outputs) -> Option<Params> {
         Some(match &step.kind {
-            StepKind::LdapAccount(a) => {
-                let base = self.line(&a.base, "`base`");
-                if let Err(p) = escape::check_dn(&base) {
-                    self.fail(Diagnostic::new(format!("`base` is not a DN: {p}")).at(a.base.span));
-                }
-                let mut attributes = Vec::new();
-                for (name, values) in &a.attributes.0 {
-                    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                        || name.is_empty()
-                    {
-                        self.fail(
-                            Diagnostic::new(format!("`{}` is not an attribute name", name.value))
-                                .at(name.span),
-                        );
-                    }
-                    let mut rendered = Vec::new();
-                    for v in &values.0 {
-                        let value = self.line(v, &format!("attribute `{}`", name.value));
-                        if name.eq_ignore_ascii_case("sAMAccountName")
-                            && let Err(problem) = sam_account_name(&value)
-                        {
-                            self.fail(
-                                Diagnostic::new(format!(
-                                    "sAMAccountName `{value}` {problem}"
-                                ))
-                                .at(v.span)
-                                .hint("Active Directory logins are at most 20 characters, without \" / \\ [ ] : ; | = , + * ? < > @; change how the playbook builds it"),
-                            );
-                        }
-                        if name.eq_ignore_ascii_case("mail") && !value.is_ascii() {
-                            self.fail(
-                                Diagnostic::new(format!(
-                                    "attribute `mail` is `{value}`; the directory's `mail` holds \
-                                     ASCII addresses only (IA5String, RFC 4524: LDAP 21)"
-                                ))
-                                .at(v.span)
-                                .hint("give the directory an ASCII address (e.g. `{{ hire.work_email | ascii }}` or a separate field)"),
-                            );
-                        }
-                        let chars = value.chars().count();
-                        if chars > 256
-                            && (["uid", "mail"].iter().any(|n| name.eq_ignore_ascii_case(n))
-                                || name.eq_ignore_ascii_case(&a.rdn))
-                        {
-                            self.fail(
-                                Diagnostic::new(format!(
-                                    "attribute `{}` renders to {chars} characters; directory \
-                                     schemas allow 256 (RFC 4519)",
-                                    name.value
-                                ))
-                                .at(v.span)
-                                .hint("shorten it in the playbook, e.g. build the login from initials"),
-                            );
-                        }
-                        if !value.is_empty() {
-                            rendered.push(value);
-                        }
-                    }
-                    let values = rendered;
-                    attributes.push(Attribute {
-                        name: name.value.clone(),
-                        values,
-                    });
-                }
-                let owner = self.owner_attribute(a, &mut attributes);
-                let rdn_value = attributes
-                    .iter()
-                    .find(|at| at.name.eq_ignore_ascii_case(&a.rdn))
-                    .map(|at| at.values.clone());
-                let dn = match rdn_value.as_deref() {
-                    Some([v]) => {
-                        let rdn = format!("{}={}", a.rdn.value, escape::dn_value(v));
-                        if rdn.len() > RDN_MAX_BYTES {
-                            let at = a
-                                .attributes
-                                .0
-                                .iter()
-                                .find(|(n, _)| n.eq_ignore_ascii_case(&a.rdn));
-                            self.fail(
-                                Diagnostic::new(format!(
-                                    "the entry's name `{}=…` is {} bytes; OpenLDAP's database \
-                                     (back-mdb) stores names of at most {RDN_MAX_BYTES} (longer \
-                                     ones fail with LDAP 80), so onboard refuses them everywhere",
-                                    a.rdn.value,
-                                    rdn.len()
-                                ))
-                                .at_opt(at.map(|(n, _)| n.span))
-                                .hint("name the entry by a shorter attribute (e.g. `rdn: uid`), or shorten the value"),
-                            );
-                        }
-                        format!("{rdn},{base}")
-                    }
-                    Some(_) => {
-                        let at = a
-                            .attributes
-                            .0
-                            .iter()
-                            .find(|(n, _)| n.eq_ignore_ascii_case(&a.rdn));
-                        self.fail(
-                            Diagnostic::new(format!(
-                                "the naming attribute `{}` must have exactly one non-empty value",
-                                a.rdn.value
-                            ))
-                            .at_opt(at.map(|(n, _)| n.span)),
-                        );
-                        String::new()
-                    }
-                    None => {
-                        self.fail(
-                            Diagnostic::new(format!(
-                                "`attributes` has no `{}`, the naming attribute (`rdn`)",
-                                a.rdn.value
-                            ))
-                            .at(step.id.span)
-                            .hint(format!(
-                                "add `{}:` under `attributes`, or set `rdn`",
-                                a.rdn.value
-                            )),
-                        );
-                        String::new()
-                    }
-                };
-                if a.object_classes.is_empty() {
-                    self.fail(
-                        Diagnostic::new("`object_classes` is empty")
-                            .at(step.id.span)
-                            .hint("e.g. [inetOrgPerson, posixAccount, shadowAccount]"),
-                    );
-                }
-                if let Some(p) = &a.posix
-                    && p.uid_min > p.uid_max
-                {
-                    self.fail(
-                        Diagnostic::new("`posix.uid_min` is greater than `posix.uid_max`")
-                            .at(step.id.span),
-                    );
-                }
-                if a.password.length < 12 || a.password.length > 128 {
-                    self.fail(
-                        Diagnostic::new(format!(
-                            "`password.length` is {}; it must be from 12 to 128",
-                            a.password.length
-                        ))
-                        .at(step.id.span),
-                    );
-                }
-                if a.password.deliver == Deliver::Manager
-                    && self
-                        .pb
-                        .hire
-                        .as_ref()
-                        .is_some_and(|h| h.manager_email.is_none())
-                {
-                    self.fail(
-                        Diagnostic::new(
-                            "the password goes to the manager, but the hire has no `manager_email`",
-                        )
-                        .at(step.id.span)
-                        .hint("add `manager_email` to the hire, or deliver to the operator"),
-                    );
-                }
-                Params::LdapAccount {
-                    dn,
-                    owner,
-                    rdn: a.rdn.value.clone(),
-                    object_classes: a.object_classes.iter().map(|c| c.value.clone()).collect(),
-                    attributes,
-                    posix: a.posix.as_ref().map(|p| PosixParams {
-                        uid_min: p.uid_min,
-                        uid_max: p.uid_max,
-                        gid_number: p.gid_number,
-                    }),
-                    password: PasswordParams {
-                        length: a.password.length,
-                        must_change: a.password.must_change,
-                        deliver: a.password.deliver,
-                    },
-                }
-            }
+            StepKind::LdapAccount(a) => Params::LdapAccount(spec::render(self, step, a)?),
             StepKind::LdapGroups(g) => {
                 let account = outputs.get(&g.account.value);
                 let member_dn = account
@@ -963,39 +686,6 @@ pub fn markdown_to_html(markdown: &str) -> String {
     let mut out = String::new();
     html::push_html(&mut out, parser);
     out
-}
-
-/// The account's login: the first value of `uid`, else of `sAMAccountName` (Active
-/// Directory), else of the naming attribute; with the attribute it came from.
-pub fn login<'a>(attributes: &'a [Attribute], rdn: &str) -> Option<(&'a str, &'a str)> {
-    ["uid", "sAMAccountName", rdn].iter().find_map(|name| {
-        attributes
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name))
-            .and_then(|a| Some((a.name.as_str(), a.values.first()?.as_str())))
-    })
-}
-
-/// Active Directory's rules for a pre-Windows 2000 logon name.
-fn sam_account_name(value: &str) -> Result<(), String> {
-    const REFUSED: &[char] = &[
-        '"', '/', '\\', '[', ']', ':', ';', '|', '=', ',', '+', '*', '?', '<', '>', '@',
-    ];
-    let chars = value.chars().count();
-    if chars > 20 {
-        return Err(format!(
-            "is {chars} characters long; Active Directory allows 20"
-        ));
-    }
-    if let Some(c) = value.chars().find(|c| REFUSED.contains(c)) {
-        return Err(format!(
-            "contains `{c}`, which Active Directory does not allow"
-        ));
-    }
-    if value.ends_with('.') {
-        return Err("ends with a full stop, which Active Directory does not allow".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

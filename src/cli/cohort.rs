@@ -41,17 +41,17 @@ impl Accounts {
         let hire = &row.hire.value;
         let id = hire.id.as_ref().map_or("", |i| i.value.as_str());
         for step in &planned.steps {
-            let Params::LdapAccount {
+            let Params::LdapAccount(crate::steps::account::spec::AccountParams {
                 dn,
                 rdn,
                 attributes,
                 ..
-            } = &step.params
+            }) = &step.params
             else {
                 continue;
             };
             let mut keys = vec![("DN", crate::escape::canonical_dn(dn), row.at)];
-            if let Some((_, login)) = crate::plan::login(attributes, rdn) {
+            if let Some((_, login)) = crate::steps::account::spec::login(attributes, rdn) {
                 keys.push(("login", login.to_lowercase(), row.at));
             }
             for at in attributes

@@ -183,14 +183,14 @@ fn params(out: &mut String, params: &Params) {
         let _ = writeln!(out, "     {name}: {value}");
     };
     match params {
-        Params::LdapAccount {
+        Params::LdapAccount(crate::steps::account::spec::AccountParams {
             dn,
             object_classes,
             attributes,
             posix,
             password,
             ..
-        } => {
+        }) => {
             field("dn", dn);
             field("objectClass", &object_classes.join(", "));
             for a in attributes {

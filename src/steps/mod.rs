@@ -6,7 +6,7 @@
 //!   can journal it before acting.
 //! - `apply` makes the change and verifies it by reading it back.
 
-mod account;
+pub mod account;
 mod email;
 mod groups;
 pub mod human;

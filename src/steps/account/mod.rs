@@ -1,5 +1,7 @@
 //! `ldap_account`: create the entry, allocate a uidNumber, set and deliver the initial password.
 
+pub mod spec;
+
 use std::collections::BTreeMap;
 
 use super::{Applied, Check, Ctx, StepError, StepResult};
@@ -8,8 +10,9 @@ use crate::backend::mail::Outgoing;
 use crate::journal::Status;
 use crate::mail;
 use crate::model::Deliver;
-use crate::plan::{Attribute, Params, PlannedStep};
+use crate::plan::{Params, PlannedStep};
 use crate::secret::{Secret, generate_password};
+use spec::{Attribute, PasswordParams, PosixParams};
 
 struct Account<'a> {
     dn: &'a str,
@@ -17,12 +20,12 @@ struct Account<'a> {
     rdn: &'a str,
     object_classes: &'a [String],
     attributes: &'a [Attribute],
-    posix: Option<&'a crate::plan::PosixParams>,
-    password: &'a crate::plan::PasswordParams,
+    posix: Option<&'a PosixParams>,
+    password: &'a PasswordParams,
 }
 
 fn account(step: &PlannedStep) -> Account<'_> {
-    let Params::LdapAccount {
+    let Params::LdapAccount(spec::AccountParams {
         dn,
         owner,
         rdn,
@@ -30,7 +33,7 @@ fn account(step: &PlannedStep) -> Account<'_> {
         attributes,
         posix,
         password,
-    } = &step.params
+    }) = &step.params
     else {
         unreachable!("account step with other params")
     };
@@ -54,7 +57,7 @@ impl Account<'_> {
 
     /// The attribute holding the login, and the login.
     fn login_attribute(&self) -> Option<(&str, &str)> {
-        crate::plan::login(self.attributes, self.rdn)
+        spec::login(self.attributes, self.rdn)
     }
 
     /// Where uidNumbers must be unique: the `dc=` suffix of the DN (the whole directory).
