@@ -7,8 +7,8 @@ use lettre::Message;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
-use crate::plan::EmailParams;
 use crate::secret::Secret;
+use crate::steps::email::spec::EmailParams;
 
 /// A message ready for a [`crate::backend::mail::Mailer`].
 pub struct Built {

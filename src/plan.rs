@@ -8,14 +8,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tera::Context;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::escape;
-use crate::load::{Playbook, PolicyDoc, Step, StepKind, check_email};
+use crate::load::{Playbook, Step, StepKind};
 use crate::model::{Asset, HIRE_FIELDS, Hire, Tpl};
 use crate::steps::account::spec::{self, AccountParams};
+use crate::steps::email::spec::{self as email_spec, EmailParams};
 
 /// Version tag of the `--json` plan format.
 pub const PLAN_FORMAT: &str = "onboard.plan/1";
@@ -136,28 +137,6 @@ pub struct AssetParams {
     pub model: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct EmailParams {
-    pub from: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub reply_to: Option<String>,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    pub policies: Option<PolicyParams>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PolicyParams {
-    pub file: String,
-    pub version: String,
-    pub sha256: String,
-    /// The document as sent (Markdown), attached to the message.
-    #[serde(skip)]
-    pub markdown: String,
-}
-
 /// Loads and plans: every problem of the playbook, structural or in templates, in one pass.
 pub fn load_and_plan(
     req: &crate::load::Request,
@@ -274,33 +253,6 @@ pub fn context(pb: &Playbook, diags: &mut Diagnostics) -> Context {
     ctx
 }
 
-/// Renders an email that is not a step of the checklist (the at-risk notice) against `ctx`.
-pub fn render_email(
-    pb: &Playbook,
-    email: &crate::model::Email,
-    ctx: &Context,
-) -> Result<EmailParams, Diagnostics> {
-    let mut diags = Diagnostics::default();
-    let step = Step {
-        id: email.subject.clone(),
-        title: String::new(),
-        needs: Vec::new(),
-        kind: StepKind::Email(email.clone()),
-        deadline: None,
-    };
-    let mut r = Renderer {
-        pb,
-        ctx,
-        diags: &mut diags,
-        failed: false,
-    };
-    let params = r.email(&step, email);
-    match params {
-        Some(p) if !r.failed => Ok(p),
-        _ => Err(diags),
-    }
-}
-
 /// SHA-256 of the canonical JSON of the parameters.
 pub fn checksum(params: &Params) -> String {
     let json = serde_json::to_vec(params).expect("params serialize");
@@ -381,7 +333,7 @@ pub fn output_names(kind: &StepKind) -> &'static [&'static str] {
         StepKind::LdapGroups(_) => &["groups"],
         StepKind::SignOff(_) => &["signed_by", "signed_at"],
         StepKind::DeviceHandoff(_) => &["asset_tag", "serial", "received_by"],
-        StepKind::Email(_) => &["message_id"],
+        StepKind::Email(_) => email_spec::OUTPUTS,
     }
 }
 
@@ -407,7 +359,7 @@ fn step_outputs_of(
             known.insert("serial".into(), asset.serial.clone());
             later.push("received_by".into());
         }
-        Params::Email(_) => later.push("message_id".into()),
+        Params::Email(_) => later.extend(email_spec::OUTPUTS.iter().map(|o| o.to_string())),
     }
     for name in &later {
         let value = recorded
@@ -574,7 +526,7 @@ impl Renderer<'_> {
                     .map(|a| self.line(a, "an accessory"))
                     .collect(),
             },
-            StepKind::Email(e) => Params::Email(Box::new(self.email(step, e)?)),
+            StepKind::Email(e) => Params::Email(Box::new(email_spec::render(self, step, e)?)),
         })
     }
 
@@ -585,120 +537,11 @@ impl Renderer<'_> {
             model: a.model.as_ref().map(|m| self.line(m, "the model")),
         }
     }
-
-    fn mailbox(&mut self, tpl: &Tpl, what: &str) -> String {
-        let s = self.line(tpl, what);
-        if !s.is_empty() && s.parse::<lettre::message::Mailbox>().is_err() {
-            self.fail(
-                Diagnostic::new(format!(
-                    "{what} renders to `{s}`, which is not an email address"
-                ))
-                .at(tpl.span)
-                .hint("write `name@example.org` or `Name <name@example.org>`"),
-            );
-        }
-        s
-    }
-
-    fn email(&mut self, step: &Step, e: &crate::model::Email) -> Option<EmailParams> {
-        let from = self.mailbox(&e.from, "`from`");
-        let to: Vec<String> = e.to.0.iter().map(|t| self.mailbox(t, "`to`")).collect();
-        let cc: Vec<String> = e.cc.0.iter().map(|t| self.mailbox(t, "`cc`")).collect();
-        for addr in to.iter().chain(&cc) {
-            // Recipients are plain addresses: no display name that could hide another.
-            if let Ok(m) = addr.parse::<lettre::message::Mailbox>()
-                && let Err(p) = check_email(m.email.as_ref())
-            {
-                self.fail(Diagnostic::new(p).at(step.id.span));
-            }
-        }
-        if to.is_empty() {
-            self.fail(Diagnostic::new("`to` is empty").at(step.id.span));
-        }
-        let reply_to = e.reply_to.as_ref().map(|r| self.mailbox(r, "`reply_to`"));
-        let subject = self.line(&e.subject, "`subject`");
-        let policies = e.policies.as_ref().and_then(|p| {
-            let doc: &PolicyDoc = self.pb.policies.get(&p.file.value)?;
-            Some(PolicyParams {
-                file: p.file.value.clone(),
-                version: p.version.value.clone(),
-                sha256: doc.sha256.clone(),
-                markdown: doc.text.clone(),
-            })
-        });
-        let mut ctx = self.ctx.clone();
-        ctx.insert(
-            "email",
-            &json!({ "from": from, "to": to, "cc": cc, "reply_to": reply_to, "subject": subject }),
-        );
-        if let Some(p) = &policies {
-            ctx.insert(
-                "policies",
-                &json!({
-                    "version": p.version,
-                    "sha256": p.sha256,
-                    "file": p.file,
-                    "text": p.markdown,
-                }),
-            );
-            ctx.insert_value(
-                "policies_html",
-                tera::Value::safe_string(&markdown_to_html(&p.markdown)),
-            );
-        }
-        let text = self.file(&e.text.value, &ctx);
-        let html = self.file(&e.html.value, &ctx);
-        Some(EmailParams {
-            from,
-            to,
-            cc,
-            reply_to,
-            subject,
-            text: text?,
-            html: html?,
-            policies,
-        })
-    }
-
-    fn file(&mut self, name: &str, ctx: &Context) -> Option<String> {
-        if !self.pb.templates.has(name) {
-            // Reported when the file was read.
-            self.failed = true;
-            return None;
-        }
-        match self.pb.templates.render_file(name, ctx) {
-            Ok(s) => Some(s),
-            Err(d) => {
-                self.fail(d);
-                None
-            }
-        }
-    }
-}
-
-/// The policy document's Markdown as HTML. Raw HTML in it is escaped, not passed through.
-pub fn markdown_to_html(markdown: &str) -> String {
-    use pulldown_cmark::{Event, Parser, html};
-    let parser = Parser::new(markdown).map(|event| match event {
-        Event::Html(s) | Event::InlineHtml(s) => Event::Text(s),
-        e => e,
-    });
-    let mut out = String::new();
-    html::push_html(&mut out, parser);
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn markdown_policies_render_without_raw_html() {
-        let html = markdown_to_html("# Policies\n\nNote: <script>x</script> and *care*\n");
-        assert!(html.contains("<h1>Policies</h1>"));
-        assert!(html.contains("&lt;script&gt;"), "{html}");
-        assert!(html.contains("<em>care</em>"));
-    }
 
     #[test]
     fn checksums_change_with_parameters() {

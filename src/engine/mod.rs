@@ -455,7 +455,8 @@ fn at_risk_notice(
             "blockers": assessment.blockers,
         }),
     );
-    let params = crate::plan::render_email(pb, email, &tctx).map_err(EngineError::Plan)?;
+    let params =
+        crate::steps::email::spec::render_email(pb, email, &tctx).map_err(EngineError::Plan)?;
     let params = Params::Email(Box::new(params));
     Ok(Some(PlannedStep {
         id: NOTIFY_AT_RISK.to_owned(),

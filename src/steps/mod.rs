@@ -7,7 +7,7 @@
 //! - `apply` makes the change and verifies it by reading it back.
 
 pub mod account;
-mod email;
+pub mod email;
 mod groups;
 pub mod human;
 

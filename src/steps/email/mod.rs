@@ -1,13 +1,15 @@
 //! `email`: send a message exactly once. Its Message-ID is journaled before it is sent, so an
 //! interrupted send is recognised on resume instead of being repeated blindly.
 
+pub mod spec;
+
 use std::collections::BTreeMap;
 
 use super::{Applied, Check, Ctx, StepError, StepResult};
 use crate::backend::mail::Outgoing;
 use crate::journal::Status;
 use crate::mail;
-use crate::plan::EmailParams;
+use spec::EmailParams;
 
 /// The Message-ID of a send that started and did not finish.
 fn interrupted_id<'a>(ctx: &'a Ctx<'_>) -> Option<&'a String> {
