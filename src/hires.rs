@@ -218,28 +218,14 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<Cell>>, (u32, u32, String)> {
     Ok(rows)
 }
 
-fn csv_nodes(
+/// The hire field each heading names, directly or through `hire_columns`; `None` (and a
+/// located error) for a heading that names none.
+fn heading_fields(
     file: FileId,
-    text: &str,
+    header: &[Cell],
     columns: &[(String, Spanned<String>)],
     diags: &mut Diagnostics,
-) -> Vec<Node> {
-    let rows = match parse_csv(text) {
-        Ok(rows) => rows,
-        Err((line, col, problem)) => {
-            diags.push(Diagnostic::new(format!("invalid CSV: {problem}")).at(Span {
-                file,
-                line,
-                col,
-                len: 1,
-            }));
-            return Vec::new();
-        }
-    };
-    let Some((header, body)) = rows.split_first() else {
-        return Vec::new();
-    };
-    // Each heading names a hire field, directly or through `hire_columns`.
+) -> Vec<Option<String>> {
     let mut fields: Vec<Option<String>> = Vec::new();
     for h in header {
         // Excel's "CSV UTF-8" starts with a byte-order mark: not part of the first heading.
@@ -272,6 +258,31 @@ fn csv_nodes(
             fields.push(None);
         }
     }
+    fields
+}
+
+fn csv_nodes(
+    file: FileId,
+    text: &str,
+    columns: &[(String, Spanned<String>)],
+    diags: &mut Diagnostics,
+) -> Vec<Node> {
+    let rows = match parse_csv(text) {
+        Ok(rows) => rows,
+        Err((line, col, problem)) => {
+            diags.push(Diagnostic::new(format!("invalid CSV: {problem}")).at(Span {
+                file,
+                line,
+                col,
+                len: 1,
+            }));
+            return Vec::new();
+        }
+    };
+    let Some((header, body)) = rows.split_first() else {
+        return Vec::new();
+    };
+    let fields = heading_fields(file, header, columns, diags);
     let mut nodes = Vec::new();
     for row in body {
         let start = Span {

@@ -103,10 +103,9 @@ pub struct TimelineEntry {
 pub struct JournalFile {
     pub hire: String,
     pub path: String,
-    /// What could be read: the whole file, or the lines before `unreadable`.
-    pub text: String,
-    /// Where reading stopped (a byte that is not UTF-8, a file that cannot be opened).
-    pub unreadable: Option<journal::Broken>,
+    /// What could be read, and where reading stopped (a byte that is not UTF-8, a file that
+    /// cannot be opened).
+    pub journal: journal::JournalText,
 }
 
 /// Evidence keys that are technical detail, left out of the HR view.
@@ -147,42 +146,14 @@ pub fn build(journals: &[JournalFile], view: View, now: jiff::Timestamp) -> Repo
 }
 
 fn hire_report(j: &JournalFile, view: View, now: jiff::Timestamp) -> HireReport {
-    let verified = journal::verify(&j.text).and_then(|r| j.unreadable.clone().map_or(Ok(r), Err));
-    let (records, check) = match verified {
-        Ok(records) => {
-            let n = records.len();
-            (
-                records,
-                JournalCheck {
-                    file: j.path.clone(),
-                    records: n,
-                    verified: true,
-                    broken_line: None,
-                    problem: None,
-                },
-            )
-        }
-        Err(broken) => {
-            // What verifies is still reported; the break is flagged.
-            let good: String = j
-                .text
-                .split_terminator('\n')
-                .take(broken.line - 1)
-                .map(|l| format!("{l}\n"))
-                .collect();
-            let records = journal::verify(&good).unwrap_or_default();
-            let n = records.len();
-            (
-                records,
-                JournalCheck {
-                    file: j.path.clone(),
-                    records: n,
-                    verified: false,
-                    broken_line: Some(broken.line),
-                    problem: Some(broken.problem),
-                },
-            )
-        }
+    // What verifies is still reported; a break is flagged.
+    let (records, broken) = j.journal.checked();
+    let check = JournalCheck {
+        file: j.path.clone(),
+        records: records.len(),
+        verified: broken.is_none(),
+        broken_line: broken.as_ref().map(|b| b.line),
+        problem: broken.map(|b| b.problem),
     };
     let state = journal::replay(&records);
     let steps: Vec<StepReport> = step_order(&records)
@@ -296,7 +267,7 @@ pub fn in_range(
     if since.is_none() && until.is_none() {
         return true;
     }
-    let records = journal::verify(&j.text).unwrap_or_default();
+    let records = j.journal.checked().0;
     let state = journal::replay(&records);
     let day = state
         .start

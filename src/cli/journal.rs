@@ -225,19 +225,8 @@ pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdRe
         printer.error(&e.to_string());
         Failure::Failed
     })?;
-    let (records, broken) = match text.verify() {
-        Ok(r) => (r, None),
-        Err(b) => {
-            // Show what verifies, then say where it stops.
-            let good: String = text
-                .text
-                .split_terminator('\n')
-                .take(b.line - 1)
-                .map(|l| format!("{l}\n"))
-                .collect();
-            (journal::verify(&good).unwrap_or_default(), Some(b))
-        }
-    };
+    // Show what verifies, then say where it stops.
+    let (records, broken) = text.checked();
     let mut out = String::new();
     for r in &records {
         if args.json {

@@ -62,21 +62,19 @@ pub fn cmd_report(args: ReportArgs, state_args: StateArgs, printer: &Printer) ->
     let mut journals = Vec::new();
     for hire in hires {
         // A journal that cannot be read is in the report, flagged; it hides no other hire.
-        let (text, unreadable) = match state.read(&hire) {
-            Ok(t) => (t.text, t.unreadable),
-            Err(e) => (
-                String::new(),
-                Some(crate::journal::Broken {
+        let journal = state
+            .read(&hire)
+            .unwrap_or_else(|e| crate::journal::JournalText {
+                text: String::new(),
+                unreadable: Some(crate::journal::Broken {
                     line: 1,
                     problem: format!("cannot be read: {e}"),
                 }),
-            ),
-        };
+            });
         let j = JournalFile {
             path: state.journal_name(&hire),
             hire,
-            text,
-            unreadable,
+            journal,
         };
         if report::in_range(&j, args.since, args.until) {
             journals.push(j);

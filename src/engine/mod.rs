@@ -264,26 +264,15 @@ pub fn run(
         let (outcome, produced) = run_step(step, &mut ctx, &results, settings, &mut w)?;
         progress.finished(step, &outcome);
 
-        if matches!(outcome, Outcome::Applied(_))
-            && matches!(step.kind, "ldap_account" | "ldap_groups" | "email")
-        {
+        if matches!(outcome, Outcome::Applied(_)) && step.params.is_automated() {
             state.operators.insert(settings.actor.clone());
         }
         // What this step produced becomes visible to the steps after it.
         if let Some(out) = produced {
             let mut s = prior.unwrap_or_else(|| journal::StepState {
-                status: Status::Done,
                 checksum: step.checksum.clone(),
-                at: String::new(),
                 actor: settings.actor.clone(),
-                outputs: BTreeMap::new(),
-                changes: Vec::new(),
-                intent: BTreeMap::new(),
-                detail: String::new(),
-                request: None,
-                waiting_since: None,
-                drift: None,
-                evidence: BTreeMap::new(),
+                ..Default::default()
             });
             s.status = Status::Done;
             s.outputs = out.clone();

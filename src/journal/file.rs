@@ -116,6 +116,23 @@ pub struct JournalText {
 }
 
 impl JournalText {
+    /// The records that verify, up to the first break, and the break if there is one: what
+    /// people are shown of a damaged journal.
+    pub fn checked(&self) -> (Vec<Record>, Option<Broken>) {
+        match self.verify() {
+            Ok(records) => (records, None),
+            Err(broken) => {
+                let good: String = self
+                    .text
+                    .split_terminator('\n')
+                    .take(broken.line - 1)
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                (verify(&good).unwrap_or_default(), Some(broken))
+            }
+        }
+    }
+
     /// The records, or where the journal breaks (the earliest problem).
     pub fn verify(&self) -> Result<Vec<Record>, Broken> {
         let records = verify(&self.text)?;

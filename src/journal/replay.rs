@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::{Event, Record, SignOffRequest};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    #[default]
     Pending,
     /// Started and never finished: the run was interrupted during the step.
     Running,
@@ -40,7 +41,7 @@ impl Status {
 }
 
 /// What the journal says about one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct StepState {
     pub status: Status,
     /// Checksum of the parameters it last ran (or started) with.
@@ -128,22 +129,6 @@ pub fn replay(records: &[Record]) -> HireState {
     for r in records {
         state.first_at.get_or_insert_with(|| r.at.clone());
         state.last_at = Some(r.at.clone());
-        let entry = |state: &mut HireState, step: &str| -> StepState {
-            state.steps.get(step).cloned().unwrap_or(StepState {
-                status: Status::Pending,
-                checksum: String::new(),
-                at: String::new(),
-                actor: String::new(),
-                outputs: BTreeMap::new(),
-                changes: Vec::new(),
-                intent: BTreeMap::new(),
-                detail: String::new(),
-                request: None,
-                waiting_since: None,
-                drift: None,
-                evidence: BTreeMap::new(),
-            })
-        };
         if let Event::StepDone { step, .. } = &r.event
             && state
                 .steps
@@ -153,13 +138,6 @@ pub fn replay(records: &[Record]) -> HireState {
             // Done after being started by a run: an automated step.
             state.operators.insert(r.actor.clone());
         }
-        let mut set = |step: &str, f: &dyn Fn(&mut StepState)| {
-            let mut s = entry(&mut state, step);
-            s.at = r.at.clone();
-            s.actor = r.actor.clone();
-            f(&mut s);
-            state.steps.insert(step.to_owned(), s);
-        };
         match &r.event {
             Event::RunStarted {
                 hire,
@@ -178,112 +156,124 @@ pub fn replay(records: &[Record]) -> HireState {
                 state.deadlines = deadlines.clone();
                 state.runs += 1;
             }
-            Event::StepStarted {
-                step,
-                checksum,
-                intent,
-                ..
-            } => set(step, &|s| {
-                s.status = Status::Running;
-                s.checksum = checksum.clone();
-                s.intent = intent.clone();
-                s.detail.clear();
-            }),
-            Event::StepDone {
-                step,
-                checksum,
-                changes,
-                outputs,
-                evidence,
-            } => set(step, &|s| {
-                s.status = Status::Done;
-                s.checksum = checksum.clone();
-                s.outputs = outputs.clone();
-                s.evidence = evidence.clone();
-                s.changes = changes.clone();
-                s.intent.clear();
-                s.detail.clear();
-                s.drift = None;
-            }),
-            Event::StepFailed {
-                step,
-                checksum,
-                error,
-                nothing_done,
-            } => set(step, &|s| {
-                // The intent stays: a step can fail after part of its effect exists (an
-                // entry created, its password refused), and the next run must know it is ours.
-                // Unless it did nothing: then what it meant to do is nobody's.
-                if *nothing_done {
-                    s.intent.clear();
-                }
-                s.status = Status::Failed;
-                s.checksum = checksum.clone();
-                s.detail = error.clone();
-            }),
-            Event::StepWaiting {
-                step,
-                on,
-                reason,
-                request,
-            } => set(step, &|s| {
-                if s.status != Status::Waiting {
-                    s.waiting_since = Some(r.at.clone());
-                }
-                s.status = Status::Waiting;
-                s.detail = format!("waiting on the {on}: {reason}");
-                s.request = request.clone();
-            }),
-            Event::SignedOff {
-                step,
-                checksum,
-                role,
-                by,
-                confirmed,
-                refused,
-                note,
-                evidence,
-                asset,
-            } => set(step, &|s| {
-                let handoff = s.request.as_ref().is_some_and(|q| q.cleaning.is_some());
-                s.evidence = evidence.clone();
-                s.evidence
-                    .insert("signed_by".into(), format!("{by} ({role})"));
-                for (k, v) in asset {
-                    s.evidence.insert(k.clone(), v.clone());
-                }
-                if !note.is_empty() {
-                    s.evidence.insert("note".into(), note.clone());
-                }
-                s.checksum = checksum.clone();
-                s.waiting_since = None;
-                s.request = None;
-                match refused {
-                    None => {
-                        s.status = Status::Done;
-                        s.outputs = signed_outputs(by, &r.at, asset, handoff);
-                        s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
-                        s.detail.clear();
-                    }
-                    Some(refusal) => {
-                        s.status = Status::Failed;
-                        s.detail = format!("{by} refused \"{}\": {}", refusal.item, refusal.reason);
-                    }
-                }
-            }),
-            Event::StepUncertain { step, reason, .. } => set(step, &|s| {
-                s.status = Status::Uncertain;
-                s.detail = reason.clone();
-            }),
-            Event::StepDrift { step, drift } => set(step, &|s| {
-                s.drift = Some(drift.clone()).filter(|d| !d.is_empty());
-            }),
-            Event::StepSkipped { step, because } => set(step, &|s| {
-                s.status = Status::Skipped;
-                s.detail = because.clone();
-            }),
             Event::RunFinished { .. } => {}
+            event => {
+                let step = event.step().expect("every other record is about a step");
+                let mut s = state.steps.get(step).cloned().unwrap_or_default();
+                s.at = r.at.clone();
+                s.actor = r.actor.clone();
+                step_event(&mut s, event, &r.at);
+                state.steps.insert(step.to_owned(), s);
+            }
         }
     }
     state
+}
+
+/// What one record about a step does to that step's state.
+fn step_event(s: &mut StepState, event: &Event, at: &str) {
+    match event {
+        Event::StepStarted {
+            checksum, intent, ..
+        } => {
+            s.status = Status::Running;
+            s.checksum = checksum.clone();
+            s.intent = intent.clone();
+            s.detail.clear();
+        }
+        Event::StepDone {
+            checksum,
+            changes,
+            outputs,
+            evidence,
+            ..
+        } => {
+            s.status = Status::Done;
+            s.checksum = checksum.clone();
+            s.outputs = outputs.clone();
+            s.evidence = evidence.clone();
+            s.changes = changes.clone();
+            s.intent.clear();
+            s.detail.clear();
+            s.drift = None;
+        }
+        Event::StepFailed {
+            checksum,
+            error,
+            nothing_done,
+            ..
+        } => {
+            // The intent stays: a step can fail after part of its effect exists (an
+            // entry created, its password refused), and the next run must know it is ours.
+            // Unless it did nothing: then what it meant to do is nobody's.
+            if *nothing_done {
+                s.intent.clear();
+            }
+            s.status = Status::Failed;
+            s.checksum = checksum.clone();
+            s.detail = error.clone();
+        }
+        Event::StepWaiting {
+            on,
+            reason,
+            request,
+            ..
+        } => {
+            if s.status != Status::Waiting {
+                s.waiting_since = Some(at.to_owned());
+            }
+            s.status = Status::Waiting;
+            s.detail = format!("waiting on the {on}: {reason}");
+            s.request = request.clone();
+        }
+        Event::SignedOff {
+            checksum,
+            role,
+            by,
+            confirmed,
+            refused,
+            note,
+            evidence,
+            asset,
+            ..
+        } => {
+            let handoff = s.request.as_ref().is_some_and(|q| q.cleaning.is_some());
+            s.evidence = evidence.clone();
+            s.evidence
+                .insert("signed_by".into(), format!("{by} ({role})"));
+            for (k, v) in asset {
+                s.evidence.insert(k.clone(), v.clone());
+            }
+            if !note.is_empty() {
+                s.evidence.insert("note".into(), note.clone());
+            }
+            s.checksum = checksum.clone();
+            s.waiting_since = None;
+            s.request = None;
+            match refused {
+                None => {
+                    s.status = Status::Done;
+                    s.outputs = signed_outputs(by, at, asset, handoff);
+                    s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
+                    s.detail.clear();
+                }
+                Some(refusal) => {
+                    s.status = Status::Failed;
+                    s.detail = format!("{by} refused \"{}\": {}", refusal.item, refusal.reason);
+                }
+            }
+        }
+        Event::StepUncertain { reason, .. } => {
+            s.status = Status::Uncertain;
+            s.detail = reason.clone();
+        }
+        Event::StepDrift { drift, .. } => {
+            s.drift = Some(drift.clone()).filter(|d| !d.is_empty());
+        }
+        Event::StepSkipped { because, .. } => {
+            s.status = Status::Skipped;
+            s.detail = because.clone();
+        }
+        Event::RunStarted { .. } | Event::RunFinished { .. } => {}
+    }
 }

@@ -208,43 +208,8 @@ impl Loader<'_> {
             })
             .collect();
 
-        // Cycles: depth-first search, reporting each back edge once.
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            Active,
-            Done,
-        }
-        let mut marks = vec![Mark::New; steps.len()];
+        let cycles = find_cycles(&deps);
         let mut in_cycle = vec![false; steps.len()];
-        fn visit(
-            i: usize,
-            deps: &[Vec<usize>],
-            marks: &mut [Mark],
-            stack: &mut Vec<usize>,
-            cycles: &mut Vec<Vec<usize>>,
-        ) {
-            marks[i] = Mark::Active;
-            stack.push(i);
-            for &d in &deps[i] {
-                match marks[d] {
-                    Mark::New => visit(d, deps, marks, stack, cycles),
-                    Mark::Active => {
-                        let from = stack.iter().position(|&s| s == d).expect("on stack");
-                        cycles.push(stack[from..].to_vec());
-                    }
-                    Mark::Done => {}
-                }
-            }
-            stack.pop();
-            marks[i] = Mark::Done;
-        }
-        let mut cycles = Vec::new();
-        for i in 0..steps.len() {
-            if marks[i] == Mark::New {
-                visit(i, &deps, &mut marks, &mut Vec::new(), &mut cycles);
-            }
-        }
         for cycle in &cycles {
             for &i in cycle {
                 in_cycle[i] = true;
@@ -273,35 +238,83 @@ impl Loader<'_> {
             );
         }
 
-        let mut placed = vec![false; steps.len()];
-        let mut order = Vec::with_capacity(steps.len());
-        // Kahn's algorithm, taking the earliest-written ready step each time (a heap): the
-        // order people wrote, wherever the graph allows it. Linear but for the heap.
-        let mut waiting_on: Vec<usize> = deps.iter().map(Vec::len).collect();
-        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
-        for (i, ds) in deps.iter().enumerate() {
-            for &d in ds {
-                dependents[d].push(i);
-            }
-        }
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..steps.len())
-            .filter(|&i| waiting_on[i] == 0 && !in_cycle[i])
-            .map(std::cmp::Reverse)
-            .collect();
-        while let Some(std::cmp::Reverse(i)) = ready.pop() {
-            placed[i] = true;
-            order.push(i);
-            for &j in &dependents[i] {
-                waiting_on[j] -= 1;
-                if waiting_on[j] == 0 && !in_cycle[j] {
-                    ready.push(std::cmp::Reverse(j));
-                }
-            }
-        }
+        let (mut order, placed) = topological(&deps, &in_cycle);
         // Steps in a cycle cannot be ordered; they go last so that their templates are still
         // checked (the cycle is an error, so this order never runs).
         order.extend((0..steps.len()).filter(|&i| !placed[i]));
         let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
         order.into_iter().filter_map(|i| slots[i].take()).collect()
     }
+}
+
+/// Every cycle in the graph (`deps[i]`: what step `i` needs), each once: a depth-first search
+/// reporting back edges.
+fn find_cycles(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    // Cycles: depth-first search, reporting each back edge once.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks = vec![Mark::New; deps.len()];
+    fn visit(
+        i: usize,
+        deps: &[Vec<usize>],
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+        cycles: &mut Vec<Vec<usize>>,
+    ) {
+        marks[i] = Mark::Active;
+        stack.push(i);
+        for &d in &deps[i] {
+            match marks[d] {
+                Mark::New => visit(d, deps, marks, stack, cycles),
+                Mark::Active => {
+                    let from = stack.iter().position(|&s| s == d).expect("on stack");
+                    cycles.push(stack[from..].to_vec());
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks[i] = Mark::Done;
+    }
+    let mut cycles = Vec::new();
+    for i in 0..deps.len() {
+        if marks[i] == Mark::New {
+            visit(i, deps, &mut marks, &mut Vec::new(), &mut cycles);
+        }
+    }
+    cycles
+}
+
+/// Kahn's algorithm over the steps not in a cycle; returns the order and which were placed.
+fn topological(deps: &[Vec<usize>], in_cycle: &[bool]) -> (Vec<usize>, Vec<bool>) {
+    let mut placed = vec![false; deps.len()];
+    let mut order = Vec::with_capacity(deps.len());
+    // Kahn's algorithm, taking the earliest-written ready step each time (a heap): the
+    // order people wrote, wherever the graph allows it. Linear but for the heap.
+    let mut waiting_on: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); deps.len()];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..deps.len())
+        .filter(|&i| waiting_on[i] == 0 && !in_cycle[i])
+        .map(std::cmp::Reverse)
+        .collect();
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        placed[i] = true;
+        order.push(i);
+        for &j in &dependents[i] {
+            waiting_on[j] -= 1;
+            if waiting_on[j] == 0 && !in_cycle[j] {
+                ready.push(std::cmp::Reverse(j));
+            }
+        }
+    }
+    (order, placed)
 }
