@@ -137,13 +137,6 @@ pub struct AssetParams {
     pub model: Option<String>,
 }
 
-impl Params {
-    /// Whether onboard itself does it (as opposed to a person signing).
-    pub fn is_automated(&self) -> bool {
-        !matches!(self, Params::SignOff { .. } | Params::DeviceHandoff { .. })
-    }
-}
-
 /// Loads and plans: every problem of the playbook, structural or in templates, in one pass.
 pub fn load_and_plan(
     req: &crate::load::Request,

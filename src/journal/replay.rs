@@ -226,42 +226,8 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.detail = format!("waiting on the {on}: {reason}");
             s.request = request.clone();
         }
-        Event::SignedOff {
-            checksum,
-            role,
-            by,
-            confirmed,
-            refused,
-            note,
-            evidence,
-            asset,
-            ..
-        } => {
-            let handoff = s.request.as_ref().is_some_and(|q| q.cleaning.is_some());
-            s.evidence = evidence.clone();
-            s.evidence
-                .insert("signed_by".into(), format!("{by} ({role})"));
-            for (k, v) in asset {
-                s.evidence.insert(k.clone(), v.clone());
-            }
-            if !note.is_empty() {
-                s.evidence.insert("note".into(), note.clone());
-            }
-            s.checksum = checksum.clone();
-            s.waiting_since = None;
-            s.request = None;
-            match refused {
-                None => {
-                    s.status = Status::Done;
-                    s.outputs = signed_outputs(by, at, asset, handoff);
-                    s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
-                    s.detail.clear();
-                }
-                Some(refusal) => {
-                    s.status = Status::Failed;
-                    s.detail = format!("{by} refused \"{}\": {}", refusal.item, refusal.reason);
-                }
-            }
+        Event::SignedOff { .. } => {
+            signed_off(s, event, at);
         }
         Event::StepUncertain { reason, .. } => {
             s.status = Status::Uncertain;
@@ -275,5 +241,48 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.detail = because.clone();
         }
         Event::RunStarted { .. } | Event::RunFinished { .. } => {}
+    }
+}
+
+/// A signature (or a refusal) recorded for a waiting step.
+fn signed_off(s: &mut StepState, event: &Event, at: &str) {
+    let Event::SignedOff {
+        checksum,
+        role,
+        by,
+        confirmed,
+        refused,
+        note,
+        evidence,
+        asset,
+        ..
+    } = event
+    else {
+        return;
+    };
+    let handoff = s.request.as_ref().is_some_and(|q| q.cleaning.is_some());
+    s.evidence = evidence.clone();
+    s.evidence
+        .insert("signed_by".into(), format!("{by} ({role})"));
+    for (k, v) in asset {
+        s.evidence.insert(k.clone(), v.clone());
+    }
+    if !note.is_empty() {
+        s.evidence.insert("note".into(), note.clone());
+    }
+    s.checksum = checksum.clone();
+    s.waiting_since = None;
+    s.request = None;
+    match refused {
+        None => {
+            s.status = Status::Done;
+            s.outputs = signed_outputs(by, at, asset, handoff);
+            s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
+            s.detail.clear();
+        }
+        Some(refusal) => {
+            s.status = Status::Failed;
+            s.detail = format!("{by} refused \"{}\": {}", refusal.item, refusal.reason);
+        }
     }
 }

@@ -115,3 +115,10 @@ pub fn apply(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Applied> {
         evidence: BTreeMap::new(),
     })
 }
+
+/// The parameters as `name: value` lines for people.
+pub fn fields(member_dn: &str, groups: &[String]) -> Vec<(String, String)> {
+    std::iter::once(("member".to_owned(), member_dn.to_owned()))
+        .chain(groups.iter().map(|g| ("group".to_owned(), g.clone())))
+        .collect()
+}

@@ -215,6 +215,60 @@ pub fn validate(
     Ok(())
 }
 
+/// A sign-off's parameters as `name: value` lines for people.
+pub fn sign_off_fields(
+    role: &str,
+    items: &[String],
+    evidence: &[String],
+    asset: Option<&crate::plan::AssetParams>,
+    not_operator: bool,
+    signers: &[String],
+) -> Vec<(String, String)> {
+    let mut out = vec![("signer".to_owned(), role.to_owned())];
+    if not_operator {
+        out.push((
+            "dual control".to_owned(),
+            "the signer must not be the operator".to_owned(),
+        ));
+    }
+    if !signers.is_empty() {
+        out.push(("may sign".to_owned(), signers.join(", ")));
+    }
+    if let Some(a) = asset {
+        out.push((
+            "asset".to_owned(),
+            format!("{} (serial {})", a.tag, a.serial),
+        ));
+    }
+    out.extend(items.iter().map(|i| ("item".to_owned(), i.clone())));
+    out.extend(evidence.iter().map(|e| ("evidence".to_owned(), e.clone())));
+    out
+}
+
+/// A hand-off's parameters as `name: value` lines for people.
+pub fn handoff_fields(
+    asset: &crate::plan::AssetParams,
+    condition: Option<&str>,
+    accessories: &[String],
+) -> Vec<(String, String)> {
+    let model = asset
+        .model
+        .as_deref()
+        .map(|m| format!(", {m}"))
+        .unwrap_or_default();
+    let mut out = vec![(
+        "asset".to_owned(),
+        format!("{} (serial {}{model})", asset.tag, asset.serial),
+    )];
+    if let Some(c) = condition {
+        out.push(("condition".to_owned(), c.to_owned()));
+    }
+    if !accessories.is_empty() {
+        out.push(("accessories".to_owned(), accessories.join(", ")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

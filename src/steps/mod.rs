@@ -8,7 +8,7 @@
 
 pub mod account;
 pub mod email;
-mod groups;
+pub mod groups;
 pub mod human;
 
 use std::collections::BTreeMap;
@@ -195,5 +195,44 @@ pub fn apply(
         Params::SignOff { .. } | Params::DeviceHandoff { .. } => Err(StepError::new(
             "this step is done by a person and cannot be applied automatically",
         )),
+    }
+}
+
+impl Params {
+    /// The parameters as `name: value` lines for people (the dry run's listing).
+    pub fn fields(&self) -> Vec<(String, String)> {
+        match self {
+            Params::LdapAccount(p) => account::spec::fields(p),
+            Params::LdapGroups {
+                member_dn, groups, ..
+            } => groups::fields(member_dn, groups),
+            Params::SignOff {
+                role,
+                items,
+                evidence,
+                asset,
+                not_operator,
+                signers,
+            } => human::sign_off_fields(
+                role,
+                items,
+                evidence,
+                asset.as_ref(),
+                *not_operator,
+                signers,
+            ),
+            Params::DeviceHandoff {
+                asset,
+                condition,
+                accessories,
+                ..
+            } => human::handoff_fields(asset, condition.as_deref(), accessories),
+            Params::Email(e) => email::spec::fields(e),
+        }
+    }
+
+    /// Whether onboard itself does it (as opposed to a person signing).
+    pub fn is_automated(&self) -> bool {
+        !matches!(self, Params::SignOff { .. } | Params::DeviceHandoff { .. })
     }
 }

@@ -172,6 +172,33 @@ pub fn outputs(p: &AccountParams, known: &mut BTreeMap<String, String>, later: &
     }
 }
 
+/// The parameters as `name: value` lines for people.
+pub fn fields(p: &AccountParams) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("dn".to_owned(), p.dn.clone()),
+        ("objectClass".to_owned(), p.object_classes.join(", ")),
+    ];
+    for a in &p.attributes {
+        out.push((a.name.clone(), a.values.join(" | ")));
+    }
+    if let Some(x) = &p.posix {
+        out.push(("gidNumber".to_owned(), x.gid_number.to_string()));
+    }
+    let change = if p.password.must_change {
+        ", must change at first login"
+    } else {
+        ""
+    };
+    out.push((
+        "password".to_owned(),
+        format!(
+            "{} random characters, delivered to the {}{change}",
+            p.password.length, p.password.deliver
+        ),
+    ));
+    out
+}
+
 /// One line saying what the step would do.
 pub fn describe(p: &AccountParams) -> String {
     let dn = &p.dn;

@@ -32,6 +32,36 @@ pub struct PolicyParams {
     pub markdown: String,
 }
 
+/// The parameters as `name: value` lines for people.
+pub fn fields(e: &EmailParams) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("from".to_owned(), e.from.clone()),
+        ("to".to_owned(), e.to.join(", ")),
+    ];
+    if !e.cc.is_empty() {
+        out.push(("cc".to_owned(), e.cc.join(", ")));
+    }
+    if let Some(r) = &e.reply_to {
+        out.push(("reply-to".to_owned(), r.clone()));
+    }
+    out.push(("subject".to_owned(), e.subject.clone()));
+    if let Some(p) = &e.policies {
+        out.push((
+            "policies".to_owned(),
+            format!("{} version {} (sha256 {})", p.file, p.version, p.sha256),
+        ));
+    }
+    out.push((
+        "body".to_owned(),
+        format!(
+            "{} lines of text, {} bytes of HTML (see them with --preview DIR)",
+            e.text.lines().count(),
+            e.html.len()
+        ),
+    ));
+    out
+}
+
 /// The outputs an `email` step makes.
 pub const OUTPUTS: &[&str] = &["message_id"];
 
