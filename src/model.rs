@@ -231,18 +231,7 @@ pub const STEP_KINDS: &[&str] = &[
 
 pub use crate::steps::account::spec::{Deliver, LdapAccount, OWNER_ATTRIBUTE, Password, Posix};
 
-/// Adds the account created by an `ldap_account` step to groups. Add-only.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LdapGroups {
-    /// The `ldap_account` step whose entry joins the groups (an implicit `needs`).
-    pub account: Spanned<String>,
-    /// Parent entry of the groups (template). With it, `groups` are names (`cn` values,
-    /// escaped for you); without it, `groups` are full DNs.
-    pub base: Option<Tpl>,
-    /// The groups (templates).
-    pub groups: Vec<Tpl>,
-}
+pub use crate::steps::groups::LdapGroups;
 
 /// A person signs that a checklist was done, e.g. the laptop cleaning.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

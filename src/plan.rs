@@ -12,11 +12,11 @@ use serde_json::Value;
 use tera::Context;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::escape;
 use crate::load::{Playbook, Step, StepKind};
 use crate::model::{Asset, HIRE_FIELDS, Hire, Tpl};
 use crate::steps::account::spec::{self, AccountParams};
 use crate::steps::email::spec::{self as email_spec, EmailParams};
+use crate::steps::groups::{self, GroupsParams};
 
 /// Version tag of the `--json` plan format.
 pub const PLAN_FORMAT: &str = "onboard.plan/1";
@@ -106,12 +106,7 @@ impl NowState {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Params {
     LdapAccount(AccountParams),
-    LdapGroups {
-        account: String,
-        member_dn: String,
-        member_login: String,
-        groups: Vec<String>,
-    },
+    LdapGroups(GroupsParams),
     SignOff {
         role: String,
         items: Vec<String>,
@@ -330,7 +325,7 @@ pub fn placeholder(step: &str, output: &str) -> String {
 pub fn output_names(kind: &StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::LdapAccount(_) => spec::OUTPUTS,
-        StepKind::LdapGroups(_) => &["groups"],
+        StepKind::LdapGroups(_) => groups::OUTPUTS,
         StepKind::SignOff(_) => &["signed_by", "signed_at"],
         StepKind::DeviceHandoff(_) => &["asset_tag", "serial", "received_by"],
         StepKind::Email(_) => email_spec::OUTPUTS,
@@ -348,9 +343,7 @@ fn step_outputs_of(
     let mut later: Vec<String> = Vec::new();
     match params {
         Params::LdapAccount(p) => spec::outputs(p, &mut known, &mut later),
-        Params::LdapGroups { groups, .. } => {
-            known.insert("groups".into(), groups.join("; "));
-        }
+        Params::LdapGroups(p) => known.extend(groups::outputs(&p.groups)),
         Params::SignOff { .. } => {
             later.extend(["signed_by".into(), "signed_at".into()]);
         }
@@ -379,14 +372,7 @@ fn step_outputs_of(
 pub fn describe(params: &Params) -> String {
     match params {
         Params::LdapAccount(p) => spec::describe(p),
-        Params::LdapGroups {
-            member_dn, groups, ..
-        } => format!(
-            "add {member_dn} to {} group{}: {}",
-            groups.len(),
-            if groups.len() == 1 { "" } else { "s" },
-            groups.join("; ")
-        ),
+        Params::LdapGroups(p) => groups::describe(p),
         Params::SignOff {
             role, items, asset, ..
         } => {
@@ -453,52 +439,7 @@ impl Renderer<'_> {
     fn params(&mut self, step: &Step, outputs: &Outputs) -> Option<Params> {
         Some(match &step.kind {
             StepKind::LdapAccount(a) => Params::LdapAccount(spec::render(self, step, a)?),
-            StepKind::LdapGroups(g) => {
-                let account = outputs.get(&g.account.value);
-                let member_dn = account
-                    .and_then(|o| o.get("dn"))
-                    .cloned()
-                    .unwrap_or_default();
-                let member_login = account
-                    .and_then(|o| o.get("login"))
-                    .cloned()
-                    .unwrap_or_default();
-                let base = g.base.as_ref().map(|b| (self.line(b, "`base`"), b.span));
-                if let Some((base, span)) = &base
-                    && let Err(p) = escape::check_dn(base)
-                {
-                    self.fail(Diagnostic::new(format!("`base` is not a DN: {p}")).at(*span));
-                }
-                if g.groups.is_empty() {
-                    self.fail(Diagnostic::new("`groups` is empty").at(step.id.span));
-                }
-                let mut groups = Vec::new();
-                for tpl in &g.groups {
-                    let name = self.line(tpl, "a group");
-                    let dn = match &base {
-                        Some((base, _)) => format!("cn={},{base}", escape::dn_value(&name)),
-                        None => {
-                            if let Err(p) = escape::check_dn(&name) {
-                                self.fail(
-                                    Diagnostic::new(format!("group `{name}` is not a DN: {p}"))
-                                        .at(tpl.span)
-                                        .hint("give full DNs, or set `base` and give group names"),
-                                );
-                            }
-                            name
-                        }
-                    };
-                    if !groups.contains(&dn) {
-                        groups.push(dn);
-                    }
-                }
-                Params::LdapGroups {
-                    account: g.account.value.clone(),
-                    member_dn,
-                    member_login,
-                    groups,
-                }
-            }
+            StepKind::LdapGroups(g) => Params::LdapGroups(groups::render(self, step, g, outputs)),
             StepKind::SignOff(s) => {
                 if s.items.is_empty() {
                     self.fail(

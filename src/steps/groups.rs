@@ -2,9 +2,112 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use super::{Applied, Check, Ctx, StepError, StepResult};
 use crate::backend::directory::Entry;
-use crate::plan::{Params, PlannedStep};
+use crate::diag::Diagnostic;
+use crate::escape;
+use crate::load::Step;
+use crate::model::Tpl;
+use crate::plan::{Outputs, Params, PlannedStep, Renderer};
+use crate::yaml::Spanned;
+
+/// Adds the account created by an `ldap_account` step to groups. Add-only.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LdapGroups {
+    /// The `ldap_account` step whose entry joins the groups (an implicit `needs`).
+    pub account: Spanned<String>,
+    /// Parent entry of the groups (template). With it, `groups` are names (`cn` values,
+    /// escaped for you); without it, `groups` are full DNs.
+    pub base: Option<Tpl>,
+    /// The groups (templates).
+    pub groups: Vec<Tpl>,
+}
+
+/// The rendered parameters of an `ldap_groups` step.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupsParams {
+    pub account: String,
+    pub member_dn: String,
+    pub member_login: String,
+    pub groups: Vec<String>,
+}
+
+/// The outputs an `ldap_groups` step makes.
+pub const OUTPUTS: &[&str] = &["groups"];
+
+/// The outputs: the groups joined, known when planning and the same after the run.
+pub fn outputs(groups: &[String]) -> BTreeMap<String, String> {
+    BTreeMap::from([("groups".to_owned(), groups.join("; "))])
+}
+
+/// One line saying what the step would do.
+pub fn describe(p: &GroupsParams) -> String {
+    let n = p.groups.len();
+    format!(
+        "add {} to {n} group{}: {}",
+        p.member_dn,
+        if n == 1 { "" } else { "s" },
+        p.groups.join("; ")
+    )
+}
+
+/// Renders an `ldap_groups` step: the member from its account step's outputs, each group as
+/// a DN (names under `base`, escaped; or full DNs, checked), each once.
+pub(crate) fn render(
+    r: &mut Renderer<'_>,
+    step: &Step,
+    g: &LdapGroups,
+    outputs: &Outputs,
+) -> GroupsParams {
+    let account = outputs.get(&g.account.value);
+    let member_dn = account
+        .and_then(|o| o.get("dn"))
+        .cloned()
+        .unwrap_or_default();
+    let member_login = account
+        .and_then(|o| o.get("login"))
+        .cloned()
+        .unwrap_or_default();
+    let base = g.base.as_ref().map(|b| (r.line(b, "`base`"), b.span));
+    if let Some((base, span)) = &base
+        && let Err(p) = escape::check_dn(base)
+    {
+        r.fail(Diagnostic::new(format!("`base` is not a DN: {p}")).at(*span));
+    }
+    if g.groups.is_empty() {
+        r.fail(Diagnostic::new("`groups` is empty").at(step.id.span));
+    }
+    let mut groups = Vec::new();
+    for tpl in &g.groups {
+        let name = r.line(tpl, "a group");
+        let dn = match &base {
+            Some((base, _)) => format!("cn={},{base}", escape::dn_value(&name)),
+            None => {
+                if let Err(p) = escape::check_dn(&name) {
+                    r.fail(
+                        Diagnostic::new(format!("group `{name}` is not a DN: {p}"))
+                            .at(tpl.span)
+                            .hint("give full DNs, or set `base` and give group names"),
+                    );
+                }
+                name
+            }
+        };
+        if !groups.contains(&dn) {
+            groups.push(dn);
+        }
+    }
+    GroupsParams {
+        account: g.account.value.clone(),
+        member_dn,
+        member_login,
+        groups,
+    }
+}
 
 struct Groups<'a> {
     member_dn: &'a str,
@@ -13,12 +116,12 @@ struct Groups<'a> {
 }
 
 fn groups(step: &PlannedStep) -> Groups<'_> {
-    let Params::LdapGroups {
+    let Params::LdapGroups(GroupsParams {
         member_dn,
         member_login,
         groups,
         ..
-    } = &step.params
+    }) = &step.params
     else {
         unreachable!("groups step with other params")
     };
@@ -71,10 +174,6 @@ fn state(
     Ok(out)
 }
 
-fn outputs(g: &Groups<'_>) -> BTreeMap<String, String> {
-    BTreeMap::from([("groups".to_owned(), g.groups.join("; "))])
-}
-
 pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     let g = groups(step);
     let todo: Vec<String> = state(&g, ctx)?
@@ -84,7 +183,7 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
         .collect();
     if todo.is_empty() {
         Ok(Check::Holds {
-            outputs: outputs(&g),
+            outputs: outputs(g.groups),
             note: None,
         })
     } else {
@@ -111,7 +210,7 @@ pub fn apply(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Applied> {
     }
     Ok(Applied {
         changes,
-        outputs: outputs(&g),
+        outputs: outputs(g.groups),
         evidence: BTreeMap::new(),
     })
 }

@@ -160,7 +160,7 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     }
     match &step.params {
         Params::LdapAccount { .. } => account::check(step, ctx),
-        Params::LdapGroups { .. } => groups::check(step, ctx),
+        Params::LdapGroups(_) => groups::check(step, ctx),
         Params::Email(p) => email::check(p, ctx),
         Params::SignOff { .. } | Params::DeviceHandoff { .. } => human::check(step, ctx),
     }
@@ -190,7 +190,7 @@ pub fn apply(
 ) -> StepResult<Applied> {
     match &step.params {
         Params::LdapAccount { .. } => account::apply(step, intent, ctx),
-        Params::LdapGroups { .. } => groups::apply(step, ctx),
+        Params::LdapGroups(_) => groups::apply(step, ctx),
         Params::Email(p) => email::apply(p, intent, ctx),
         Params::SignOff { .. } | Params::DeviceHandoff { .. } => Err(StepError::new(
             "this step is done by a person and cannot be applied automatically",
@@ -203,9 +203,7 @@ impl Params {
     pub fn fields(&self) -> Vec<(String, String)> {
         match self {
             Params::LdapAccount(p) => account::spec::fields(p),
-            Params::LdapGroups {
-                member_dn, groups, ..
-            } => groups::fields(member_dn, groups),
+            Params::LdapGroups(p) => groups::fields(&p.member_dn, &p.groups),
             Params::SignOff {
                 role,
                 items,
