@@ -233,54 +233,7 @@ pub use crate::steps::account::spec::{Deliver, LdapAccount, OWNER_ATTRIBUTE, Pas
 
 pub use crate::steps::groups::LdapGroups;
 
-/// A person signs that a checklist was done, e.g. the laptop cleaning.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SignOff {
-    /// Who must sign: `technician`, `manager`, `hire`, or another role your team uses.
-    pub role: Spanned<String>,
-    /// What the signer confirms, item by item (templates).
-    pub items: Vec<Tpl>,
-    /// Evidence the signer records, e.g. `wipe_certificate_id`.
-    #[serde(default)]
-    pub evidence: Vec<Spanned<String>>,
-    /// The device this sign-off is about, if any.
-    pub asset: Option<Asset>,
-    /// The signer must not be the operator who ran the automated steps. Default false.
-    #[serde(default)]
-    pub not_operator: bool,
-    /// If given, only these people may sign (names as they sign, e.g. `[Tom Tech, Tina Tech]`).
-    #[serde(default)]
-    pub signers: Vec<Spanned<String>>,
-}
-
-/// Identifies a device.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Asset {
-    /// Inventory tag (template).
-    pub tag: Tpl,
-    /// Serial number (template).
-    pub serial: Tpl,
-    /// Model (template).
-    pub model: Option<Tpl>,
-}
-
-/// Hands a device to the hire. Refused unless the named cleaning sign-off is done for the same
-/// asset tag and serial.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceHandoff {
-    /// The device.
-    pub asset: Asset,
-    /// The `sign_off` step that certifies this device was cleaned (an implicit `needs`).
-    pub cleaning: Spanned<String>,
-    /// Condition at hand-off, e.g. "refurbished, no marks" (template).
-    pub condition: Option<Tpl>,
-    /// What comes with it, e.g. `[charger, dock]` (templates).
-    #[serde(default)]
-    pub accessories: Vec<Tpl>,
-}
+pub use crate::steps::human::{Asset, DeviceHandoff, SignOff};
 
 /// Sends an email built from templates in the templates folder.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -13,10 +13,11 @@ use tera::Context;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::load::{Playbook, Step, StepKind};
-use crate::model::{Asset, HIRE_FIELDS, Hire, Tpl};
+use crate::model::{HIRE_FIELDS, Hire, Tpl};
 use crate::steps::account::spec::{self, AccountParams};
 use crate::steps::email::spec::{self as email_spec, EmailParams};
 use crate::steps::groups::{self, GroupsParams};
+use crate::steps::human;
 
 /// Version tag of the `--json` plan format.
 pub const PLAN_FORMAT: &str = "onboard.plan/1";
@@ -326,8 +327,8 @@ pub fn output_names(kind: &StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::LdapAccount(_) => spec::OUTPUTS,
         StepKind::LdapGroups(_) => groups::OUTPUTS,
-        StepKind::SignOff(_) => &["signed_by", "signed_at"],
-        StepKind::DeviceHandoff(_) => &["asset_tag", "serial", "received_by"],
+        StepKind::SignOff(_) => human::SIGN_OFF_OUTPUTS,
+        StepKind::DeviceHandoff(_) => human::HANDOFF_OUTPUTS,
         StepKind::Email(_) => email_spec::OUTPUTS,
     }
 }
@@ -345,7 +346,7 @@ fn step_outputs_of(
         Params::LdapAccount(p) => spec::outputs(p, &mut known, &mut later),
         Params::LdapGroups(p) => known.extend(groups::outputs(&p.groups)),
         Params::SignOff { .. } => {
-            later.extend(["signed_by".into(), "signed_at".into()]);
+            later.extend(human::SIGN_OFF_OUTPUTS.iter().map(|o| o.to_string()))
         }
         Params::DeviceHandoff { asset, .. } => {
             known.insert("asset_tag".into(), asset.tag.clone());
@@ -373,25 +374,7 @@ pub fn describe(params: &Params) -> String {
     match params {
         Params::LdapAccount(p) => spec::describe(p),
         Params::LdapGroups(p) => groups::describe(p),
-        Params::SignOff {
-            role, items, asset, ..
-        } => {
-            let about = asset
-                .as_ref()
-                .map(|a| format!(" for asset {} (serial {})", a.tag, a.serial))
-                .unwrap_or_default();
-            format!(
-                "wait for the {role} to sign off {} item{}{about}",
-                items.len(),
-                if items.len() == 1 { "" } else { "s" }
-            )
-        }
-        Params::DeviceHandoff {
-            asset, cleaning, ..
-        } => format!(
-            "hand over asset {} (serial {}) once `{cleaning}` is signed off; the hire acknowledges receipt",
-            asset.tag, asset.serial
-        ),
+        Params::SignOff { .. } | Params::DeviceHandoff { .. } => human::describe(params),
         Params::Email(e) => format!("send \"{}\" to {}", e.subject, e.to.join(", ")),
     }
 }
@@ -440,43 +423,10 @@ impl Renderer<'_> {
         Some(match &step.kind {
             StepKind::LdapAccount(a) => Params::LdapAccount(spec::render(self, step, a)?),
             StepKind::LdapGroups(g) => Params::LdapGroups(groups::render(self, step, g, outputs)),
-            StepKind::SignOff(s) => {
-                if s.items.is_empty() {
-                    self.fail(
-                        Diagnostic::new("`items` is empty")
-                            .at(s.role.span)
-                            .hint("list what the signer confirms"),
-                    );
-                }
-                Params::SignOff {
-                    role: s.role.value.clone(),
-                    items: s.items.iter().map(|i| self.line(i, "an item")).collect(),
-                    evidence: s.evidence.iter().map(|e| e.value.clone()).collect(),
-                    asset: s.asset.as_ref().map(|a| self.asset(a)),
-                    not_operator: s.not_operator,
-                    signers: s.signers.iter().map(|n| n.value.clone()).collect(),
-                }
-            }
-            StepKind::DeviceHandoff(h) => Params::DeviceHandoff {
-                asset: self.asset(&h.asset),
-                cleaning: h.cleaning.value.clone(),
-                condition: h.condition.as_ref().map(|c| self.line(c, "`condition`")),
-                accessories: h
-                    .accessories
-                    .iter()
-                    .map(|a| self.line(a, "an accessory"))
-                    .collect(),
-            },
+            StepKind::SignOff(s) => human::render_sign_off(self, s),
+            StepKind::DeviceHandoff(h) => human::render_handoff(self, h),
             StepKind::Email(e) => Params::Email(Box::new(email_spec::render(self, step, e)?)),
         })
-    }
-
-    fn asset(&mut self, a: &Asset) -> AssetParams {
-        AssetParams {
-            tag: self.line(&a.tag, "the asset tag"),
-            serial: self.line(&a.serial, "the serial number"),
-            model: a.model.as_ref().map(|m| self.line(m, "the model")),
-        }
     }
 }
 

@@ -4,9 +4,136 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
+use serde::Deserialize;
+
 use super::{Check, Ctx, StepError, StepResult};
+use crate::diag::Diagnostic;
 use crate::journal::{Refusal, SignOffRequest};
-use crate::plan::{Params, PlannedStep};
+use crate::model::Tpl;
+use crate::plan::{AssetParams, Params, PlannedStep, Renderer};
+use crate::yaml::Spanned;
+
+/// A person signs that a checklist was done, e.g. the laptop cleaning.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignOff {
+    /// Who must sign: `technician`, `manager`, `hire`, or another role your team uses.
+    pub role: Spanned<String>,
+    /// What the signer confirms, item by item (templates).
+    pub items: Vec<Tpl>,
+    /// Evidence the signer records, e.g. `wipe_certificate_id`.
+    #[serde(default)]
+    pub evidence: Vec<Spanned<String>>,
+    /// The device this sign-off is about, if any.
+    pub asset: Option<Asset>,
+    /// The signer must not be the operator who ran the automated steps. Default false.
+    #[serde(default)]
+    pub not_operator: bool,
+    /// If given, only these people may sign (names as they sign, e.g. `[Tom Tech, Tina Tech]`).
+    #[serde(default)]
+    pub signers: Vec<Spanned<String>>,
+}
+
+/// Identifies a device.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Asset {
+    /// Inventory tag (template).
+    pub tag: Tpl,
+    /// Serial number (template).
+    pub serial: Tpl,
+    /// Model (template).
+    pub model: Option<Tpl>,
+}
+
+/// Hands a device to the hire. Refused unless the named cleaning sign-off is done for the same
+/// asset tag and serial.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceHandoff {
+    /// The device.
+    pub asset: Asset,
+    /// The `sign_off` step that certifies this device was cleaned (an implicit `needs`).
+    pub cleaning: Spanned<String>,
+    /// Condition at hand-off, e.g. "refurbished, no marks" (template).
+    pub condition: Option<Tpl>,
+    /// What comes with it, e.g. `[charger, dock]` (templates).
+    #[serde(default)]
+    pub accessories: Vec<Tpl>,
+}
+
+/// The outputs of a `sign_off` step (known once it is signed).
+pub const SIGN_OFF_OUTPUTS: &[&str] = &["signed_by", "signed_at"];
+/// The outputs of a `device_handoff` step (`received_by` once the hire acknowledges).
+pub const HANDOFF_OUTPUTS: &[&str] = &["asset_tag", "serial", "received_by"];
+
+/// Renders a `sign_off` step.
+pub(crate) fn render_sign_off(r: &mut Renderer<'_>, s: &SignOff) -> Params {
+    if s.items.is_empty() {
+        r.fail(
+            Diagnostic::new("`items` is empty")
+                .at(s.role.span)
+                .hint("list what the signer confirms"),
+        );
+    }
+    Params::SignOff {
+        role: s.role.value.clone(),
+        items: s.items.iter().map(|i| r.line(i, "an item")).collect(),
+        evidence: s.evidence.iter().map(|e| e.value.clone()).collect(),
+        asset: s.asset.as_ref().map(|a| asset(r, a)),
+        not_operator: s.not_operator,
+        signers: s.signers.iter().map(|n| n.value.clone()).collect(),
+    }
+}
+
+/// Renders a `device_handoff` step.
+pub(crate) fn render_handoff(r: &mut Renderer<'_>, h: &DeviceHandoff) -> Params {
+    Params::DeviceHandoff {
+        asset: asset(r, &h.asset),
+        cleaning: h.cleaning.value.clone(),
+        condition: h.condition.as_ref().map(|c| r.line(c, "`condition`")),
+        accessories: h
+            .accessories
+            .iter()
+            .map(|a| r.line(a, "an accessory"))
+            .collect(),
+    }
+}
+
+fn asset(r: &mut Renderer<'_>, a: &Asset) -> AssetParams {
+    AssetParams {
+        tag: r.line(&a.tag, "the asset tag"),
+        serial: r.line(&a.serial, "the serial number"),
+        model: a.model.as_ref().map(|m| r.line(m, "the model")),
+    }
+}
+
+/// One line saying what a people's step would do.
+pub fn describe(params: &Params) -> String {
+    match params {
+        Params::SignOff {
+            role, items, asset, ..
+        } => {
+            let about = asset
+                .as_ref()
+                .map(|a| format!(" for asset {} (serial {})", a.tag, a.serial))
+                .unwrap_or_default();
+            format!(
+                "wait for the {role} to sign off {} item{}{about}",
+                items.len(),
+                if items.len() == 1 { "" } else { "s" }
+            )
+        }
+        Params::DeviceHandoff {
+            asset, cleaning, ..
+        } => format!(
+            "hand over asset {} (serial {}) once `{cleaning}` is signed off; the hire acknowledges receipt",
+            asset.tag, asset.serial
+        ),
+        _ => String::new(),
+    }
+}
 
 /// What a person signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
