@@ -68,6 +68,27 @@ impl SourceMap {
         &self.files[id.0 as usize].text
     }
 
+    /// A file that is not UTF-8, as a diagnostic at its first invalid byte (the file is kept,
+    /// lossily decoded, so the line can be quoted).
+    pub fn not_utf8(
+        &mut self,
+        path: &Path,
+        e: std::string::FromUtf8Error,
+        hint: &str,
+    ) -> Diagnostic {
+        let (line, col) = utf8_error_at(e.as_bytes(), e.utf8_error().valid_up_to());
+        let file = self.add(path, String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Diagnostic::new(format!("{} is not UTF-8 text", path.display()))
+            .at(Span {
+                file,
+                line,
+                col,
+                len: 1,
+            })
+            .label("invalid byte")
+            .hint(hint)
+    }
+
     /// The file already loaded from `path`, if any.
     pub fn find(&self, path: &Path) -> Option<FileId> {
         self.files
@@ -214,6 +235,15 @@ fn render_snippet(out: &mut String, sources: &SourceMap, span: Span, label: Opti
         }
         None => out.push('\n'),
     }
+}
+
+/// The 1-based line and column (in characters) of the byte at `valid_up_to`, which ends the
+/// valid UTF-8 prefix of `bytes`.
+pub fn utf8_error_at(bytes: &[u8], valid_up_to: usize) -> (u32, u32) {
+    let valid = std::str::from_utf8(&bytes[..valid_up_to]).expect("a valid prefix");
+    let line = valid.matches('\n').count() as u32 + 1;
+    let col = valid.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+    (line, col)
 }
 
 /// `text` as it may be shown on a terminal: control characters (ESC, BEL, NUL, CR, DEL, the

@@ -45,22 +45,11 @@ fn read_inner(
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            let valid = std::str::from_utf8(&e.as_bytes()[..e.utf8_error().valid_up_to()])
-                .expect("valid prefix");
-            let line = valid.matches('\n').count() as u32 + 1;
-            let col = valid.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
-            let file = sources.add(path, String::from_utf8_lossy(e.as_bytes()).into_owned());
-            diags.push(
-                Diagnostic::new(format!("{} is not UTF-8 text", path.display()))
-                    .at(Span {
-                        file,
-                        line,
-                        col,
-                        len: 1,
-                    })
-                    .label("invalid byte")
-                    .hint("export the file as UTF-8 (in a spreadsheet: CSV UTF-8)"),
-            );
+            diags.push(sources.not_utf8(
+                path,
+                e,
+                "export the file as UTF-8 (in a spreadsheet: CSV UTF-8)",
+            ));
             return Err(diags);
         }
     };

@@ -163,8 +163,8 @@ pub fn read_text(path: &Path) -> io::Result<JournalText> {
             let bytes = e.into_bytes();
             let prefix = std::str::from_utf8(&bytes[..valid]).expect("valid prefix");
             let keep = prefix.rfind('\n').map_or(0, |i| i + 1);
-            let line = prefix.matches('\n').count() + 1;
-            let column = prefix[keep..].chars().count() + 1;
+            let (line, column) = crate::diag::utf8_error_at(&bytes, valid);
+            let line = line as usize;
             Ok(JournalText {
                 text: prefix[..keep].to_owned(),
                 unreadable: Some(Broken {

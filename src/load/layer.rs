@@ -10,23 +10,8 @@ impl Loader<'_> {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(e) => {
-                    let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-                    let valid = std::str::from_utf8(valid).expect("valid prefix");
-                    let line = valid.matches('\n').count() as u32 + 1;
-                    let col = valid.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
-                    let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                    let file = self.sources.add(path, text);
-                    self.diags.push(
-                        Diagnostic::new(format!("{} is not UTF-8 text", path.display()))
-                            .at(Span {
-                                file,
-                                line,
-                                col,
-                                len: 1,
-                            })
-                            .label("invalid byte")
-                            .hint("save the file as UTF-8"),
-                    );
+                    let d = self.sources.not_utf8(path, e, "save the file as UTF-8");
+                    self.diags.push(d);
                     return None;
                 }
             },

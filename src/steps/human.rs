@@ -342,12 +342,39 @@ pub fn validate(
     Ok(())
 }
 
-/// A sign-off's parameters as `name: value` lines for people.
-pub fn sign_off_fields(
+/// A people's step's parameters as `name: value` lines for people.
+pub fn fields(params: &Params) -> Vec<(String, String)> {
+    match params {
+        Params::SignOff {
+            role,
+            items,
+            evidence,
+            asset,
+            not_operator,
+            signers,
+        } => sign_off_fields(
+            role,
+            items,
+            evidence,
+            asset.as_ref(),
+            *not_operator,
+            signers,
+        ),
+        Params::DeviceHandoff {
+            asset,
+            condition,
+            accessories,
+            ..
+        } => handoff_fields(asset, condition.as_deref(), accessories),
+        _ => Vec::new(),
+    }
+}
+
+fn sign_off_fields(
     role: &str,
     items: &[String],
     evidence: &[String],
-    asset: Option<&crate::plan::AssetParams>,
+    asset: Option<&AssetParams>,
     not_operator: bool,
     signers: &[String],
 ) -> Vec<(String, String)> {
@@ -373,8 +400,8 @@ pub fn sign_off_fields(
 }
 
 /// A hand-off's parameters as `name: value` lines for people.
-pub fn handoff_fields(
-    asset: &crate::plan::AssetParams,
+fn handoff_fields(
+    asset: &AssetParams,
     condition: Option<&str>,
     accessories: &[String],
 ) -> Vec<(String, String)> {

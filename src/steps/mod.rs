@@ -204,27 +204,7 @@ impl Params {
         match self {
             Params::LdapAccount(p) => account::spec::fields(p),
             Params::LdapGroups(p) => groups::fields(&p.member_dn, &p.groups),
-            Params::SignOff {
-                role,
-                items,
-                evidence,
-                asset,
-                not_operator,
-                signers,
-            } => human::sign_off_fields(
-                role,
-                items,
-                evidence,
-                asset.as_ref(),
-                *not_operator,
-                signers,
-            ),
-            Params::DeviceHandoff {
-                asset,
-                condition,
-                accessories,
-                ..
-            } => human::handoff_fields(asset, condition.as_deref(), accessories),
+            Params::SignOff { .. } | Params::DeviceHandoff { .. } => human::fields(self),
             Params::Email(e) => email::spec::fields(e),
         }
     }
