@@ -70,64 +70,7 @@ impl Loader<'_> {
             });
         }
 
-        // References: they must name a step, and the right kind of step.
-        let mut bad: HashSet<(usize, String)> = HashSet::new();
-        for (index, target, key) in &refs {
-            let step = &out[*index];
-            let found = out.iter().find(|s| s.id.value == target.value);
-            let problem = match (found, *key) {
-                (None, _) if broken.contains(&target.value) => {
-                    bad.insert((*index, target.value.clone()));
-                    None
-                }
-                (None, _) => {
-                    let hint = match suggest(&target.value, out.iter().map(|s| s.id.value.as_str()))
-                    {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => format!(
-                            "steps are: {}",
-                            out.iter()
-                                .map(|s| format!("`{}`", s.id.value))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    };
-                    Some((
-                        format!("`{key}` names unknown step `{}`", target.value),
-                        hint,
-                    ))
-                }
-                (Some(t), _) if t.id.value == step.id.value => Some((
-                    format!("step `{}` cannot need itself", step.id.value),
-                    "remove it from `needs`".to_owned(),
-                )),
-                (Some(t), "account") if !matches!(t.kind, StepKind::LdapAccount(_)) => Some((
-                    format!(
-                        "`account` must name an `ldap_account` step; `{}` is `{}`",
-                        t.id.value,
-                        t.kind.name()
-                    ),
-                    "name the step that creates the account".to_owned(),
-                )),
-                (Some(t), "cleaning") if !matches!(t.kind, StepKind::SignOff(_)) => Some((
-                    format!(
-                        "`cleaning` must name a `sign_off` step; `{}` is `{}`",
-                        t.id.value,
-                        t.kind.name()
-                    ),
-                    "name the step where the technician signs off the cleaning".to_owned(),
-                )),
-                _ => None,
-            };
-            if let Some((message, hint)) = problem {
-                bad.insert((*index, target.value.clone()));
-                self.diags
-                    .push(Diagnostic::new(message).at(target.span).hint(hint));
-            }
-        }
-        for (i, step) in out.iter_mut().enumerate() {
-            step.needs.retain(|n| !bad.contains(&(i, n.clone())));
-        }
+        self.check_refs(&mut out, &refs, broken);
 
         self.order(out, &refs)
     }
@@ -183,6 +126,73 @@ impl Loader<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// References (`needs`, `account`, `cleaning`) must name a step, and the right kind of
+    /// step; a bad one is reported once and dropped from `needs`.
+    fn check_refs(
+        &mut self,
+        out: &mut [Step],
+        refs: &[(usize, Spanned<String>, &'static str)],
+        broken: &HashSet<String>,
+    ) {
+        let mut bad: HashSet<(usize, String)> = HashSet::new();
+        for (index, target, key) in refs {
+            let step = &out[*index];
+            let found = out.iter().find(|s| s.id.value == target.value);
+            let problem = match (found, *key) {
+                (None, _) if broken.contains(&target.value) => {
+                    bad.insert((*index, target.value.clone()));
+                    None
+                }
+                (None, _) => {
+                    let hint = match suggest(&target.value, out.iter().map(|s| s.id.value.as_str()))
+                    {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!(
+                            "steps are: {}",
+                            out.iter()
+                                .map(|s| format!("`{}`", s.id.value))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    Some((
+                        format!("`{key}` names unknown step `{}`", target.value),
+                        hint,
+                    ))
+                }
+                (Some(t), _) if t.id.value == step.id.value => Some((
+                    format!("step `{}` cannot need itself", step.id.value),
+                    "remove it from `needs`".to_owned(),
+                )),
+                (Some(t), "account") if !matches!(t.kind, StepKind::LdapAccount(_)) => Some((
+                    format!(
+                        "`account` must name an `ldap_account` step; `{}` is `{}`",
+                        t.id.value,
+                        t.kind.name()
+                    ),
+                    "name the step that creates the account".to_owned(),
+                )),
+                (Some(t), "cleaning") if !matches!(t.kind, StepKind::SignOff(_)) => Some((
+                    format!(
+                        "`cleaning` must name a `sign_off` step; `{}` is `{}`",
+                        t.id.value,
+                        t.kind.name()
+                    ),
+                    "name the step where the technician signs off the cleaning".to_owned(),
+                )),
+                _ => None,
+            };
+            if let Some((message, hint)) = problem {
+                bad.insert((*index, target.value.clone()));
+                self.diags
+                    .push(Diagnostic::new(message).at(target.span).hint(hint));
+            }
+        }
+        for (i, step) in out.iter_mut().enumerate() {
+            step.needs.retain(|n| !bad.contains(&(i, n.clone())));
         }
     }
 
