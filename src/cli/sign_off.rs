@@ -83,84 +83,11 @@ pub fn cmd_sign_off(args: SignOffArgs, state_args: StateArgs, printer: &Printer)
         printer.error(&why);
         return Err(Failure::Input);
     };
-    let resolve = |item: &str| -> Result<String, Failure> {
-        if let Ok(n) = item.parse::<usize>()
-            && let Some(text) = n.checked_sub(1).and_then(|i| request.items.get(i))
-        {
-            return Ok(text.clone());
-        }
-        if request.items.iter().any(|i| i == item) {
-            return Ok(item.to_owned());
-        }
-        printer.error(&format!("`{item}` is not an item of {}", args.step));
-        Err(Failure::Input)
-    };
     if !args.all && args.items.is_empty() && args.refuse.is_none() {
-        // Show what is asked.
-        let mut out = format!(
-            "{} {} waits for the {}'s sign-off{}:\n",
-            args.hire,
-            args.step,
-            request.role,
-            current
-                .waiting_since
-                .as_deref()
-                .map(|s| format!(" (since {s})"))
-                .unwrap_or_default()
-        );
-        for (i, item) in request.items.iter().enumerate() {
-            out.push_str(&format!("  {}. {item}\n", i + 1));
-        }
-        for e in &request.evidence {
-            out.push_str(&format!("  evidence: {e} (--value {e}=…)\n"));
-        }
-        emit(printer, &out)?;
-        printer.hint(&format!(
-            "sign with: onboard sign-off {} {} --by NAME --all{}",
-            args.hire,
-            args.step,
-            request
-                .evidence
-                .iter()
-                .map(|e| format!(" --value {e}=…"))
-                .collect::<String>()
-        ));
+        show_request(&args, &request, current.waiting_since.as_deref(), printer)?;
         return Err(Failure::Input);
     }
-    let Some(by) = args.by.clone() else {
-        printer.error("who signs? pass --by NAME");
-        return Err(Failure::Input);
-    };
-    let confirmed = if args.all {
-        request.items.clone()
-    } else {
-        args.items
-            .iter()
-            .map(|i| resolve(i))
-            .collect::<Result<Vec<_>, _>>()?
-    };
-    let refused = match &args.refuse {
-        Some(item) => Some(Refusal {
-            item: resolve(item)?,
-            reason: args.reason.clone().unwrap_or_default(),
-        }),
-        None => None,
-    };
-    let mut evidence = std::collections::BTreeMap::new();
-    for v in &args.values {
-        let Some((name, value)) = v.split_once('=') else {
-            printer.error(&format!("--value {v}: write NAME=VALUE"));
-            return Err(Failure::Input);
-        };
-        evidence.insert(name.trim().to_owned(), value.trim().to_owned());
-    }
-    let signature = Signature {
-        by,
-        confirmed,
-        refused,
-        note: args.note.clone(),
-        evidence,
-    };
+    let signature = signature(&args, &request, printer)?;
     let settings = Settings {
         mode: Mode::Apply,
         actor: settings::actor(args.actor.clone().or(args.by.clone())),
@@ -202,4 +129,93 @@ pub fn cmd_sign_off(args: SignOffArgs, state_args: StateArgs, printer: &Printer)
             Err(Failure::Failed)
         }
     }
+}
+
+/// Without --all, --item or --refuse: what the step asks, and how to sign it.
+fn show_request(
+    args: &SignOffArgs,
+    request: &crate::journal::SignOffRequest,
+    since: Option<&str>,
+    printer: &Printer,
+) -> Result<(), Failure> {
+    let mut out = format!(
+        "{} {} waits for the {}'s sign-off{}:\n",
+        args.hire,
+        args.step,
+        request.role,
+        since.map(|s| format!(" (since {s})")).unwrap_or_default()
+    );
+    for (i, item) in request.items.iter().enumerate() {
+        out.push_str(&format!("  {}. {item}\n", i + 1));
+    }
+    for e in &request.evidence {
+        out.push_str(&format!("  evidence: {e} (--value {e}=…)\n"));
+    }
+    emit(printer, &out)?;
+    printer.hint(&format!(
+        "sign with: onboard sign-off {} {} --by NAME --all{}",
+        args.hire,
+        args.step,
+        request
+            .evidence
+            .iter()
+            .map(|e| format!(" --value {e}=…"))
+            .collect::<String>()
+    ));
+    Ok(())
+}
+
+/// The signature the flags give: the signer, the items confirmed (by number or text), a
+/// refusal, evidence values.
+fn signature(
+    args: &SignOffArgs,
+    request: &crate::journal::SignOffRequest,
+    printer: &Printer,
+) -> Result<Signature, Failure> {
+    let resolve = |item: &str| -> Result<String, Failure> {
+        if let Ok(n) = item.parse::<usize>()
+            && let Some(text) = n.checked_sub(1).and_then(|i| request.items.get(i))
+        {
+            return Ok(text.clone());
+        }
+        if request.items.iter().any(|i| i == item) {
+            return Ok(item.to_owned());
+        }
+        printer.error(&format!("`{item}` is not an item of {}", args.step));
+        Err(Failure::Input)
+    };
+    let Some(by) = args.by.clone() else {
+        printer.error("who signs? pass --by NAME");
+        return Err(Failure::Input);
+    };
+    let confirmed = if args.all {
+        request.items.clone()
+    } else {
+        args.items
+            .iter()
+            .map(|i| resolve(i))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let refused = match &args.refuse {
+        Some(item) => Some(Refusal {
+            item: resolve(item)?,
+            reason: args.reason.clone().unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let mut evidence = std::collections::BTreeMap::new();
+    for v in &args.values {
+        let Some((name, value)) = v.split_once('=') else {
+            printer.error(&format!("--value {v}: write NAME=VALUE"));
+            return Err(Failure::Input);
+        };
+        evidence.insert(name.trim().to_owned(), value.trim().to_owned());
+    }
+    Ok(Signature {
+        by,
+        confirmed,
+        refused,
+        note: args.note.clone(),
+        evidence,
+    })
 }
