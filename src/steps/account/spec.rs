@@ -222,6 +222,31 @@ pub(crate) fn render(r: &mut Renderer<'_>, step: &Step, a: &LdapAccount) -> Opti
     if let Err(p) = escape::check_dn(&base) {
         r.fail(Diagnostic::new(format!("`base` is not a DN: {p}")).at(a.base.span));
     }
+    let mut attributes = render_attributes(r, a);
+    let owner = owner_attribute(r, a, &mut attributes);
+    let dn = entry_dn(r, step, a, &attributes, &base);
+    check_settings(r, step, a);
+    Some(AccountParams {
+        dn,
+        owner,
+        rdn: a.rdn.value.clone(),
+        object_classes: a.object_classes.iter().map(|c| c.value.clone()).collect(),
+        attributes,
+        posix: a.posix.as_ref().map(|p| PosixParams {
+            uid_min: p.uid_min,
+            uid_max: p.uid_max,
+            gid_number: p.gid_number,
+        }),
+        password: PasswordParams {
+            length: a.password.length,
+            must_change: a.password.must_change,
+            deliver: a.password.deliver,
+        },
+    })
+}
+
+/// Renders each attribute's values, with the checks a directory would make of them.
+fn render_attributes(r: &mut Renderer<'_>, a: &LdapAccount) -> Vec<Attribute> {
     let mut attributes = Vec::new();
     for (name, values) in &a.attributes.0 {
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || name.is_empty() {
@@ -278,12 +303,22 @@ pub(crate) fn render(r: &mut Renderer<'_>, step: &Step, a: &LdapAccount) -> Opti
             values,
         });
     }
-    let owner = owner_attribute(r, a, &mut attributes);
+    attributes
+}
+
+/// The entry's DN: `RDN=VALUE,BASE` with VALUE escaped, and the name's limits checked.
+fn entry_dn(
+    r: &mut Renderer<'_>,
+    step: &Step,
+    a: &LdapAccount,
+    attributes: &[Attribute],
+    base: &str,
+) -> String {
     let rdn_value = attributes
         .iter()
         .find(|at| at.name.eq_ignore_ascii_case(&a.rdn))
         .map(|at| at.values.clone());
-    let dn = match rdn_value.as_deref() {
+    match rdn_value.as_deref() {
         Some([v]) => {
             let rdn = format!("{}={}", a.rdn.value, escape::dn_value(v));
             if rdn.len() > RDN_MAX_BYTES {
@@ -335,7 +370,11 @@ pub(crate) fn render(r: &mut Renderer<'_>, step: &Step, a: &LdapAccount) -> Opti
             );
             String::new()
         }
-    };
+    }
+}
+
+/// Object classes, the uidNumber range, the password's length and recipient.
+fn check_settings(r: &mut Renderer<'_>, step: &Step, a: &LdapAccount) {
     if a.object_classes.is_empty() {
         r.fail(
             Diagnostic::new("`object_classes` is empty")
@@ -371,23 +410,6 @@ pub(crate) fn render(r: &mut Renderer<'_>, step: &Step, a: &LdapAccount) -> Opti
             .hint("add `manager_email` to the hire, or deliver to the operator"),
         );
     }
-    Some(AccountParams {
-        dn,
-        owner,
-        rdn: a.rdn.value.clone(),
-        object_classes: a.object_classes.iter().map(|c| c.value.clone()).collect(),
-        attributes,
-        posix: a.posix.as_ref().map(|p| PosixParams {
-            uid_min: p.uid_min,
-            uid_max: p.uid_max,
-            gid_number: p.gid_number,
-        }),
-        password: PasswordParams {
-            length: a.password.length,
-            must_change: a.password.must_change,
-            deliver: a.password.deliver,
-        },
-    })
 }
 
 /// Adds the ownership attribute (the hire id) to the account's attributes, and returns its
