@@ -112,16 +112,16 @@ struct Done {
     uncertain: bool,
 }
 
-pub fn cmd_cohort(
+/// Reads HR's export and checks every row before anything runs: hire data, duplicate ids,
+/// every template rendered, and accounts two rows would share. Returns the hires, or exit 2
+/// with every problem at its row and column.
+fn checked_rows(
     pb: Playbook,
-    mut sources: SourceMap,
-    cohort: Cohort,
-    options: RunOptions,
-    state_args: StateArgs,
+    path: &std::path::Path,
+    sources: &mut SourceMap,
     printer: &Printer,
-) -> CmdResult {
-    // Every row is checked (hire data and every template rendered) before anything runs.
-    let (rows, mut diags) = crate::hires::read(&cohort.hires, &pb.hire_columns, &mut sources);
+) -> Result<(Playbook, Vec<Hire>), Failure> {
+    let (rows, mut diags) = crate::hires::read(path, &pb.hire_columns, sources);
     let mut seen: HashMap<String, crate::diag::Span> = HashMap::new();
     let mut accounts = Accounts::default();
     let mut hires: Vec<Hire> = Vec::new();
@@ -164,9 +164,22 @@ pub fn cmd_cohort(
         hires.push(row.hire.value);
     }
     if !diags.is_empty() {
-        report(diags.sorted(), &sources, printer);
+        report(diags.sorted(), sources, printer);
         return Err(Failure::Input);
     }
+    Ok((pb, hires))
+}
+
+pub fn cmd_cohort(
+    pb: Playbook,
+    mut sources: SourceMap,
+    cohort: Cohort,
+    options: RunOptions,
+    state_args: StateArgs,
+    printer: &Printer,
+) -> CmdResult {
+    // Every row is checked (hire data and every template rendered) before anything runs.
+    let (pb, mut hires) = checked_rows(pb, &cohort.hires, &mut sources, printer)?;
 
     let id = |h: &Hire| h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default();
     let known: BTreeSet<String> = hires.iter().map(id).collect();
@@ -257,15 +270,26 @@ pub fn cmd_cohort(
     });
     bars.clear();
 
-    let mut results = std::mem::take(&mut *results.lock().expect("results"));
+    let results = std::mem::take(&mut *results.lock().expect("results"));
+    summary(results, total, &cohort.hires, &pb.name, printer)
+}
+
+/// The cohort's closing lines: one per hire, the counts, and the exit code.
+fn summary(
+    mut results: Vec<Done>,
+    total: usize,
+    hires: &std::path::Path,
+    name: &str,
+    printer: &Printer,
+) -> CmdResult {
     results.sort_by(|a, b| a.hire.cmp(&b.hire));
     let not_ok = results.iter().filter(|r| r.failed).count();
     let uncertain = results.iter().filter(|r| r.uncertain).count();
     let missing = total - results.len();
     let mut out = format!(
         "Cohort {} ({}): {} hires, {} ok, {} failed{}{}\n",
-        cohort.hires.display(),
-        pb.name,
+        hires.display(),
+        name,
         total,
         results.len() - not_ok,
         not_ok - uncertain,
