@@ -147,60 +147,9 @@ struct Layer {
 impl Loader<'_> {
     fn load(&mut self, req: &Request) -> Option<Playbook> {
         let root = self.read_layer(&req.playbook, None)?;
-        let checklist = match &root.doc.checklist {
-            Some(rel) => {
-                if let Some(steps) = &root.doc.steps {
-                    self.diags.push(
-                        Diagnostic::new("a playbook has either `steps` or `checklist`, not both")
-                            .at(steps.span)
-                            .note(rel.span, "`checklist` given")
-                            .hint("remove `steps` to use the checklist, or `checklist` to use these steps"),
-                    );
-                }
-                let path = relative_to(&root.path, rel);
-                let layer = self.read_layer(&path, Some(rel.span))?;
-                if let Some(nested) = &layer.doc.checklist {
-                    self.diags.push(
-                        Diagnostic::new("a checklist cannot itself name a checklist")
-                            .at(nested.span)
-                            .hint("copy the steps into one checklist file"),
-                    );
-                }
-                // A hire file is HR's: hire data and vars only. Where templates come from and
-                // which fields and messages there are is the checklist's (IT's) to say.
-                self.only_hire_data(&root, "a hire file (one with `checklist:`)");
-                if layer.doc.steps.is_none() {
-                    self.diags.push(
-                        Diagnostic::new(format!(
-                            "`{}` has no `steps`, so it is not a checklist",
-                            path.display()
-                        ))
-                        .at(rel.span),
-                    );
-                    return None;
-                }
-                Some(layer)
-            }
-            None => None,
-        };
+        let checklist = self.checklist_of(&root)?;
         let hire_layer = match &req.hire {
-            Some(path) => {
-                let layer = self.read_layer(path, None)?;
-                for (key, span) in [
-                    ("steps", layer.doc.steps.as_ref().map(|s| s.span)),
-                    ("checklist", layer.doc.checklist.as_ref().map(|s| s.span)),
-                ] {
-                    if let Some(span) = span {
-                        self.diags.push(
-                            Diagnostic::new(format!("a --hire file cannot have `{key}`"))
-                                .at(span)
-                                .hint("a --hire file gives `hire` and optionally `vars`"),
-                        );
-                    }
-                }
-                self.only_hire_data(&layer, "a --hire file");
-                Some(layer)
-            }
+            Some(path) => Some(self.hire_file(path)?),
             None => None,
         };
         let steps_layer = checklist.as_ref().unwrap_or(&root);
@@ -233,48 +182,11 @@ impl Loader<'_> {
             check_hire(hire, key, &required, self.diags);
         }
 
-        // Budgets: far beyond any real checklist, and they keep planning (which renders every
-        // var against all earlier ones, and every step against its ancestors) fast.
-        for layer in [checklist.as_ref(), Some(&root), hire_layer.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            if let Some((name, _)) = layer.doc.vars.0.get(MAX_VARS) {
-                self.diags.push(
-                    Diagnostic::new(format!("more than {MAX_VARS} vars"))
-                        .at(name.span)
-                        .hint("vars are for derived values such as a login; keep data in the hire"),
-                );
-                return None;
-            }
-        }
-        if let Some(step) = steps.value.get(MAX_STEPS) {
-            let span = step.0.as_ref().map_or(steps.span, |s| s.span);
-            self.diags.push(
-                Diagnostic::new(format!("more than {MAX_STEPS} steps"))
-                    .at(span)
-                    .hint("split the checklist: one per kind of hire"),
-            );
+        let layers = [checklist.as_ref(), Some(&root), hire_layer.as_ref()];
+        if !self.within_budgets(&layers, steps) {
             return None;
         }
-        let mut vars: Vec<(Spanned<String>, Tpl)> = Vec::new();
-        let layers = [checklist.as_ref(), Some(&root), hire_layer.as_ref()];
-        for layer in layers.into_iter().flatten() {
-            for (name, value) in &layer.doc.vars.0 {
-                if !is_identifier(name) {
-                    self.diags.push(
-                        Diagnostic::new(format!("`{}` is not a valid var name", name.value))
-                            .at(name.span)
-                            .hint("use letters, digits and `_`, starting with a letter"),
-                    );
-                }
-                let Some(value) = &value.0 else { continue };
-                match vars.iter_mut().find(|(n, _)| n.value == name.value) {
-                    Some(existing) => existing.1 = value.clone(),
-                    None => vars.push((name.clone(), value.clone())),
-                }
-            }
-        }
+        let vars = self.merged_vars(&layers);
 
         // Only the checklist says where templates come from, never a hire file.
         let templates_dir = match &steps_layer.doc.templates {
@@ -314,21 +226,10 @@ impl Loader<'_> {
                 deadline: None,
             });
         }
-        let mut templates = Templates::new();
-        let mut policies = BTreeMap::new();
         let at_risk = notify
             .as_ref()
             .and_then(|n| Some(notify_email(n, n.at_risk.as_ref()?)));
-        for email in steps
-            .iter()
-            .filter_map(|s| match &s.kind {
-                StepKind::Email(e) => Some(e),
-                _ => None,
-            })
-            .chain(at_risk.as_ref())
-        {
-            self.email_files(email, &templates_dir, &mut templates, &mut policies);
-        }
+        let (templates, policies) = self.email_templates(&steps, at_risk.as_ref(), &templates_dir);
 
         let name = steps_layer
             .doc
@@ -355,6 +256,140 @@ impl Loader<'_> {
                 .map(|(k, v)| (k.value.clone(), v.clone()))
                 .collect(),
         })
+    }
+
+    /// The checklist a hire file names (`None` for a self-contained playbook); `None` of the
+    /// outer option when loading cannot go on.
+    fn checklist_of(&mut self, root: &Layer) -> Option<Option<Layer>> {
+        match &root.doc.checklist {
+            Some(rel) => {
+                if let Some(steps) = &root.doc.steps {
+                    self.diags.push(
+                        Diagnostic::new("a playbook has either `steps` or `checklist`, not both")
+                            .at(steps.span)
+                            .note(rel.span, "`checklist` given")
+                            .hint("remove `steps` to use the checklist, or `checklist` to use these steps"),
+                    );
+                }
+                let path = relative_to(&root.path, rel);
+                let layer = self.read_layer(&path, Some(rel.span))?;
+                if let Some(nested) = &layer.doc.checklist {
+                    self.diags.push(
+                        Diagnostic::new("a checklist cannot itself name a checklist")
+                            .at(nested.span)
+                            .hint("copy the steps into one checklist file"),
+                    );
+                }
+                // A hire file is HR's: hire data and vars only. Where templates come from and
+                // which fields and messages there are is the checklist's (IT's) to say.
+                self.only_hire_data(root, "a hire file (one with `checklist:`)");
+                if layer.doc.steps.is_none() {
+                    self.diags.push(
+                        Diagnostic::new(format!(
+                            "`{}` has no `steps`, so it is not a checklist",
+                            path.display()
+                        ))
+                        .at(rel.span),
+                    );
+                    return None;
+                }
+                Some(Some(layer))
+            }
+            None => Some(None),
+        }
+    }
+
+    /// A `--hire FILE`: hire data and vars only.
+    fn hire_file(&mut self, path: &Path) -> Option<Layer> {
+        let layer = self.read_layer(path, None)?;
+        for (key, span) in [
+            ("steps", layer.doc.steps.as_ref().map(|s| s.span)),
+            ("checklist", layer.doc.checklist.as_ref().map(|s| s.span)),
+        ] {
+            if let Some(span) = span {
+                self.diags.push(
+                    Diagnostic::new(format!("a --hire file cannot have `{key}`"))
+                        .at(span)
+                        .hint("a --hire file gives `hire` and optionally `vars`"),
+                );
+            }
+        }
+        self.only_hire_data(&layer, "a --hire file");
+        Some(layer)
+    }
+
+    /// Budgets: far beyond any real checklist, and they keep planning (which renders every var
+    /// against all earlier ones, and every step against its ancestors) fast.
+    fn within_budgets(
+        &mut self,
+        layers: &[Option<&Layer>; 3],
+        steps: &Spanned<Vec<yaml::Recover<Spanned<StepDoc>>>>,
+    ) -> bool {
+        for layer in layers.iter().flatten() {
+            if let Some((name, _)) = layer.doc.vars.0.get(MAX_VARS) {
+                self.diags.push(
+                    Diagnostic::new(format!("more than {MAX_VARS} vars"))
+                        .at(name.span)
+                        .hint("vars are for derived values such as a login; keep data in the hire"),
+                );
+                return false;
+            }
+        }
+        if let Some(step) = steps.value.get(MAX_STEPS) {
+            let span = step.0.as_ref().map_or(steps.span, |s| s.span);
+            self.diags.push(
+                Diagnostic::new(format!("more than {MAX_STEPS} steps"))
+                    .at(span)
+                    .hint("split the checklist: one per kind of hire"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Vars of the checklist, the playbook and the hire file, later ones replacing earlier
+    /// ones by name.
+    fn merged_vars(&mut self, layers: &[Option<&Layer>; 3]) -> Vec<(Spanned<String>, Tpl)> {
+        let mut vars: Vec<(Spanned<String>, Tpl)> = Vec::new();
+        for layer in layers.iter().flatten() {
+            for (name, value) in &layer.doc.vars.0 {
+                if !is_identifier(name) {
+                    self.diags.push(
+                        Diagnostic::new(format!("`{}` is not a valid var name", name.value))
+                            .at(name.span)
+                            .hint("use letters, digits and `_`, starting with a letter"),
+                    );
+                }
+                let Some(value) = &value.0 else { continue };
+                match vars.iter_mut().find(|(n, _)| n.value == name.value) {
+                    Some(existing) => existing.1 = value.clone(),
+                    None => vars.push((name.clone(), value.clone())),
+                }
+            }
+        }
+        vars
+    }
+
+    /// Every email's template files and policy documents, read once each.
+    fn email_templates(
+        &mut self,
+        steps: &[Step],
+        at_risk: Option<&Email>,
+        dir: &Path,
+    ) -> (Templates, BTreeMap<String, PolicyDoc>) {
+        let mut templates = Templates::new();
+        let mut policies = BTreeMap::new();
+        for email in steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::Email(e) => Some(e),
+                _ => None,
+            })
+            .chain(at_risk)
+        {
+            self.email_files(email, dir, &mut templates, &mut policies);
+        }
+        (templates, policies)
     }
 
     fn email_files(
