@@ -173,25 +173,17 @@ fn done_outputs(state: &HireState) -> Outputs {
         .collect()
 }
 
-/// Runs (or dry-runs) the playbook for its hire.
-pub fn run(
-    pb: &Playbook,
+/// The hire's journal for this run: opened under the hire's lock, or only read in a dry run.
+/// With its replayed state, and how many bytes of a torn last record were cut off.
+fn open(
     store: &dyn Store,
-    targets: Targets<'_>,
+    hire: &str,
+    run_id: &str,
     settings: &Settings,
-    progress: &mut dyn Progress,
-) -> Result<Report, EngineError> {
-    let hire = pb
-        .hire
-        .as_ref()
-        .and_then(|h| h.id.as_ref())
-        .map(|i| i.value.clone())
-        .ok_or(EngineError::NoHire)?;
-    let run_id = crate::secret::random_hex(8);
-
-    let (mut session, mut state, torn_bytes) = match settings.mode {
+) -> Result<(Option<crate::store::Session>, HireState, usize), EngineError> {
+    Ok(match settings.mode {
         Mode::DryRun => {
-            let (state, torn) = read_state(store, &hire)?;
+            let (state, torn) = read_state(store, hire)?;
             (None, state, torn)
         }
         Mode::Apply => {
@@ -201,12 +193,67 @@ pub fn run(
                 std::process::id(),
                 settings.clock.now()
             );
-            let session = store.open(&hire, &holder, &run_id, &settings.actor)?;
+            let session = store.open(hire, &holder, run_id, &settings.actor)?;
             let state = journal::replay(&session.records);
             let torn = session.torn_bytes;
             (Some(session), state, torn)
         }
-    };
+    })
+}
+
+/// The record that starts a run: the hire, the playbook, this onboard, the start and deadlines.
+fn run_started(pb: &Playbook, hire: &str, plan: &Plan) -> Event {
+    Event::RunStarted {
+        hire: hire.to_owned(),
+        playbook: pb.name.clone(),
+        checklist: pb.checklist.display().to_string(),
+        onboard: env!("CARGO_PKG_VERSION").to_owned(),
+        start: start_of(pb),
+        start_at: pb
+            .hire
+            .as_ref()
+            .and_then(crate::deadline::start)
+            .map(|z| z.timestamp().to_string())
+            .unwrap_or_default(),
+        deadlines: plan
+            .steps
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), s.deadline.clone()?)))
+            .collect(),
+    }
+}
+
+/// Records a step's outputs as done in the run's state; true when they differ from what the
+/// plan was made with.
+fn record_outputs(
+    state: &mut HireState,
+    outputs: &mut Outputs,
+    id: &str,
+    mut s: journal::StepState,
+    out: BTreeMap<String, String>,
+) -> bool {
+    s.status = Status::Done;
+    s.outputs = out.clone();
+    state.steps.insert(id.to_owned(), s);
+    if outputs.get(id) == Some(&out) {
+        return false;
+    }
+    outputs.insert(id.to_owned(), out);
+    true
+}
+
+/// Runs (or dry-runs) the playbook for its hire.
+pub fn run(
+    pb: &Playbook,
+    store: &dyn Store,
+    targets: Targets<'_>,
+    settings: &Settings,
+    progress: &mut dyn Progress,
+) -> Result<Report, EngineError> {
+    let hire = pb.hire_id().ok_or(EngineError::NoHire)?;
+    let run_id = crate::secret::random_hex(8);
+
+    let (mut session, mut state, torn_bytes) = open(store, &hire, &run_id, settings)?;
 
     let mut outputs = done_outputs(&state);
     let mut current = plan(pb, &outputs).map_err(EngineError::Plan)?;
@@ -220,24 +267,7 @@ pub fn run(
         clock: settings.clock,
         failpoint: settings.failpoint.clone(),
     };
-    w.append(Event::RunStarted {
-        hire: hire.clone(),
-        playbook: pb.name.clone(),
-        checklist: pb.checklist.display().to_string(),
-        onboard: env!("CARGO_PKG_VERSION").to_owned(),
-        start: start_of(pb),
-        start_at: pb
-            .hire
-            .as_ref()
-            .and_then(crate::deadline::start)
-            .map(|z| z.timestamp().to_string())
-            .unwrap_or_default(),
-        deadlines: current
-            .steps
-            .iter()
-            .filter_map(|s| Some((s.id.clone(), s.deadline.clone()?)))
-            .collect(),
-    })?;
+    w.append(run_started(pb, &hire, &current))?;
 
     let Targets { directory, mailer } = targets;
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
@@ -267,32 +297,27 @@ pub fn run(
         if matches!(outcome, Outcome::Applied(_)) && step.params.is_automated() {
             state.operators.insert(settings.actor.clone());
         }
-        // What this step produced becomes visible to the steps after it.
+        // What this step produced becomes visible to the steps after it: when that changes
+        // what later steps render, the plan is made again.
+        let (id, title) = (step.id.clone(), step.title.clone());
         if let Some(out) = produced {
-            let mut s = prior.unwrap_or_else(|| journal::StepState {
+            let fallback = || journal::StepState {
                 checksum: step.checksum.clone(),
                 actor: settings.actor.clone(),
                 ..Default::default()
-            });
-            s.status = Status::Done;
-            s.outputs = out.clone();
-            state.steps.insert(step.id.clone(), s);
-            if outputs.get(&step.id) != Some(&out) {
-                outputs.insert(step.id.clone(), out);
-                let id = step.id.clone();
-                let title = step.title.clone();
+            };
+            if record_outputs(
+                &mut state,
+                &mut outputs,
+                &id,
+                prior.unwrap_or_else(fallback),
+                out,
+            ) {
                 current = plan(pb, &outputs).map_err(EngineError::Plan)?;
-                results.insert(id.clone(), outcome.clone());
-                reports.push(StepReport { id, title, outcome });
-                continue;
             }
         }
-        results.insert(step.id.clone(), outcome.clone());
-        reports.push(StepReport {
-            id: step.id.clone(),
-            title: step.title.clone(),
-            outcome,
-        });
+        results.insert(id.clone(), outcome.clone());
+        reports.push(StepReport { id, title, outcome });
     }
 
     // Tell the manager once when the hire becomes at risk or late.
@@ -329,15 +354,7 @@ pub fn run(
         torn_bytes,
         plan: current,
     };
-    let c = report.counts();
-    w.append(Event::RunFinished {
-        done: c.applied,
-        already_done: c.already_done,
-        failed: c.failed,
-        waiting: c.waiting,
-        skipped: c.skipped,
-        uncertain: c.uncertain,
-    })?;
+    w.append(report.finished())?;
     Ok(report)
 }
 

@@ -93,6 +93,19 @@ pub struct Counts {
 }
 
 impl Report {
+    /// The record that ends the run, with its counts.
+    pub fn finished(&self) -> crate::journal::Event {
+        let c = self.counts();
+        crate::journal::Event::RunFinished {
+            done: c.applied,
+            already_done: c.already_done,
+            failed: c.failed,
+            waiting: c.waiting,
+            skipped: c.skipped,
+            uncertain: c.uncertain,
+        }
+    }
+
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for s in &self.steps {

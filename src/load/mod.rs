@@ -56,6 +56,13 @@ pub struct Playbook {
     pub at_risk: Option<Email>,
 }
 
+impl Playbook {
+    /// The hire's id, if the playbook names a hire.
+    pub fn hire_id(&self) -> Option<String> {
+        Some(self.hire.as_ref()?.id.as_ref()?.value.clone())
+    }
+}
+
 /// The most steps a checklist may have.
 pub const MAX_STEPS: usize = 1000;
 /// The most vars one file may declare.
