@@ -19,19 +19,7 @@ pub(super) fn run_step(
     let prior = ctx.prior;
 
     // Dependencies: a failed one skips this step, a waiting one makes it wait too.
-    for need in &step.needs {
-        let blocked = match results.get(need) {
-            Some(o) if o.is_done() => None,
-            Some(Outcome::WouldDo(_)) if !apply => None,
-            Some(Outcome::Waiting { on, .. }) => Some(Outcome::Waiting {
-                on: on.clone(),
-                reason: format!("waits for `{need}`"),
-            }),
-            _ => Some(Outcome::Skipped(format!(
-                "needs `{need}`, which is not done"
-            ))),
-        };
-        let Some(outcome) = blocked else { continue };
+    if let Some(outcome) = blocked(step, results, apply) {
         let unchanged = prior.is_some_and(|p| {
             matches!(
                 (&outcome, p.status),
@@ -90,75 +78,7 @@ pub(super) fn run_step(
             };
             return Ok((outcome, None));
         }
-        return Ok(match steps::check(step, ctx) {
-            Ok(Check::Holds {
-                outputs,
-                note: Some(note @ Note::Drift(_)),
-            }) if settings.reconcile => {
-                if !apply {
-                    return Ok((
-                        Outcome::WouldDo(vec![format!("reconcile {note}")]),
-                        Some(outputs),
-                    ));
-                }
-                match steps::reconcile(step, ctx) {
-                    Some(Ok(changes)) => {
-                        w.append(Event::StepDone {
-                            step: step.id.clone(),
-                            checksum: step.checksum.clone(),
-                            changes: changes.clone(),
-                            outputs: outputs.clone(),
-                            evidence: BTreeMap::from([("reconciled".to_owned(), note.to_string())]),
-                        })?;
-                        (Outcome::Applied(changes), Some(outputs))
-                    }
-                    Some(Err(e)) => (
-                        Outcome::Failed {
-                            error: e.message,
-                            hint: e.hint,
-                        },
-                        None,
-                    ),
-                    None => (Outcome::AlreadyDone(Some(note)), Some(outputs)),
-                }
-            }
-            Ok(Check::Holds { outputs, note }) => {
-                // Drift is journaled (once per finding), so `status` and reports show it.
-                // An empty finding says it matches again.
-                let drift = match &note {
-                    Some(n @ Note::Drift(_)) => n.to_string(),
-                    _ => String::new(),
-                };
-                if apply && p.drift.clone().unwrap_or_default() != drift {
-                    w.append(Event::StepDrift {
-                        step: step.id.clone(),
-                        drift,
-                    })?;
-                }
-                (Outcome::AlreadyDone(note), Some(outputs))
-            }
-            Ok(Check::ToDo(changes)) => (
-                Outcome::Failed {
-                    error: format!(
-                        "it was done ({} by {}), but no longer holds: {}",
-                        p.at,
-                        p.actor,
-                        changes.join("; ")
-                    ),
-                    hint: Some(format!("to do it again, re-run with --reapply {}", step.id)),
-                },
-                None,
-            ),
-            Ok(Check::Waiting { on, reason, .. }) => (Outcome::Waiting { on, reason }, None),
-            Ok(Check::Uncertain { reason, .. }) => (Outcome::Uncertain(reason), None),
-            Err(e) => (
-                Outcome::Failed {
-                    error: e.message,
-                    hint: e.hint,
-                },
-                None,
-            ),
-        });
+        return recheck_done(step, ctx, p, settings, w);
     }
 
     let check = if reapply && prior.is_some_and(|p| p.status == Status::Done) {
@@ -185,49 +105,7 @@ pub(super) fn run_step(
             on,
             reason,
             request,
-        }) => {
-            // Someone at this terminal may sign now.
-            if apply
-                && let Some(request) = &request
-                && let Some(signature) = ctx.operator.sign(step, request)
-            {
-                let operators: Vec<&str> = ctx.operators.iter().map(String::as_str).collect();
-                match steps::human::validate(request, &signature, &operators) {
-                    Ok(()) => {
-                        let at = w.clock.now().to_string();
-                        return signed(
-                            w,
-                            ctx.store,
-                            ctx.hire_id,
-                            &step.id,
-                            request,
-                            signature,
-                            &at,
-                            ctx.outputs,
-                        );
-                    }
-                    Err(problem) => {
-                        return Ok((
-                            Outcome::Waiting {
-                                on,
-                                reason: format!("the signature was not accepted: {problem}"),
-                            },
-                            None,
-                        ));
-                    }
-                }
-            }
-            let same = prior.is_some_and(|p| p.status == Status::Waiting && p.request == request);
-            if !same {
-                w.append(Event::StepWaiting {
-                    step: step.id.clone(),
-                    on: on.clone(),
-                    reason: reason.clone(),
-                    request,
-                })?;
-            }
-            (Outcome::Waiting { on, reason }, None)
-        }
+        }) => return waiting(step, ctx, w, on, reason, request),
         Ok(Check::Uncertain { message_id, reason }) => {
             if !prior.is_some_and(|p| p.status == Status::Uncertain) {
                 w.append(Event::StepUncertain {
@@ -315,4 +193,160 @@ fn fail_as(
         nothing_done,
     })?;
     Ok(Outcome::Failed { error, hint })
+}
+
+/// Whether a step's dependencies hold it back: skipped after a failure, waiting while one
+/// waits on a person. Pure.
+fn blocked(
+    step: &PlannedStep,
+    results: &BTreeMap<String, Outcome>,
+    apply: bool,
+) -> Option<Outcome> {
+    step.needs.iter().find_map(|need| match results.get(need) {
+        Some(o) if o.is_done() => None,
+        Some(Outcome::WouldDo(_)) if !apply => None,
+        Some(Outcome::Waiting { on, .. }) => Some(Outcome::Waiting {
+            on: on.clone(),
+            reason: format!("waits for `{need}`"),
+        }),
+        _ => Some(Outcome::Skipped(format!(
+            "needs `{need}`, which is not done"
+        ))),
+    })
+}
+
+/// A step the journal says is done, with the same parameters: checked again, not applied.
+/// Drift is reported (and journaled once per finding), corrected only with `--reconcile`.
+fn recheck_done(
+    step: &PlannedStep,
+    ctx: &mut Ctx<'_>,
+    p: &crate::journal::StepState,
+    settings: &Settings,
+    w: &mut Writer<'_>,
+) -> Result<(Outcome, Option<BTreeMap<String, String>>), EngineError> {
+    let apply = w.applying();
+    Ok(match steps::check(step, ctx) {
+        Ok(Check::Holds {
+            outputs,
+            note: Some(note @ Note::Drift(_)),
+        }) if settings.reconcile => {
+            if !apply {
+                return Ok((
+                    Outcome::WouldDo(vec![format!("reconcile {note}")]),
+                    Some(outputs),
+                ));
+            }
+            match steps::reconcile(step, ctx) {
+                Some(Ok(changes)) => {
+                    w.append(Event::StepDone {
+                        step: step.id.clone(),
+                        checksum: step.checksum.clone(),
+                        changes: changes.clone(),
+                        outputs: outputs.clone(),
+                        evidence: BTreeMap::from([("reconciled".to_owned(), note.to_string())]),
+                    })?;
+                    (Outcome::Applied(changes), Some(outputs))
+                }
+                Some(Err(e)) => (
+                    Outcome::Failed {
+                        error: e.message,
+                        hint: e.hint,
+                    },
+                    None,
+                ),
+                None => (Outcome::AlreadyDone(Some(note)), Some(outputs)),
+            }
+        }
+        Ok(Check::Holds { outputs, note }) => {
+            // Drift is journaled (once per finding), so `status` and reports show it.
+            // An empty finding says it matches again.
+            let drift = match &note {
+                Some(n @ Note::Drift(_)) => n.to_string(),
+                _ => String::new(),
+            };
+            if apply && p.drift.clone().unwrap_or_default() != drift {
+                w.append(Event::StepDrift {
+                    step: step.id.clone(),
+                    drift,
+                })?;
+            }
+            (Outcome::AlreadyDone(note), Some(outputs))
+        }
+        Ok(Check::ToDo(changes)) => (
+            Outcome::Failed {
+                error: format!(
+                    "it was done ({} by {}), but no longer holds: {}",
+                    p.at,
+                    p.actor,
+                    changes.join("; ")
+                ),
+                hint: Some(format!("to do it again, re-run with --reapply {}", step.id)),
+            },
+            None,
+        ),
+        Ok(Check::Waiting { on, reason, .. }) => (Outcome::Waiting { on, reason }, None),
+        Ok(Check::Uncertain { reason, .. }) => (Outcome::Uncertain(reason), None),
+        Err(e) => (
+            Outcome::Failed {
+                error: e.message,
+                hint: e.hint,
+            },
+            None,
+        ),
+    })
+}
+
+/// A step waiting on a person: signed now at this terminal if someone can, else journaled as
+/// waiting (once, until what it asks changes).
+fn waiting(
+    step: &PlannedStep,
+    ctx: &mut Ctx<'_>,
+    w: &mut Writer<'_>,
+    on: String,
+    reason: String,
+    request: Option<crate::journal::SignOffRequest>,
+) -> Result<(Outcome, Option<BTreeMap<String, String>>), EngineError> {
+    // Someone at this terminal may sign now.
+    if w.applying()
+        && let Some(request) = &request
+        && let Some(signature) = ctx.operator.sign(step, request)
+    {
+        let operators: Vec<&str> = ctx.operators.iter().map(String::as_str).collect();
+        match steps::human::validate(request, &signature, &operators) {
+            Ok(()) => {
+                let at = w.clock.now().to_string();
+                return signed(
+                    w,
+                    ctx.store,
+                    ctx.hire_id,
+                    &step.id,
+                    request,
+                    signature,
+                    &at,
+                    ctx.outputs,
+                );
+            }
+            Err(problem) => {
+                return Ok((
+                    Outcome::Waiting {
+                        on,
+                        reason: format!("the signature was not accepted: {problem}"),
+                    },
+                    None,
+                ));
+            }
+        }
+    }
+    let same = ctx
+        .prior
+        .is_some_and(|p| p.status == Status::Waiting && p.request == request);
+    if !same {
+        w.append(Event::StepWaiting {
+            step: step.id.clone(),
+            on: on.clone(),
+            reason: reason.clone(),
+            request,
+        })?;
+    }
+    Ok((Outcome::Waiting { on, reason }, None))
 }
