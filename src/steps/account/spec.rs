@@ -322,11 +322,6 @@ fn entry_dn(
         Some([v]) => {
             let rdn = format!("{}={}", a.rdn.value, escape::dn_value(v));
             if rdn.len() > RDN_MAX_BYTES {
-                let at = a
-                    .attributes
-                    .0
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(&a.rdn));
                 r.fail(
                         Diagnostic::new(format!(
                             "the entry's name `{}=…` is {} bytes; OpenLDAP's database \
@@ -335,24 +330,19 @@ fn entry_dn(
                             a.rdn.value,
                             rdn.len()
                         ))
-                        .at_opt(at.map(|(n, _)| n.span))
+                        .at_opt(attribute_span(a, &a.rdn))
                         .hint("name the entry by a shorter attribute (e.g. `rdn: uid`), or shorten the value"),
                     );
             }
             format!("{rdn},{base}")
         }
         Some(_) => {
-            let at = a
-                .attributes
-                .0
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(&a.rdn));
             r.fail(
                 Diagnostic::new(format!(
                     "the naming attribute `{}` must have exactly one non-empty value",
                     a.rdn.value
                 ))
-                .at_opt(at.map(|(n, _)| n.span)),
+                .at_opt(attribute_span(a, &a.rdn)),
             );
             String::new()
         }
@@ -371,6 +361,15 @@ fn entry_dn(
             String::new()
         }
     }
+}
+
+/// Where the playbook names attribute `name` (case-insensitive), if it does.
+fn attribute_span(a: &LdapAccount, name: &str) -> Option<crate::diag::Span> {
+    a.attributes
+        .0
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(n, _)| n.span)
 }
 
 /// Object classes, the uidNumber range, the password's length and recipient.
@@ -433,12 +432,7 @@ fn owner_attribute(
         .find(|at| at.name.eq_ignore_ascii_case(&name))
     {
         Some(at) if at.values != [id.clone()] => {
-            let span = a
-                .attributes
-                .0
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(&name))
-                .map(|(n, _)| n.span);
+            let span = attribute_span(a, &name);
             r.fail(
                 Diagnostic::new(format!(
                     "`{name}` records which hire owns the entry, so onboard sets it to the \
