@@ -252,8 +252,12 @@ fn assert_located(diags: onboard::diag::Diagnostics, sources: &SourceMap) {
     }
 }
 
+/// A generous bound: a hang detector, not a speed test.
+const BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Loads `path` on a thread and waits at most `bound`: a hang or a blow-up is a failure.
-fn load_within(path: &std::path::Path, bound: std::time::Duration) -> Result<(), SourceMap> {
+/// Returns the problems' messages (every one located), or nothing when it plans.
+fn load_within(path: &std::path::Path, bound: std::time::Duration) -> Result<(), Vec<String>> {
     let (tx, rx) = std::sync::mpsc::channel();
     let path = path.to_owned();
     std::thread::spawn(move || {
@@ -262,20 +266,15 @@ fn load_within(path: &std::path::Path, bound: std::time::Duration) -> Result<(),
             playbook: path,
             hire: None,
         };
-        let located = match load_and_plan(&req, &mut sources, &Outputs::new()) {
-            Ok(_) => true,
-            Err(diags) => {
-                assert_located(diags, &sources);
-                false
-            }
-        };
-        let _ = tx.send((located, sources));
+        let result = load_and_plan(&req, &mut sources, &Outputs::new()).map_err(|diags| {
+            let messages = diags.0.iter().map(|d| d.message.clone()).collect();
+            assert_located(diags, &sources);
+            messages
+        });
+        let _ = tx.send(result.map(|_| ()));
     });
-    match rx.recv_timeout(bound) {
-        Ok((true, _)) => Ok(()),
-        Ok((false, sources)) => Err(sources),
-        Err(e) => panic!("{} did not finish within {bound:?}: {e}", "loading"),
-    }
+    rx.recv_timeout(bound)
+        .unwrap_or_else(|e| panic!("loading did not finish within {bound:?}: {e}"))
 }
 
 /// Small inputs that once took minutes or all memory: each ends, in a plan or located
@@ -350,7 +349,7 @@ fn scaling_inputs_end_within_a_time_bound() {
         let path = dir.path().join("case.yaml");
         std::fs::write(&path, text).unwrap();
         let started = std::time::Instant::now();
-        let _ = load_within(&path, std::time::Duration::from_secs(60));
+        let _ = load_within(&path, BOUND);
         eprintln!("{name}: {:?}", started.elapsed());
     }
 }
@@ -374,13 +373,7 @@ fn templates_that_are_links_fifos_or_devices_are_located_errors() {
     let outside = dir.path().join("secret");
     std::fs::write(&outside, "secret").unwrap();
     let fifo = dir.path().join("fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::common::mkfifo(&fifo);
     for (target, expected) in [
         (outside.as_path(), "leads outside"),
         (std::path::Path::new("/dev/zero"), "leads outside"),
@@ -388,41 +381,20 @@ fn templates_that_are_links_fifos_or_devices_are_located_errors() {
     ] {
         let _ = std::fs::remove_file(&policy);
         std::os::unix::fs::symlink(target, &policy).unwrap();
-        let sources =
-            load_within(&playbook, std::time::Duration::from_secs(60)).expect_err("refused");
-        drop(sources);
-        let mut sources = SourceMap::default();
-        let req = Request {
-            playbook: playbook.clone(),
-            hire: None,
-        };
-        let diags = load_and_plan(&req, &mut sources, &Outputs::new())
-            .err()
-            .unwrap();
+        let refused = load_within(&playbook, BOUND).expect_err("refused");
         assert!(
-            diags.0.iter().any(|d| d.message.contains(expected)),
-            "{expected}: {:?}",
-            diags.0
+            refused.iter().any(|m| m.contains(expected)),
+            "{expected}: {refused:?}"
         );
     }
     // Inside the folder, but not a regular file.
     let _ = std::fs::remove_file(&policy);
-    let made = std::process::Command::new("mkfifo").arg(&policy).status();
-    assert!(made.unwrap().success());
-    let mut sources = SourceMap::default();
-    let req = Request {
-        playbook: playbook.clone(),
-        hire: None,
-    };
-    let diags = load_and_plan(&req, &mut sources, &Outputs::new())
-        .err()
-        .unwrap();
+    crate::common::mkfifo(&policy);
+    let refused = load_within(&playbook, BOUND).expect_err("refused");
     assert!(
-        diags
-            .0
+        refused
             .iter()
-            .any(|d| d.message.contains("is a FIFO, not a regular file")),
-        "{:?}",
-        diags.0
+            .any(|m| m.contains("is a FIFO, not a regular file")),
+        "{refused:?}"
     );
 }

@@ -43,6 +43,19 @@ fn owners(slapd: &Slapd) -> BTreeMap<String, Vec<String>> {
     owners
 }
 
+/// A slapd, an SMTP server and the cohort checklist (in a folder of its own, kept alive by
+/// the returned environment).
+fn servers_and_checklist() -> (Slapd, SmtpServer, TestEnv, String) {
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    (
+        Slapd::start(),
+        SmtpServer::start(Mode::Plain),
+        env,
+        playbook,
+    )
+}
+
 #[test]
 fn same_name_rows_in_one_cohort_are_refused_before_anything_runs() {
     let env = TestEnv::new();
@@ -80,10 +93,7 @@ fn same_name_rows_in_one_cohort_are_refused_before_anything_runs() {
 
 #[test]
 fn eight_same_name_pairs_at_eight_jobs_never_share_an_entry() {
-    let slapd = Slapd::start();
-    let smtp = SmtpServer::start(Mode::Plain);
-    let playbook_env = TestEnv::new();
-    let playbook = checklist(&playbook_env);
+    let (slapd, smtp, _playbook_env, playbook) = servers_and_checklist();
     let servers = smtp.with_directory(&slapd);
     let vars = pairs(&servers);
     // Two cohorts of the same eight names (different hires), each from its own state
@@ -169,10 +179,7 @@ fn eight_same_name_pairs_at_eight_jobs_never_share_an_entry() {
 
 #[test]
 fn one_hire_from_two_state_directories_at_once_gets_one_account_and_one_welcome() {
-    let slapd = Slapd::start();
-    let smtp = SmtpServer::start(Mode::Plain);
-    let playbook_env = TestEnv::new();
-    let playbook = checklist(&playbook_env);
+    let (slapd, smtp, _playbook_env, playbook) = servers_and_checklist();
     let servers = smtp.with_directory(&slapd);
     let vars = pairs(&servers);
     let (a, b) = (TestEnv::new(), TestEnv::new());

@@ -110,13 +110,7 @@ fn evidence_that_is_a_fifo_or_a_device_is_refused_at_once() {
     let env = TestEnv::new();
     env.run(&["playbooks/new-hire.yaml"]).success();
     let fifo = env.path("certificate.pdf");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::common::mkfifo(&fifo);
     for (file, what) in [
         (fifo.to_str().unwrap(), "a FIFO"),
         ("/dev/zero", "a device"),
