@@ -193,80 +193,19 @@ impl Hire {
     }
 }
 
-/// One step of the checklist as written.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename = "step")]
-pub struct StepDoc {
-    /// Stable identifier: the journal records steps by it, so do not rename a step that has
-    /// run. Letters, digits, `_` and `-`.
-    pub id: Spanned<String>,
-    /// What the step does, for people ("Create the directory account").
-    pub title: Option<String>,
-    /// Steps that must be done before this one.
-    #[serde(default)]
-    pub needs: Vec<Spanned<String>>,
-    /// When it must be done, relative to the hire's first day: `start`,
-    /// `2 working days before start`, `3 days before start` or `09:00 on day one`.
-    pub deadline: Option<Spanned<String>>,
-    /// Create the directory account.
-    pub ldap_account: Option<Spanned<LdapAccount>>,
-    /// Add the account to groups.
-    pub ldap_groups: Option<Spanned<LdapGroups>>,
-    /// Hand a device to the hire, after its cleaning sign-off.
-    pub device_handoff: Option<Spanned<DeviceHandoff>>,
-    /// A person confirms a checklist (e.g. the laptop was wiped).
-    pub sign_off: Option<Spanned<SignOff>>,
-    /// Send an email (the welcome).
-    pub email: Option<Spanned<Email>>,
-}
-
-/// The step kinds, as their YAML keys.
-pub const STEP_KINDS: &[&str] = &[
-    "ldap_account",
-    "ldap_groups",
-    "device_handoff",
-    "sign_off",
-    "email",
-];
+pub use crate::steps::{STEP_KINDS, StepDoc};
 
 pub use crate::steps::account::spec::{Deliver, LdapAccount, OWNER_ATTRIBUTE, Password, Posix};
 
 pub use crate::steps::groups::LdapGroups;
 
-pub use crate::steps::human::{Asset, DeviceHandoff, SignOff};
+pub use crate::steps::human::Asset;
 
-/// Sends an email built from templates in the templates folder.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Email {
-    /// Sender, e.g. `IT Service Desk <it@example.org>` (template).
-    pub from: Tpl,
-    /// Recipients (template or list).
-    pub to: OneOrMany<Tpl>,
-    /// Copies, e.g. the manager (template or list).
-    #[serde(default)]
-    pub cc: OneOrMany<Tpl>,
-    /// Where replies go, e.g. the help desk (template).
-    pub reply_to: Option<Tpl>,
-    /// Subject line (template).
-    pub subject: Tpl,
-    /// HTML body: a Tera template file in the templates folder (autoescaped).
-    pub html: Spanned<String>,
-    /// Plain-text body: a Tera template file in the templates folder.
-    pub text: Spanned<String>,
-    /// The IT policies sent with the message.
-    pub policies: Option<Policies>,
-}
+pub use crate::steps::device_handoff::DeviceHandoff;
 
-/// A Markdown policy document, rendered into the HTML part and attached.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Policies {
-    /// File in the templates folder, e.g. `it-policies.md`. Not a template: sent as written.
-    pub file: Spanned<String>,
-    /// The version people cite, e.g. `2026.1`. Recorded with its SHA-256.
-    pub version: Spanned<String>,
-}
+pub use crate::steps::sign_off::SignOff;
+
+pub use crate::steps::email::spec::{Email, Policies};
 
 /// The JSON Schema of the playbook format, for editors.
 pub fn json_schema() -> serde_json::Value {

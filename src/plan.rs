@@ -12,12 +12,9 @@ use serde_json::Value;
 use tera::Context;
 
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::load::{Playbook, Step, StepKind};
+use crate::load::{Playbook, Step};
 use crate::model::{HIRE_FIELDS, Hire, Tpl};
-use crate::steps::account::spec::{self, AccountParams};
-use crate::steps::email::spec::{self as email_spec, EmailParams};
-use crate::steps::groups::{self, GroupsParams};
-use crate::steps::human;
+pub use crate::steps::Params;
 
 /// Version tag of the `--json` plan format.
 pub const PLAN_FORMAT: &str = "onboard.plan/1";
@@ -102,37 +99,6 @@ impl NowState {
     }
 }
 
-/// Rendered parameters of each step kind.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Params {
-    LdapAccount(AccountParams),
-    LdapGroups(GroupsParams),
-    SignOff {
-        role: String,
-        items: Vec<String>,
-        evidence: Vec<String>,
-        asset: Option<AssetParams>,
-        not_operator: bool,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        signers: Vec<String>,
-    },
-    DeviceHandoff {
-        asset: AssetParams,
-        cleaning: String,
-        condition: Option<String>,
-        accessories: Vec<String>,
-    },
-    Email(Box<EmailParams>),
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct AssetParams {
-    pub tag: String,
-    pub serial: String,
-    pub model: Option<String>,
-}
-
 /// Loads and plans: every problem of the playbook, structural or in templates, in one pass.
 pub fn load_and_plan(
     req: &crate::load::Request,
@@ -182,10 +148,12 @@ pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
             diags: &mut diags,
             failed: false,
         };
-        let params = r.params(step, &planned_outputs);
+        let params = step.kind.render(&mut r, step, &planned_outputs);
         let failed = r.failed;
         let Some(params) = params.filter(|_| !failed) else {
-            let stand_ins = output_names(&step.kind)
+            let stand_ins = step
+                .kind
+                .output_names()
                 .iter()
                 .map(|o| (o.to_string(), format!("<{o} of {} failed>", step.id.value)))
                 .collect();
@@ -199,7 +167,7 @@ pub fn plan(pb: &Playbook, outputs: &Outputs) -> Result<Plan, Diagnostics> {
             title: step.title.clone(),
             kind: step.kind.name(),
             needs: step.needs.clone(),
-            action: describe(&params),
+            action: params.describe(),
             checksum: checksum(&params),
             params,
             known_after_run: later,
@@ -322,17 +290,6 @@ pub fn placeholder(step: &str, output: &str) -> String {
     format!("<{output} of {step}: known after it runs>")
 }
 
-/// Names of the outputs each kind of step makes (`steps.ID.NAME` in templates).
-pub fn output_names(kind: &StepKind) -> &'static [&'static str] {
-    match kind {
-        StepKind::LdapAccount(_) => spec::OUTPUTS,
-        StepKind::LdapGroups(_) => groups::OUTPUTS,
-        StepKind::SignOff(_) => human::SIGN_OFF_OUTPUTS,
-        StepKind::DeviceHandoff(_) => human::HANDOFF_OUTPUTS,
-        StepKind::Email(_) => email_spec::OUTPUTS,
-    }
-}
-
 /// The outputs a step makes (known ones now, and the names of those known after it runs).
 fn step_outputs_of(
     step: &Step,
@@ -342,19 +299,16 @@ fn step_outputs_of(
     let id = &step.id.value;
     let mut known = BTreeMap::new();
     let mut later: Vec<String> = Vec::new();
-    match params {
-        Params::LdapAccount(p) => spec::outputs(p, &mut known, &mut later),
-        Params::LdapGroups(p) => known.extend(groups::outputs(&p.groups)),
-        Params::SignOff { .. } => {
-            later.extend(human::SIGN_OFF_OUTPUTS.iter().map(|o| o.to_string()))
-        }
-        Params::DeviceHandoff { asset, .. } => {
-            known.insert("asset_tag".into(), asset.tag.clone());
-            known.insert("serial".into(), asset.serial.clone());
-            later.push("received_by".into());
-        }
-        Params::Email(_) => later.extend(email_spec::OUTPUTS.iter().map(|o| o.to_string())),
-    }
+    params.outputs(&mut known, &mut later);
+    // Outputs are declared once (`Kind::OUTPUTS`); what a kind makes must be among them.
+    debug_assert!(
+        known
+            .keys()
+            .chain(&later)
+            .all(|n| step.kind.output_names().contains(&n.as_str())),
+        "step kind {} makes an undeclared output",
+        step.kind.name()
+    );
     for name in &later {
         let value = recorded
             .and_then(|r| r.get(name))
@@ -369,18 +323,8 @@ fn step_outputs_of(
     (known, later)
 }
 
-/// One line saying what the step would do.
-pub fn describe(params: &Params) -> String {
-    match params {
-        Params::LdapAccount(p) => spec::describe(p),
-        Params::LdapGroups(p) => groups::describe(p),
-        Params::SignOff { .. } | Params::DeviceHandoff { .. } => human::describe(params),
-        Params::Email(e) => format!("send \"{}\" to {}", e.subject, e.to.join(", ")),
-    }
-}
-
 /// Renders a step's parameters, collecting every problem (each step kind's `render` uses it).
-pub(crate) struct Renderer<'a> {
+pub struct Renderer<'a> {
     pub(crate) pb: &'a Playbook,
     pub(crate) ctx: &'a Context,
     pub(crate) diags: &'a mut Diagnostics,
@@ -418,16 +362,6 @@ impl Renderer<'_> {
         self.failed = true;
         self.diags.push(d);
     }
-
-    fn params(&mut self, step: &Step, outputs: &Outputs) -> Option<Params> {
-        Some(match &step.kind {
-            StepKind::LdapAccount(a) => Params::LdapAccount(spec::render(self, step, a)?),
-            StepKind::LdapGroups(g) => Params::LdapGroups(groups::render(self, step, g, outputs)),
-            StepKind::SignOff(s) => human::render_sign_off(self, s),
-            StepKind::DeviceHandoff(h) => human::render_handoff(self, h),
-            StepKind::Email(e) => Params::Email(Box::new(email_spec::render(self, step, e)?)),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -436,17 +370,17 @@ mod tests {
 
     #[test]
     fn checksums_change_with_parameters() {
-        let a = Params::SignOff {
+        let a = Params::SignOff(crate::steps::sign_off::SignOffParams {
             role: "technician".into(),
             items: vec!["wiped".into()],
             evidence: vec![],
             asset: None,
             not_operator: false,
             signers: vec![],
-        };
+        });
         let mut b = a.clone();
-        if let Params::SignOff { items, .. } = &mut b {
-            items.push("charger present".into());
+        if let Params::SignOff(p) = &mut b {
+            p.items.push("charger present".into());
         }
         assert_eq!(checksum(&a), checksum(&a.clone()));
         assert_ne!(checksum(&a), checksum(&b));

@@ -469,7 +469,7 @@ fn at_risk_notice(
         title: "Tell the manager the hire is at risk".to_owned(),
         kind: "email",
         needs: Vec::new(),
-        action: crate::plan::describe(&params),
+        action: params.describe(),
         checksum: crate::plan::checksum(&params),
         params,
         known_after_run: Vec::new(),

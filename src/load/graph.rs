@@ -2,6 +2,17 @@
 //! they run in, and cycles.
 
 use super::*;
+use crate::steps::StepRef;
+
+/// One step naming another: in `needs`, or under a key of its kind (`account:`, `cleaning:`),
+/// which also says what kind the other step must be.
+pub(super) struct Ref {
+    from: usize,
+    to: Spanned<String>,
+    key: &'static str,
+    /// (article, kind, hint) when the key requires a kind.
+    must_be: Option<(&'static str, &'static str, &'static str)>,
+}
 
 impl Loader<'_> {
     pub(super) fn steps(
@@ -10,7 +21,7 @@ impl Loader<'_> {
         broken: &HashSet<String>,
     ) -> Vec<Step> {
         let mut out: Vec<Step> = Vec::new();
-        let mut refs: Vec<(usize, Spanned<String>, &'static str)> = Vec::new();
+        let mut refs: Vec<Ref> = Vec::new();
         for doc in steps.value.iter().filter_map(|s| s.0.as_ref()) {
             if !is_step_id(&doc.id) {
                 self.diags.push(
@@ -34,21 +45,33 @@ impl Loader<'_> {
             let index = out.len();
             let mut needs: Vec<String> = Vec::new();
             for n in &doc.needs {
-                refs.push((index, n.clone(), "needs"));
+                refs.push(Ref {
+                    from: index,
+                    to: n.clone(),
+                    key: "needs",
+                    must_be: None,
+                });
                 if !needs.contains(&n.value) {
                     needs.push(n.value.clone());
                 }
             }
-            let implicit = match &kind {
-                StepKind::LdapGroups(g) => Some((g.account.clone(), "account")),
-                StepKind::DeviceHandoff(h) => Some((h.cleaning.clone(), "cleaning")),
-                _ => None,
-            };
-            if let Some((target, key)) = implicit {
-                refs.push((index, target.clone(), key));
-                if !needs.contains(&target.value) {
-                    needs.push(target.value);
+            if let Some(StepRef {
+                key,
+                step,
+                kind,
+                article,
+                hint,
+            }) = kind.names_step()
+            {
+                if !needs.contains(&step.value) {
+                    needs.push(step.value.clone());
                 }
+                refs.push(Ref {
+                    from: index,
+                    to: step,
+                    key,
+                    must_be: Some((article, kind, hint)),
+                });
             }
             let deadline = doc.deadline.as_ref().and_then(|d| {
                 crate::deadline::parse(&d.value)
@@ -76,22 +99,7 @@ impl Loader<'_> {
     }
 
     pub(super) fn step_kind(&mut self, doc: &Spanned<StepDoc>) -> Option<StepKind> {
-        let mut kinds: Vec<(StepKind, Span)> = Vec::new();
-        if let Some(k) = &doc.ldap_account {
-            kinds.push((StepKind::LdapAccount(k.value.clone()), k.span));
-        }
-        if let Some(k) = &doc.ldap_groups {
-            kinds.push((StepKind::LdapGroups(k.value.clone()), k.span));
-        }
-        if let Some(k) = &doc.device_handoff {
-            kinds.push((StepKind::DeviceHandoff(k.value.clone()), k.span));
-        }
-        if let Some(k) = &doc.sign_off {
-            kinds.push((StepKind::SignOff(k.value.clone()), k.span));
-        }
-        if let Some(k) = &doc.email {
-            kinds.push((StepKind::Email(k.value.clone()), k.span));
-        }
+        let mut kinds = doc.value.kinds();
         match kinds.len() {
             1 => kinds.pop().map(|(k, _)| k),
             0 => {
@@ -131,14 +139,15 @@ impl Loader<'_> {
 
     /// References (`needs`, `account`, `cleaning`) must name a step, and the right kind of
     /// step; a bad one is reported once and dropped from `needs`.
-    fn check_refs(
-        &mut self,
-        out: &mut [Step],
-        refs: &[(usize, Spanned<String>, &'static str)],
-        broken: &HashSet<String>,
-    ) {
+    fn check_refs(&mut self, out: &mut [Step], refs: &[Ref], broken: &HashSet<String>) {
         let mut bad: HashSet<(usize, String)> = HashSet::new();
-        for (index, target, key) in refs {
+        for Ref {
+            from: index,
+            to: target,
+            key,
+            must_be,
+        } in refs
+        {
             let step = &out[*index];
             let found = out.iter().find(|s| s.id.value == target.value);
             let problem = match (found, *key) {
@@ -167,23 +176,17 @@ impl Loader<'_> {
                     format!("step `{}` cannot need itself", step.id.value),
                     "remove it from `needs`".to_owned(),
                 )),
-                (Some(t), "account") if !matches!(t.kind, StepKind::LdapAccount(_)) => Some((
-                    format!(
-                        "`account` must name an `ldap_account` step; `{}` is `{}`",
-                        t.id.value,
-                        t.kind.name()
-                    ),
-                    "name the step that creates the account".to_owned(),
-                )),
-                (Some(t), "cleaning") if !matches!(t.kind, StepKind::SignOff(_)) => Some((
-                    format!(
-                        "`cleaning` must name a `sign_off` step; `{}` is `{}`",
-                        t.id.value,
-                        t.kind.name()
-                    ),
-                    "name the step where the technician signs off the cleaning".to_owned(),
-                )),
-                _ => None,
+                (Some(t), _) => match must_be {
+                    Some((article, kind, hint)) if t.kind.name() != *kind => Some((
+                        format!(
+                            "`{key}` must name {article} `{kind}` step; `{}` is `{}`",
+                            t.id.value,
+                            t.kind.name()
+                        ),
+                        (*hint).to_owned(),
+                    )),
+                    _ => None,
+                },
             };
             if let Some((message, hint)) = problem {
                 bad.insert((*index, target.value.clone()));
@@ -198,11 +201,7 @@ impl Loader<'_> {
 
     /// Orders steps so each comes after what it needs (declaration order otherwise), and
     /// reports every cycle.
-    pub(super) fn order(
-        &mut self,
-        steps: Vec<Step>,
-        refs: &[(usize, Spanned<String>, &str)],
-    ) -> Vec<Step> {
+    pub(super) fn order(&mut self, steps: Vec<Step>, refs: &[Ref]) -> Vec<Step> {
         let index: HashMap<&str, usize> = steps
             .iter()
             .enumerate()
@@ -229,8 +228,8 @@ impl Loader<'_> {
             let first = &steps[cycle[0]].id.value;
             let span = refs
                 .iter()
-                .find(|(i, t, _)| *i == last && &t.value == first)
-                .map(|(_, t, _)| t.span)
+                .find(|r| r.from == last && &r.to.value == first)
+                .map(|r| r.to.span)
                 .unwrap_or(steps[last].id.span);
             let path: Vec<&str> = cycle
                 .iter()

@@ -16,8 +16,7 @@ pub use hire::{check_email, check_hire};
 
 use crate::files;
 use crate::model::{
-    DeviceHandoff, Email, FORMAT_VERSION, HIRE_FIELDS, Hire, LdapAccount, LdapGroups, PlaybookFile,
-    STEP_KINDS, SignOff, StepDoc, Tpl,
+    Email, FORMAT_VERSION, HIRE_FIELDS, Hire, PlaybookFile, STEP_KINDS, StepDoc, Tpl,
 };
 use crate::template::Templates;
 use crate::yaml::{self, Recorder, Spanned};
@@ -97,26 +96,7 @@ pub struct Step {
     pub deadline: Option<crate::deadline::Deadline>,
 }
 
-#[derive(Clone)]
-pub enum StepKind {
-    LdapAccount(LdapAccount),
-    LdapGroups(LdapGroups),
-    DeviceHandoff(DeviceHandoff),
-    SignOff(SignOff),
-    Email(Email),
-}
-
-impl StepKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            StepKind::LdapAccount(_) => "ldap_account",
-            StepKind::LdapGroups(_) => "ldap_groups",
-            StepKind::DeviceHandoff(_) => "device_handoff",
-            StepKind::SignOff(_) => "sign_off",
-            StepKind::Email(_) => "email",
-        }
-    }
-}
+pub use crate::steps::StepKind;
 
 /// A policy document as sent: its text and the SHA-256 an auditor can compare.
 #[derive(Clone)]

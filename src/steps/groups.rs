@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Applied, Check, Ctx, StepError, StepResult};
+use super::{Applied, Check, Ctx, Kind, Named, StepError, StepRef, StepResult};
 use crate::backend::directory::Entry;
 use crate::diag::Diagnostic;
 use crate::escape;
 use crate::load::Step;
 use crate::model::Tpl;
-use crate::plan::{Outputs, Params, PlannedStep, Renderer};
+use crate::plan::{Outputs, PlannedStep, Renderer};
+use crate::steps::account::spec::LdapAccount;
 use crate::yaml::Spanned;
 
 /// Adds the account created by an `ldap_account` step to groups. Add-only.
@@ -36,33 +37,66 @@ pub struct GroupsParams {
     pub groups: Vec<String>,
 }
 
-/// The outputs an `ldap_groups` step makes.
-pub const OUTPUTS: &[&str] = &["groups"];
+impl Kind for LdapGroups {
+    type Params = GroupsParams;
+    const OUTPUTS: &'static [&'static str] = &["groups"];
 
-/// The outputs: the groups joined, known when planning and the same after the run.
-pub fn outputs(groups: &[String]) -> BTreeMap<String, String> {
-    BTreeMap::from([("groups".to_owned(), groups.join("; "))])
+    fn names_step(&self) -> Option<StepRef> {
+        Some(StepRef {
+            key: "account",
+            step: self.account.clone(),
+            kind: LdapAccount::NAME,
+            article: "an",
+            hint: "name the step that creates the account",
+        })
+    }
+
+    fn render(&self, r: &mut Renderer<'_>, step: &Step, outputs: &Outputs) -> Option<GroupsParams> {
+        Some(render(r, step, self, outputs))
+    }
+
+    fn outputs(p: &GroupsParams, known: &mut BTreeMap<String, String>, _: &mut Vec<String>) {
+        known.extend(outputs(&p.groups));
+    }
+
+    fn describe(p: &GroupsParams) -> String {
+        let n = p.groups.len();
+        format!(
+            "add {} to {n} group{}: {}",
+            p.member_dn,
+            if n == 1 { "" } else { "s" },
+            p.groups.join("; ")
+        )
+    }
+
+    fn fields(p: &GroupsParams) -> Vec<(String, String)> {
+        std::iter::once(("member".to_owned(), p.member_dn.clone()))
+            .chain(p.groups.iter().map(|g| ("group".to_owned(), g.clone())))
+            .collect()
+    }
+
+    fn check(_: &PlannedStep, p: &GroupsParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+        check(p, ctx)
+    }
+
+    fn apply(
+        _: &PlannedStep,
+        p: &GroupsParams,
+        _: &BTreeMap<String, String>,
+        ctx: &mut Ctx<'_>,
+    ) -> StepResult<Applied> {
+        apply(p, ctx)
+    }
 }
 
-/// One line saying what the step would do.
-pub fn describe(p: &GroupsParams) -> String {
-    let n = p.groups.len();
-    format!(
-        "add {} to {n} group{}: {}",
-        p.member_dn,
-        if n == 1 { "" } else { "s" },
-        p.groups.join("; ")
-    )
+/// The outputs: the groups joined, known when planning and the same after the run.
+fn outputs(groups: &[String]) -> BTreeMap<String, String> {
+    BTreeMap::from([("groups".to_owned(), groups.join("; "))])
 }
 
 /// Renders an `ldap_groups` step: the member from its account step's outputs, each group as
 /// a DN (names under `base`, escaped; or full DNs, checked), each once.
-pub(crate) fn render(
-    r: &mut Renderer<'_>,
-    step: &Step,
-    g: &LdapGroups,
-    outputs: &Outputs,
-) -> GroupsParams {
+fn render(r: &mut Renderer<'_>, step: &Step, g: &LdapGroups, outputs: &Outputs) -> GroupsParams {
     let account = outputs.get(&g.account.value);
     let member_dn = account
         .and_then(|o| o.get("dn"))
@@ -115,16 +149,13 @@ struct Groups<'a> {
     groups: &'a [String],
 }
 
-fn groups(step: &PlannedStep) -> Groups<'_> {
-    let Params::LdapGroups(GroupsParams {
+fn groups(p: &GroupsParams) -> Groups<'_> {
+    let GroupsParams {
         member_dn,
         member_login,
         groups,
         ..
-    }) = &step.params
-    else {
-        unreachable!("groups step with other params")
-    };
+    } = p;
     Groups {
         member_dn,
         member_login,
@@ -174,8 +205,8 @@ fn state(
     Ok(out)
 }
 
-pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
-    let g = groups(step);
+fn check(p: &GroupsParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+    let g = groups(p);
     let todo: Vec<String> = state(&g, ctx)?
         .into_iter()
         .filter(|(_, _, _, member)| !member)
@@ -191,8 +222,8 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     }
 }
 
-pub fn apply(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Applied> {
-    let g = groups(step);
+fn apply(p: &GroupsParams, ctx: &mut Ctx<'_>) -> StepResult<Applied> {
+    let g = groups(p);
     let mut changes = Vec::new();
     for (dn, attr, value, member) in state(&g, ctx)? {
         if !member {
@@ -213,11 +244,4 @@ pub fn apply(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Applied> {
         outputs: outputs(g.groups),
         evidence: BTreeMap::new(),
     })
-}
-
-/// The parameters as `name: value` lines for people.
-pub fn fields(member_dn: &str, groups: &[String]) -> Vec<(String, String)> {
-    std::iter::once(("member".to_owned(), member_dn.to_owned()))
-        .chain(groups.iter().map(|g| ("group".to_owned(), g.clone())))
-        .collect()
 }

@@ -1,5 +1,7 @@
-//! What each kind of step does against the targets: check (read-only), intent, apply+verify.
+//! Every kind of step, registered once in `kinds!` below, and what they share.
 //!
+//! A kind is one file (or folder) here implementing [`Kind`]: its YAML type (the kind's own
+//! struct), rendered parameters, outputs, description, and what it does against the targets:
 //! - `check` looks, never changes: is the effect already there, what would change, or is a
 //!   person needed. The dry run is `check` alone.
 //! - `intent` decides what the effect will be known by (a Message-ID, a uidNumber) so the engine
@@ -7,18 +9,237 @@
 //! - `apply` makes the change and verifies it by reading it back.
 
 pub mod account;
+pub mod device_handoff;
 pub mod email;
 pub mod groups;
 pub mod human;
+pub mod sign_off;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::backend::{directory::Directory, mail::Mailer};
+use crate::diag::Span;
 use crate::journal::{SignOffRequest, StepState};
-use crate::load::Playbook;
-use crate::plan::{Params, PlannedStep};
+use crate::load::{Playbook, Step};
+use crate::plan::{Outputs, PlannedStep, Renderer};
 use crate::secret::Secret;
+use crate::yaml::Spanned;
+
+/// A kind of step. `Self` is what the playbook writes under the kind's key.
+pub trait Kind: Clone + std::fmt::Debug {
+    /// The rendered parameters: what the plan shows and what its checksum covers.
+    type Params: Clone + std::fmt::Debug + Serialize;
+    /// Names of the outputs later steps can use (`steps.ID.NAME`).
+    const OUTPUTS: &'static [&'static str];
+    /// Whether onboard does it itself; `false`: a person signs it (and the journal alone
+    /// says whether it is done).
+    const AUTOMATED: bool = true;
+
+    /// A step this one names in its parameters (an implicit `needs`).
+    fn names_step(&self) -> Option<StepRef> {
+        None
+    }
+    /// Renders the parameters; problems go to `r` (`None` when nothing could be rendered).
+    fn render(&self, r: &mut Renderer<'_>, step: &Step, outputs: &Outputs) -> Option<Self::Params>;
+    /// Outputs known from the parameters alone; the others of `OUTPUTS` are pushed on `later`
+    /// (known after the step runs).
+    fn outputs(_p: &Self::Params, _known: &mut BTreeMap<String, String>, later: &mut Vec<String>) {
+        later.extend(Self::OUTPUTS.iter().map(|o| o.to_string()));
+    }
+    /// One line saying what the step would do.
+    fn describe(p: &Self::Params) -> String;
+    /// The parameters as `name: value` lines for people (the dry run's listing).
+    fn fields(p: &Self::Params) -> Vec<(String, String)>;
+    fn check(step: &PlannedStep, p: &Self::Params, ctx: &mut Ctx<'_>) -> StepResult<Check>;
+    fn intent(
+        _step: &PlannedStep,
+        _p: &Self::Params,
+        _ctx: &mut Ctx<'_>,
+    ) -> StepResult<BTreeMap<String, String>> {
+        Ok(BTreeMap::new())
+    }
+    /// Brings a done step back to its declared state without redoing it (`--reconcile`).
+    /// `None` for kinds with nothing to reconcile.
+    fn reconcile(
+        _step: &PlannedStep,
+        _p: &Self::Params,
+        _ctx: &mut Ctx<'_>,
+    ) -> Option<StepResult<Vec<String>>> {
+        None
+    }
+    fn apply(
+        _step: &PlannedStep,
+        _p: &Self::Params,
+        _intent: &BTreeMap<String, String>,
+        _ctx: &mut Ctx<'_>,
+    ) -> StepResult<Applied> {
+        Err(StepError::new(
+            "this step is done by a person and cannot be applied automatically",
+        ))
+    }
+}
+
+/// A registered kind's YAML key (implemented by `kinds!`, never by hand).
+pub trait Named {
+    const NAME: &'static str;
+}
+
+/// A step named inside another's parameters (`account:`, `cleaning:`): an implicit `needs`
+/// that must be of a given kind.
+pub struct StepRef {
+    /// The key that names it.
+    pub key: &'static str,
+    pub step: Spanned<String>,
+    /// The kind that step must be (its `Named::NAME`), and the article said before it.
+    pub kind: &'static str,
+    pub article: &'static str,
+    /// What to do when it is not.
+    pub hint: &'static str,
+}
+
+/// The registry: every kind once, as `yaml_key: Variant(Type)`, with the doc comment the
+/// JSON Schema shows. The order is the order of the schema and of "give it one of" hints.
+macro_rules! kinds {
+    ($( $(#[$meta:meta])* $key:ident: $Variant:ident($Doc:ty), )+) => {
+        /// One step of the checklist as written.
+        #[derive(Debug, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields, rename = "step")]
+        pub struct StepDoc {
+            /// Stable identifier: the journal records steps by it, so do not rename a step that has
+            /// run. Letters, digits, `_` and `-`.
+            pub id: Spanned<String>,
+            /// What the step does, for people ("Create the directory account").
+            pub title: Option<String>,
+            /// Steps that must be done before this one.
+            #[serde(default)]
+            pub needs: Vec<Spanned<String>>,
+            /// When it must be done, relative to the hire's first day: `start`,
+            /// `2 working days before start`, `3 days before start` or `09:00 on day one`.
+            pub deadline: Option<Spanned<String>>,
+            $( $(#[$meta])* pub $key: Option<Spanned<$Doc>>, )+
+        }
+
+        /// The step kinds, as their YAML keys.
+        pub const STEP_KINDS: &[&str] = &[$(stringify!($key)),+];
+
+        /// Each key with its variant (serde names the plan's `kind` after the variant).
+        #[cfg(test)]
+        const KEYS_AND_VARIANTS: &[(&str, &str)] = &[$((stringify!($key), stringify!($Variant))),+];
+
+        $( impl Named for $Doc { const NAME: &'static str = stringify!($key); } )+
+
+        /// A loaded step's kind: what the playbook wrote under its key.
+        #[derive(Debug, Clone)]
+        pub enum StepKind { $($Variant($Doc)),+ }
+
+        /// Rendered parameters of each step kind (`kind` is the YAML key).
+        #[derive(Debug, Clone, Serialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum Params { $($Variant(<$Doc as Kind>::Params)),+ }
+
+        impl StepDoc {
+            /// Every kind the step is written with, and where (exactly one is valid).
+            pub fn kinds(&self) -> Vec<(StepKind, Span)> {
+                let mut out = Vec::new();
+                $( if let Some(k) = &self.$key {
+                    out.push((StepKind::$Variant(k.value.clone()), k.span));
+                } )+
+                out
+            }
+        }
+
+        impl StepKind {
+            pub fn name(&self) -> &'static str {
+                match self { $(StepKind::$Variant(_) => stringify!($key)),+ }
+            }
+
+            pub fn output_names(&self) -> &'static [&'static str] {
+                match self { $(StepKind::$Variant(_) => <$Doc as Kind>::OUTPUTS),+ }
+            }
+
+            pub fn names_step(&self) -> Option<StepRef> {
+                match self { $(StepKind::$Variant(k) => k.names_step()),+ }
+            }
+
+            pub(crate) fn render(
+                &self,
+                r: &mut Renderer<'_>,
+                step: &Step,
+                outputs: &Outputs,
+            ) -> Option<Params> {
+                match self { $(StepKind::$Variant(k) => k.render(r, step, outputs).map(Params::$Variant)),+ }
+            }
+        }
+
+        impl Params {
+            /// Whether onboard itself does it (as opposed to a person signing).
+            pub fn is_automated(&self) -> bool {
+                match self { $(Params::$Variant(_) => <$Doc as Kind>::AUTOMATED),+ }
+            }
+
+            /// One line saying what the step would do.
+            pub fn describe(&self) -> String {
+                match self { $(Params::$Variant(p) => <$Doc as Kind>::describe(p)),+ }
+            }
+
+            /// The parameters as `name: value` lines for people (the dry run's listing).
+            pub fn fields(&self) -> Vec<(String, String)> {
+                match self { $(Params::$Variant(p) => <$Doc as Kind>::fields(p)),+ }
+            }
+
+            /// The outputs known now, and the names of those known after the step runs.
+            pub fn outputs(&self, known: &mut BTreeMap<String, String>, later: &mut Vec<String>) {
+                match self { $(Params::$Variant(p) => <$Doc as Kind>::outputs(p, known, later)),+ }
+            }
+
+            fn check(&self, step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+                match self { $(Params::$Variant(p) => <$Doc as Kind>::check(step, p, ctx)),+ }
+            }
+
+            fn intent(
+                &self,
+                step: &PlannedStep,
+                ctx: &mut Ctx<'_>,
+            ) -> StepResult<BTreeMap<String, String>> {
+                match self { $(Params::$Variant(p) => <$Doc as Kind>::intent(step, p, ctx)),+ }
+            }
+
+            fn reconcile(
+                &self,
+                step: &PlannedStep,
+                ctx: &mut Ctx<'_>,
+            ) -> Option<StepResult<Vec<String>>> {
+                match self { $(Params::$Variant(p) => <$Doc as Kind>::reconcile(step, p, ctx)),+ }
+            }
+
+            fn apply(
+                &self,
+                step: &PlannedStep,
+                intent: &BTreeMap<String, String>,
+                ctx: &mut Ctx<'_>,
+            ) -> StepResult<Applied> {
+                match self { $(Params::$Variant(p) => <$Doc as Kind>::apply(step, p, intent, ctx)),+ }
+            }
+        }
+    };
+}
+
+kinds! {
+    /// Create the directory account.
+    ldap_account: LdapAccount(account::spec::LdapAccount),
+    /// Add the account to groups.
+    ldap_groups: LdapGroups(groups::LdapGroups),
+    /// Hand a device to the hire, after its cleaning sign-off.
+    device_handoff: DeviceHandoff(device_handoff::DeviceHandoff),
+    /// A person confirms a checklist (e.g. the laptop was wiped).
+    sign_off: SignOff(sign_off::SignOff),
+    /// Send an email (the welcome).
+    email: Email(email::spec::Email),
+}
 
 /// Where the engine asks for things only the operator's terminal can do.
 pub trait Operator {
@@ -149,8 +370,8 @@ impl std::fmt::Display for Note {
 
 pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     // What a person did is known from the journal alone.
-    if let (Params::SignOff { .. } | Params::DeviceHandoff { .. }, Some(prior)) =
-        (&step.params, ctx.prior)
+    if !step.params.is_automated()
+        && let Some(prior) = ctx.prior
         && prior.status == crate::journal::Status::Done
     {
         return Ok(Check::Holds {
@@ -158,29 +379,17 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
             note: None,
         });
     }
-    match &step.params {
-        Params::LdapAccount { .. } => account::check(step, ctx),
-        Params::LdapGroups(_) => groups::check(step, ctx),
-        Params::Email(p) => email::check(p, ctx),
-        Params::SignOff { .. } | Params::DeviceHandoff { .. } => human::check(step, ctx),
-    }
+    step.params.check(step, ctx)
 }
 
 pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<String, String>> {
-    match &step.params {
-        Params::LdapAccount { .. } => account::intent(step, ctx),
-        Params::Email(p) => Ok(email::intent(&step.id, p, ctx)),
-        _ => Ok(BTreeMap::new()),
-    }
+    step.params.intent(step, ctx)
 }
 
 /// Brings a done step back to its declared state without redoing it (`--reconcile`). `None`
 /// for kinds with nothing to reconcile.
 pub fn reconcile(step: &PlannedStep, ctx: &mut Ctx<'_>) -> Option<StepResult<Vec<String>>> {
-    match &step.params {
-        Params::LdapAccount { .. } => Some(account::reconcile(step, ctx)),
-        _ => None,
-    }
+    step.params.reconcile(step, ctx)
 }
 
 pub fn apply(
@@ -188,29 +397,36 @@ pub fn apply(
     intent: &BTreeMap<String, String>,
     ctx: &mut Ctx<'_>,
 ) -> StepResult<Applied> {
-    match &step.params {
-        Params::LdapAccount { .. } => account::apply(step, intent, ctx),
-        Params::LdapGroups(_) => groups::apply(step, ctx),
-        Params::Email(p) => email::apply(p, intent, ctx),
-        Params::SignOff { .. } | Params::DeviceHandoff { .. } => Err(StepError::new(
-            "this step is done by a person and cannot be applied automatically",
-        )),
-    }
+    step.params.apply(step, intent, ctx)
 }
 
-impl Params {
-    /// The parameters as `name: value` lines for people (the dry run's listing).
-    pub fn fields(&self) -> Vec<(String, String)> {
-        match self {
-            Params::LdapAccount(p) => account::spec::fields(p),
-            Params::LdapGroups(p) => groups::fields(&p.member_dn, &p.groups),
-            Params::SignOff { .. } | Params::DeviceHandoff { .. } => human::fields(self),
-            Params::Email(e) => email::spec::fields(e),
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Whether onboard itself does it (as opposed to a person signing).
-    pub fn is_automated(&self) -> bool {
-        !matches!(self, Params::SignOff { .. } | Params::DeviceHandoff { .. })
+    /// The plan's `kind` tag (serde's name of the variant) is the YAML key.
+    #[test]
+    fn params_are_tagged_with_the_yaml_key() {
+        let params = Params::SignOff(sign_off::SignOffParams {
+            role: "technician".into(),
+            items: vec!["wiped".into()],
+            evidence: vec![],
+            asset: None,
+            not_operator: false,
+            signers: vec![],
+        });
+        let json = serde_json::to_value(&params).unwrap();
+        assert_eq!(json["kind"], <sign_off::SignOff as Named>::NAME);
+        // Every variant's serde name (snake_case of the variant) is its key.
+        for (key, variant) in KEYS_AND_VARIANTS {
+            let mut snake = String::new();
+            for (i, c) in variant.chars().enumerate() {
+                if c.is_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            assert_eq!(&snake, key);
+        }
     }
 }

@@ -4,15 +4,66 @@ pub mod spec;
 
 use std::collections::BTreeMap;
 
-use super::{Applied, Check, Ctx, StepError, StepResult};
+use super::{Applied, Check, Ctx, Kind, StepError, StepResult};
 use crate::backend::directory::Entry;
 use crate::backend::mail::Outgoing;
 use crate::journal::Status;
+use crate::load::Step;
 use crate::mail;
 use crate::model::Deliver;
-use crate::plan::{Params, PlannedStep};
+use crate::plan::{Outputs, PlannedStep, Renderer};
 use crate::secret::{Secret, generate_password};
-use spec::{Attribute, PasswordParams, PosixParams};
+use spec::{AccountParams, Attribute, LdapAccount, PasswordParams, PosixParams};
+
+impl Kind for LdapAccount {
+    type Params = AccountParams;
+    const OUTPUTS: &'static [&'static str] = spec::OUTPUTS;
+
+    fn render(&self, r: &mut Renderer<'_>, step: &Step, _: &Outputs) -> Option<AccountParams> {
+        spec::render(r, step, self)
+    }
+
+    fn outputs(p: &AccountParams, known: &mut BTreeMap<String, String>, later: &mut Vec<String>) {
+        spec::outputs(p, known, later);
+    }
+
+    fn describe(p: &AccountParams) -> String {
+        spec::describe(p)
+    }
+
+    fn fields(p: &AccountParams) -> Vec<(String, String)> {
+        spec::fields(p)
+    }
+
+    fn check(_: &PlannedStep, p: &AccountParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+        check(p, ctx)
+    }
+
+    fn intent(
+        _: &PlannedStep,
+        p: &AccountParams,
+        ctx: &mut Ctx<'_>,
+    ) -> StepResult<BTreeMap<String, String>> {
+        intent(p, ctx)
+    }
+
+    fn reconcile(
+        _: &PlannedStep,
+        p: &AccountParams,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<StepResult<Vec<String>>> {
+        Some(reconcile(p, ctx))
+    }
+
+    fn apply(
+        _: &PlannedStep,
+        p: &AccountParams,
+        intent: &BTreeMap<String, String>,
+        ctx: &mut Ctx<'_>,
+    ) -> StepResult<Applied> {
+        apply(p, intent, ctx)
+    }
+}
 
 struct Account<'a> {
     dn: &'a str,
@@ -24,8 +75,8 @@ struct Account<'a> {
     password: &'a PasswordParams,
 }
 
-fn account(step: &PlannedStep) -> Account<'_> {
-    let Params::LdapAccount(spec::AccountParams {
+fn account(p: &AccountParams) -> Account<'_> {
+    let AccountParams {
         dn,
         owner,
         rdn,
@@ -33,10 +84,7 @@ fn account(step: &PlannedStep) -> Account<'_> {
         attributes,
         posix,
         password,
-    }) = &step.params
-    else {
-        unreachable!("account step with other params")
-    };
+    } = p;
     Account {
         dn,
         owner,
@@ -188,8 +236,8 @@ fn not_ours(a: &Account<'_>, owner: Owner, hire: &str) -> StepResult<()> {
     Err(StepError::new(message).hint(hint).nothing_done())
 }
 
-pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
-    let a = account(step);
+fn check(p: &AccountParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+    let a = account(p);
     let mut entry = ctx.directory.read(a.dn)?;
     if entry.is_none()
         && let Some((attr, login)) = a.login_attribute()
@@ -239,8 +287,8 @@ pub fn check(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     })
 }
 
-pub fn intent(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<String, String>> {
-    let a = account(step);
+fn intent(p: &AccountParams, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<String, String>> {
+    let a = account(p);
     if a.password.deliver == Deliver::Operator && !ctx.operator.can_show_secret() {
         return Err(StepError::new(
             "the initial password is to be shown to the operator, but there is no terminal",
@@ -322,12 +370,12 @@ fn free_uid_number(
     }
 }
 
-pub fn apply(
-    step: &PlannedStep,
+fn apply(
+    p: &AccountParams,
     intent: &BTreeMap<String, String>,
     ctx: &mut Ctx<'_>,
 ) -> StepResult<Applied> {
-    let a = account(step);
+    let a = account(p);
     let mut changes = Vec::new();
     if let Some(entry) = ctx.directory.read(a.dn)? {
         // Checked again: another run may have created it since `check`. Ours only when it
@@ -445,8 +493,8 @@ fn update_attributes(ctx: &mut Ctx<'_>, a: &Account<'_>, entry: &Entry) -> StepR
 
 /// `--reconcile`: make a done account's attributes what the playbook declares again, without
 /// touching its password.
-pub fn reconcile(step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Vec<String>> {
-    let a = account(step);
+fn reconcile(p: &AccountParams, ctx: &mut Ctx<'_>) -> StepResult<Vec<String>> {
+    let a = account(p);
     let entry = ctx
         .directory
         .read(a.dn)?

@@ -5,11 +5,51 @@ pub mod spec;
 
 use std::collections::BTreeMap;
 
-use super::{Applied, Check, Ctx, StepError, StepResult};
+use super::{Applied, Check, Ctx, Kind, StepError, StepResult};
 use crate::backend::mail::Outgoing;
 use crate::journal::Status;
+use crate::load::Step;
 use crate::mail;
-use spec::EmailParams;
+use crate::plan::{Outputs, PlannedStep, Renderer};
+use spec::{Email, EmailParams};
+
+impl Kind for Email {
+    type Params = Box<EmailParams>;
+    const OUTPUTS: &'static [&'static str] = &["message_id"];
+
+    fn render(&self, r: &mut Renderer<'_>, step: &Step, _: &Outputs) -> Option<Box<EmailParams>> {
+        spec::render(r, step, self).map(Box::new)
+    }
+
+    fn describe(p: &Box<EmailParams>) -> String {
+        format!("send \"{}\" to {}", p.subject, p.to.join(", "))
+    }
+
+    fn fields(p: &Box<EmailParams>) -> Vec<(String, String)> {
+        spec::fields(p)
+    }
+
+    fn check(_: &PlannedStep, p: &Box<EmailParams>, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+        check(p, ctx)
+    }
+
+    fn intent(
+        step: &PlannedStep,
+        p: &Box<EmailParams>,
+        ctx: &mut Ctx<'_>,
+    ) -> StepResult<BTreeMap<String, String>> {
+        Ok(intent(&step.id, p, ctx))
+    }
+
+    fn apply(
+        _: &PlannedStep,
+        p: &Box<EmailParams>,
+        intent: &BTreeMap<String, String>,
+        ctx: &mut Ctx<'_>,
+    ) -> StepResult<Applied> {
+        apply(p, intent, ctx)
+    }
+}
 
 /// The Message-ID of a send that started and did not finish.
 fn interrupted_id<'a>(ctx: &'a Ctx<'_>) -> Option<&'a String> {
@@ -22,7 +62,7 @@ fn outputs(message_id: &str) -> BTreeMap<String, String> {
     BTreeMap::from([("message_id".to_owned(), message_id.to_owned())])
 }
 
-pub fn check(p: &EmailParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
+fn check(p: &EmailParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
     if let Some(done) = ctx.prior.filter(|s| s.status == Status::Done)
         && let Some(id) = done.outputs.get("message_id")
     {
@@ -81,7 +121,7 @@ pub fn intent(step: &str, p: &EmailParams, ctx: &mut Ctx<'_>) -> BTreeMap<String
     intent
 }
 
-pub fn apply(
+fn apply(
     p: &EmailParams,
     intent: &BTreeMap<String, String>,
     ctx: &mut Ctx<'_>,

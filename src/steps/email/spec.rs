@@ -1,14 +1,49 @@
 //! `email` as the playbook writes it and as it renders: addresses, subject, both template
 //! files, and the policy document attached with its version and hash.
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tera::Context;
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::load::{Playbook, PolicyDoc, Step, StepKind, check_email};
-use crate::model::{Email, Tpl};
+use crate::model::Tpl;
 use crate::plan::Renderer;
+use crate::yaml::{OneOrMany, Spanned};
+
+/// Sends an email built from templates in the templates folder.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// Sender, e.g. `IT Service Desk <it@example.org>` (template).
+    pub from: Tpl,
+    /// Recipients (template or list).
+    pub to: OneOrMany<Tpl>,
+    /// Copies, e.g. the manager (template or list).
+    #[serde(default)]
+    pub cc: OneOrMany<Tpl>,
+    /// Where replies go, e.g. the help desk (template).
+    pub reply_to: Option<Tpl>,
+    /// Subject line (template).
+    pub subject: Tpl,
+    /// HTML body: a Tera template file in the templates folder (autoescaped).
+    pub html: Spanned<String>,
+    /// Plain-text body: a Tera template file in the templates folder.
+    pub text: Spanned<String>,
+    /// The IT policies sent with the message.
+    pub policies: Option<Policies>,
+}
+
+/// A Markdown policy document, rendered into the HTML part and attached.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    /// File in the templates folder, e.g. `it-policies.md`. Not a template: sent as written.
+    pub file: Spanned<String>,
+    /// The version people cite, e.g. `2026.1`. Recorded with its SHA-256.
+    pub version: Spanned<String>,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EmailParams {
@@ -62,9 +97,6 @@ pub fn fields(e: &EmailParams) -> Vec<(String, String)> {
     out
 }
 
-/// The outputs an `email` step makes.
-pub const OUTPUTS: &[&str] = &["message_id"];
-
 /// Renders an email that is not a step of the checklist (the at-risk notice) against `ctx`.
 pub fn render_email(
     pb: &Playbook,
@@ -107,7 +139,7 @@ pub(crate) fn mailbox(r: &mut Renderer<'_>, tpl: &Tpl, what: &str) -> String {
 }
 
 /// Renders an `email` step: addresses checked, policies attached, both template files.
-pub(crate) fn render(r: &mut Renderer<'_>, step: &Step, e: &Email) -> Option<EmailParams> {
+pub(super) fn render(r: &mut Renderer<'_>, step: &Step, e: &Email) -> Option<EmailParams> {
     let from = mailbox(r, &e.from, "`from`");
     let to: Vec<String> = e.to.0.iter().map(|t| mailbox(r, t, "`to`")).collect();
     let cc: Vec<String> = e.cc.0.iter().map(|t| mailbox(r, t, "`cc`")).collect();
