@@ -1,13 +1,212 @@
-//! One step of a run: decide from the journal and the targets what it needs (nothing, a
-//! re-check, a signature, an apply), then journal before and after its effect.
+//! One step of a run. `decide` is pure: from the journal, the run's settings, the outcomes of
+//! the steps it needs and (once looked at) what `check` found, it returns a [`Decision`]. The
+//! rest carries the decision out, journaling before and after each effect.
 
 use std::collections::BTreeMap;
 
 use super::{EngineError, Outcome, Settings, Writer, signed};
-use crate::journal::{Event, Status};
+use crate::journal::{Event, SignOffRequest, Status, StepState};
 use crate::plan::PlannedStep;
-use crate::steps::{self, Check, Ctx, Note};
+use crate::steps::{self, Check, Ctx, Note, StepResult};
 
+/// What a step needs, decided from what is known about it.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// Look at the targets (`steps::check`) and decide again with what was found.
+    Look,
+    /// A step it needs holds it back (skipped, or waiting too); journaled unless the journal
+    /// already says so.
+    Blocked { outcome: Outcome, journal: bool },
+    /// Nothing to do or journal; report this.
+    Report(Outcome),
+    /// Found done (a step not done before, or an interrupted one that finished): journal it.
+    Done {
+        outputs: BTreeMap<String, String>,
+        note: Option<Note>,
+    },
+    /// Done before and still there; `drift` is what to journal when the finding changed
+    /// (empty: it matches again).
+    StillDone {
+        outputs: BTreeMap<String, String>,
+        note: Option<Note>,
+        drift: Option<String>,
+    },
+    /// Done, but drifted: a dry run says it would be corrected (`--reconcile`).
+    WouldReconcile {
+        outputs: BTreeMap<String, String>,
+        note: Note,
+    },
+    /// Done, but drifted: correct it (`--reconcile`).
+    Reconcile {
+        outputs: BTreeMap<String, String>,
+        note: Note,
+    },
+    /// Make the change.
+    Apply,
+    /// A person must act.
+    Wait {
+        on: String,
+        reason: String,
+        request: Option<SignOffRequest>,
+    },
+    /// An interrupted send that cannot be checked; journaled unless already so.
+    Uncertain {
+        message_id: String,
+        reason: String,
+        journal: bool,
+    },
+    /// Cannot proceed: journaled as failed.
+    Fail { error: String, hint: Option<String> },
+}
+
+/// What `decide` knows besides what `check` found.
+pub(super) struct Facts<'a> {
+    pub step: &'a PlannedStep,
+    /// What the journal says about the step.
+    pub prior: Option<&'a StepState>,
+    /// Outcomes of the steps before it in this run.
+    pub results: &'a BTreeMap<String, Outcome>,
+    /// A real run (false: a dry run).
+    pub apply: bool,
+    /// `--reapply` names it.
+    pub reapply: bool,
+    /// `--reconcile`.
+    pub reconcile: bool,
+}
+
+/// Decides what a step needs. `found` is `None` before the targets were looked at. Pure.
+pub(super) fn decide(f: &Facts<'_>, found: Option<StepResult<Check>>) -> Decision {
+    match found {
+        None => before_looking(f),
+        Some(found) => after_looking(f, found),
+    }
+}
+
+/// From the journal and the run alone: blocked, refused, reapplied, or look at the targets.
+fn before_looking(f: &Facts<'_>) -> Decision {
+    let (step, prior) = (f.step, f.prior);
+    let done = prior.filter(|p| p.status == Status::Done);
+    if let Some(outcome) = blocked(step, f.results, f.apply) {
+        let unchanged = prior.is_some_and(|p| {
+            matches!(
+                (&outcome, p.status),
+                (Outcome::Waiting { .. }, Status::Waiting) | (Outcome::Skipped(_), Status::Skipped)
+            )
+        });
+        return Decision::Blocked {
+            outcome,
+            journal: !unchanged,
+        };
+    }
+    if !f.apply
+        && let Some(need) = unknown_until_run(step)
+    {
+        return Decision::Report(Outcome::WouldDo(vec![format!(
+            "(cannot know the details until `{need}` runs)"
+        )]));
+    }
+    match done {
+        Some(_) if f.reapply && f.apply => Decision::Apply,
+        Some(_) if f.reapply => {
+            Decision::Report(Outcome::WouldDo(vec!["apply again (--reapply)".into()]))
+        }
+        Some(p) if p.checksum != step.checksum => Decision::Report(Outcome::Failed {
+            error: format!(
+                "its parameters changed since it was done ({} by {}); not applying them silently",
+                p.at, p.actor
+            ),
+            hint: Some(format!(
+                "compare with `onboard log`; to apply the new parameters, re-run with --reapply {}",
+                step.id
+            )),
+        }),
+        _ => Decision::Look,
+    }
+}
+
+/// With what `check` found.
+fn after_looking(f: &Facts<'_>, found: StepResult<Check>) -> Decision {
+    let (step, prior) = (f.step, f.prior);
+    let done = prior.filter(|p| p.status == Status::Done);
+    match (found, done) {
+        (Err(e), Some(_)) => Decision::Report(Outcome::Failed {
+            error: e.message,
+            hint: e.hint,
+        }),
+        (Err(e), None) => Decision::Fail {
+            error: e.message,
+            hint: e.hint,
+        },
+        (
+            Ok(Check::Holds {
+                outputs,
+                note: Some(note @ Note::Drift(_)),
+            }),
+            Some(_),
+        ) if f.reconcile => match f.apply {
+            true => Decision::Reconcile { outputs, note },
+            false => Decision::WouldReconcile { outputs, note },
+        },
+        (Ok(Check::Holds { outputs, note }), Some(p)) => {
+            // Drift is journaled once per finding, so `status` and reports show it.
+            let finding = match &note {
+                Some(n @ Note::Drift(_)) => n.to_string(),
+                _ => String::new(),
+            };
+            let changed = f.apply && p.drift.clone().unwrap_or_default() != finding;
+            Decision::StillDone {
+                outputs,
+                note,
+                drift: changed.then_some(finding),
+            }
+        }
+        (Ok(Check::Holds { outputs, note }), None) => Decision::Done { outputs, note },
+        (Ok(Check::ToDo(changes)), Some(p)) => Decision::Report(Outcome::Failed {
+            error: format!(
+                "it was done ({} by {}), but no longer holds: {}",
+                p.at,
+                p.actor,
+                changes.join("; ")
+            ),
+            hint: Some(format!("to do it again, re-run with --reapply {}", step.id)),
+        }),
+        (Ok(Check::ToDo(changes)), None) if !f.apply => Decision::Report(Outcome::WouldDo(changes)),
+        (Ok(Check::ToDo(_)), None) => Decision::Apply,
+        (Ok(Check::Waiting { on, reason, .. }), Some(_)) => {
+            Decision::Report(Outcome::Waiting { on, reason })
+        }
+        (
+            Ok(Check::Waiting {
+                on,
+                reason,
+                request,
+            }),
+            None,
+        ) => Decision::Wait {
+            on,
+            reason,
+            request,
+        },
+        (Ok(Check::Uncertain { reason, .. }), Some(_)) => {
+            Decision::Report(Outcome::Uncertain(reason))
+        }
+        (Ok(Check::Uncertain { message_id, reason }), None) => Decision::Uncertain {
+            message_id,
+            reason,
+            journal: !prior.is_some_and(|p| p.status == Status::Uncertain),
+        },
+    }
+}
+
+/// In a dry run: a step it needs whose outputs this step's parameters use, not known yet.
+fn unknown_until_run(step: &PlannedStep) -> Option<&String> {
+    let params = serde_json::to_string(&step.params).expect("params serialize");
+    step.needs
+        .iter()
+        .find(|n| params.contains(&format!(" of {n}: known after it runs>")))
+}
+
+/// Decides and carries out one step: what it produced, if anything.
 pub(super) fn run_step(
     step: &PlannedStep,
     ctx: &mut Ctx<'_>,
@@ -15,80 +214,40 @@ pub(super) fn run_step(
     settings: &Settings,
     w: &mut Writer<'_>,
 ) -> Result<(Outcome, Option<BTreeMap<String, String>>), EngineError> {
-    let apply = w.applying();
-    let prior = ctx.prior;
-
-    // Dependencies: a failed one skips this step, a waiting one makes it wait too.
-    if let Some(outcome) = blocked(step, results, apply) {
-        let unchanged = prior.is_some_and(|p| {
-            matches!(
-                (&outcome, p.status),
-                (Outcome::Waiting { .. }, Status::Waiting) | (Outcome::Skipped(_), Status::Skipped)
-            )
-        });
-        if !unchanged {
-            match &outcome {
-                Outcome::Waiting { on, reason } => w.append(Event::StepWaiting {
-                    step: step.id.clone(),
-                    on: on.clone(),
-                    reason: reason.clone(),
-                    request: None,
-                })?,
-                Outcome::Skipped(because) => w.append(Event::StepSkipped {
-                    step: step.id.clone(),
-                    because: because.clone(),
-                })?,
-                _ => {}
-            }
-        }
-        return Ok((outcome, None));
-    }
-
-    // A dry run cannot check what depends on values an earlier step has not produced yet.
-    if !apply {
-        let params = serde_json::to_string(&step.params).expect("params serialize");
-        if let Some(need) = step
-            .needs
-            .iter()
-            .find(|n| params.contains(&format!(" of {n}: known after it runs>")))
-        {
-            return Ok((
-                Outcome::WouldDo(vec![format!(
-                    "(cannot know the details until `{need}` runs)"
-                )]),
-                None,
-            ));
-        }
-    }
-
-    let reapply = settings.reapply.iter().any(|r| r == &step.id);
-    if let Some(p) = prior.filter(|p| p.status == Status::Done)
-        && !reapply
-    {
-        if p.checksum != step.checksum {
-            let outcome = Outcome::Failed {
-                error: format!(
-                    "its parameters changed since it was done ({} by {}); not applying them silently",
-                    p.at, p.actor
-                ),
-                hint: Some(format!(
-                    "compare with `onboard log`; to apply the new parameters, re-run with --reapply {}",
-                    step.id
-                )),
-            };
-            return Ok((outcome, None));
-        }
-        return recheck_done(step, ctx, p, settings, w);
-    }
-
-    let check = if reapply && prior.is_some_and(|p| p.status == Status::Done) {
-        Ok(Check::ToDo(vec!["apply again (--reapply)".into()]))
-    } else {
-        steps::check(step, ctx)
+    let facts = Facts {
+        step,
+        prior: ctx.prior,
+        results,
+        apply: w.applying(),
+        reapply: settings.reapply.iter().any(|r| r == &step.id),
+        reconcile: settings.reconcile,
     };
-    Ok(match check {
-        Err(e) => (fail(step, w, e.message, e.hint)?, None),
-        Ok(Check::Holds { outputs, note }) => {
+    let mut decision = decide(&facts, None);
+    if decision == Decision::Look {
+        decision = decide(&facts, Some(steps::check(step, ctx)));
+    }
+    Ok(match decision {
+        Decision::Look => unreachable!("decided with what was found"),
+        Decision::Blocked { outcome, journal } => {
+            if journal {
+                match &outcome {
+                    Outcome::Waiting { on, reason } => w.append(Event::StepWaiting {
+                        step: step.id.clone(),
+                        on: on.clone(),
+                        reason: reason.clone(),
+                        request: None,
+                    })?,
+                    Outcome::Skipped(because) => w.append(Event::StepSkipped {
+                        step: step.id.clone(),
+                        because: because.clone(),
+                    })?,
+                    _ => {}
+                }
+            }
+            (outcome, None)
+        }
+        Decision::Report(outcome) => (outcome, None),
+        Decision::Done { outputs, note } => {
             w.append(Event::StepDone {
                 step: step.id.clone(),
                 checksum: step.checksum.clone(),
@@ -101,13 +260,36 @@ pub(super) fn run_step(
             })?;
             (Outcome::AlreadyDone(note), Some(outputs))
         }
-        Ok(Check::Waiting {
+        Decision::StillDone {
+            outputs,
+            note,
+            drift,
+        } => {
+            if let Some(drift) = drift {
+                w.append(Event::StepDrift {
+                    step: step.id.clone(),
+                    drift,
+                })?;
+            }
+            (Outcome::AlreadyDone(note), Some(outputs))
+        }
+        Decision::WouldReconcile { outputs, note } => (
+            Outcome::WouldDo(vec![format!("reconcile {note}")]),
+            Some(outputs),
+        ),
+        Decision::Reconcile { outputs, note } => reconcile(step, ctx, w, outputs, note)?,
+        Decision::Apply => execute(step, ctx, w)?,
+        Decision::Wait {
             on,
             reason,
             request,
-        }) => return waiting(step, ctx, w, on, reason, request),
-        Ok(Check::Uncertain { message_id, reason }) => {
-            if !prior.is_some_and(|p| p.status == Status::Uncertain) {
+        } => return waiting(step, ctx, w, on, reason, request),
+        Decision::Uncertain {
+            message_id,
+            reason,
+            journal,
+        } => {
+            if journal {
                 w.append(Event::StepUncertain {
                     step: step.id.clone(),
                     message_id,
@@ -116,8 +298,37 @@ pub(super) fn run_step(
             }
             (Outcome::Uncertain(reason), None)
         }
-        Ok(Check::ToDo(changes)) if !apply => (Outcome::WouldDo(changes), None),
-        Ok(Check::ToDo(_)) => execute(step, ctx, w)?,
+        Decision::Fail { error, hint } => (fail(step, w, error, hint)?, None),
+    })
+}
+
+/// Corrects a done step's drift (`--reconcile`) and journals what changed.
+fn reconcile(
+    step: &PlannedStep,
+    ctx: &mut Ctx<'_>,
+    w: &mut Writer<'_>,
+    outputs: BTreeMap<String, String>,
+    note: Note,
+) -> Result<(Outcome, Option<BTreeMap<String, String>>), EngineError> {
+    Ok(match steps::reconcile(step, ctx) {
+        Some(Ok(changes)) => {
+            w.append(Event::StepDone {
+                step: step.id.clone(),
+                checksum: step.checksum.clone(),
+                changes: changes.clone(),
+                outputs: outputs.clone(),
+                evidence: BTreeMap::from([("reconciled".to_owned(), note.to_string())]),
+            })?;
+            (Outcome::Applied(changes), Some(outputs))
+        }
+        Some(Err(e)) => (
+            Outcome::Failed {
+                error: e.message,
+                hint: e.hint,
+            },
+            None,
+        ),
+        None => (Outcome::AlreadyDone(Some(note)), Some(outputs)),
     })
 }
 
@@ -215,87 +426,6 @@ fn blocked(
     })
 }
 
-/// A step the journal says is done, with the same parameters: checked again, not applied.
-/// Drift is reported (and journaled once per finding), corrected only with `--reconcile`.
-fn recheck_done(
-    step: &PlannedStep,
-    ctx: &mut Ctx<'_>,
-    p: &crate::journal::StepState,
-    settings: &Settings,
-    w: &mut Writer<'_>,
-) -> Result<(Outcome, Option<BTreeMap<String, String>>), EngineError> {
-    let apply = w.applying();
-    Ok(match steps::check(step, ctx) {
-        Ok(Check::Holds {
-            outputs,
-            note: Some(note @ Note::Drift(_)),
-        }) if settings.reconcile => {
-            if !apply {
-                return Ok((
-                    Outcome::WouldDo(vec![format!("reconcile {note}")]),
-                    Some(outputs),
-                ));
-            }
-            match steps::reconcile(step, ctx) {
-                Some(Ok(changes)) => {
-                    w.append(Event::StepDone {
-                        step: step.id.clone(),
-                        checksum: step.checksum.clone(),
-                        changes: changes.clone(),
-                        outputs: outputs.clone(),
-                        evidence: BTreeMap::from([("reconciled".to_owned(), note.to_string())]),
-                    })?;
-                    (Outcome::Applied(changes), Some(outputs))
-                }
-                Some(Err(e)) => (
-                    Outcome::Failed {
-                        error: e.message,
-                        hint: e.hint,
-                    },
-                    None,
-                ),
-                None => (Outcome::AlreadyDone(Some(note)), Some(outputs)),
-            }
-        }
-        Ok(Check::Holds { outputs, note }) => {
-            // Drift is journaled (once per finding), so `status` and reports show it.
-            // An empty finding says it matches again.
-            let drift = match &note {
-                Some(n @ Note::Drift(_)) => n.to_string(),
-                _ => String::new(),
-            };
-            if apply && p.drift.clone().unwrap_or_default() != drift {
-                w.append(Event::StepDrift {
-                    step: step.id.clone(),
-                    drift,
-                })?;
-            }
-            (Outcome::AlreadyDone(note), Some(outputs))
-        }
-        Ok(Check::ToDo(changes)) => (
-            Outcome::Failed {
-                error: format!(
-                    "it was done ({} by {}), but no longer holds: {}",
-                    p.at,
-                    p.actor,
-                    changes.join("; ")
-                ),
-                hint: Some(format!("to do it again, re-run with --reapply {}", step.id)),
-            },
-            None,
-        ),
-        Ok(Check::Waiting { on, reason, .. }) => (Outcome::Waiting { on, reason }, None),
-        Ok(Check::Uncertain { reason, .. }) => (Outcome::Uncertain(reason), None),
-        Err(e) => (
-            Outcome::Failed {
-                error: e.message,
-                hint: e.hint,
-            },
-            None,
-        ),
-    })
-}
-
 /// A step waiting on a person: signed now at this terminal if someone can, else journaled as
 /// waiting (once, until what it asks changes).
 fn waiting(
@@ -349,4 +479,204 @@ fn waiting(
         })?;
     }
     Ok((Outcome::Waiting { on, reason }, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Params;
+    use crate::steps::StepError;
+    use crate::steps::sign_off::SignOffParams;
+
+    fn step(needs: &[&str]) -> PlannedStep {
+        PlannedStep {
+            id: "wipe".into(),
+            title: "Wipe".into(),
+            kind: "sign_off",
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+            action: String::new(),
+            params: Params::SignOff(SignOffParams {
+                role: "technician".into(),
+                items: vec!["wiped".into()],
+                evidence: vec![],
+                asset: None,
+                not_operator: false,
+                signers: vec![],
+            }),
+            checksum: "c1".into(),
+            known_after_run: vec![],
+            now: None,
+            deadline: None,
+        }
+    }
+
+    fn state(status: Status, checksum: &str) -> StepState {
+        StepState {
+            status,
+            checksum: checksum.into(),
+            at: "2026-11-24T09:00:00Z".into(),
+            actor: "alice".into(),
+            ..StepState::default()
+        }
+    }
+
+    fn facts<'a>(
+        step: &'a PlannedStep,
+        prior: Option<&'a StepState>,
+        results: &'a BTreeMap<String, Outcome>,
+    ) -> Facts<'a> {
+        Facts {
+            step,
+            prior,
+            results,
+            apply: true,
+            reapply: false,
+            reconcile: false,
+        }
+    }
+
+    fn holds(note: Option<Note>) -> Option<StepResult<Check>> {
+        Some(Ok(Check::Holds {
+            outputs: BTreeMap::new(),
+            note,
+        }))
+    }
+
+    #[test]
+    fn a_failed_need_skips_and_a_waiting_one_waits_journaled_once() {
+        let s = step(&["account"]);
+        let failed = BTreeMap::from([(
+            "account".to_owned(),
+            Outcome::Failed {
+                error: "x".into(),
+                hint: None,
+            },
+        )]);
+        let d = decide(&facts(&s, None, &failed), None);
+        assert!(matches!(
+            d,
+            Decision::Blocked {
+                outcome: Outcome::Skipped(_),
+                journal: true
+            }
+        ));
+        let skipped = state(Status::Skipped, "c1");
+        let d = decide(&facts(&s, Some(&skipped), &failed), None);
+        assert!(matches!(d, Decision::Blocked { journal: false, .. }));
+
+        let waiting = BTreeMap::from([(
+            "account".to_owned(),
+            Outcome::Waiting {
+                on: "technician".into(),
+                reason: "r".into(),
+            },
+        )]);
+        let d = decide(&facts(&s, None, &waiting), None);
+        assert!(matches!(
+            d,
+            Decision::Blocked {
+                outcome: Outcome::Waiting { .. },
+                journal: true
+            }
+        ));
+    }
+
+    #[test]
+    fn a_done_step_with_new_parameters_is_refused_unless_reapplied() {
+        let s = step(&[]);
+        let done = state(Status::Done, "c0");
+        let none = BTreeMap::new();
+        let d = decide(&facts(&s, Some(&done), &none), None);
+        assert!(
+            matches!(d, Decision::Report(Outcome::Failed { error, .. }) if error.contains("parameters changed"))
+        );
+        let mut f = facts(&s, Some(&done), &none);
+        f.reapply = true;
+        assert_eq!(decide(&f, None), Decision::Apply);
+        f.apply = false;
+        assert_eq!(
+            decide(&f, None),
+            Decision::Report(Outcome::WouldDo(vec!["apply again (--reapply)".into()]))
+        );
+    }
+
+    #[test]
+    fn drift_is_journaled_once_per_finding_and_reconciled_only_when_asked() {
+        let s = step(&[]);
+        let none = BTreeMap::new();
+        let mut done = state(Status::Done, "c1");
+        assert_eq!(decide(&facts(&s, Some(&done), &none), None), Decision::Look);
+        let drift = || Some(Note::Drift(vec!["mail differs".into()]));
+        let d = decide(&facts(&s, Some(&done), &none), holds(drift()));
+        assert!(
+            matches!(d, Decision::StillDone { drift: Some(ref f), .. } if f == "drift: mail differs")
+        );
+        done.drift = Some("drift: mail differs".into());
+        let d = decide(&facts(&s, Some(&done), &none), holds(drift()));
+        assert!(matches!(d, Decision::StillDone { drift: None, .. }));
+        // It matches again: an empty finding is journaled.
+        let d = decide(&facts(&s, Some(&done), &none), holds(None));
+        assert!(matches!(d, Decision::StillDone { drift: Some(ref f), .. } if f.is_empty()));
+        let mut f = facts(&s, Some(&done), &none);
+        f.reconcile = true;
+        assert!(matches!(
+            decide(&f, holds(drift())),
+            Decision::Reconcile { .. }
+        ));
+        f.apply = false;
+        assert!(matches!(
+            decide(&f, holds(drift())),
+            Decision::WouldReconcile { .. }
+        ));
+    }
+
+    #[test]
+    fn what_check_finds_decides_the_rest() {
+        let s = step(&[]);
+        let none = BTreeMap::new();
+        let todo = || Some(Ok(Check::ToDo(vec!["add".into()])));
+        assert_eq!(decide(&facts(&s, None, &none), todo()), Decision::Apply);
+        let mut dry = facts(&s, None, &none);
+        dry.apply = false;
+        assert_eq!(
+            decide(&dry, todo()),
+            Decision::Report(Outcome::WouldDo(vec!["add".into()]))
+        );
+        // Done before and no longer there: reported, never redone.
+        let done = state(Status::Done, "c1");
+        let d = decide(&facts(&s, Some(&done), &none), todo());
+        assert!(
+            matches!(d, Decision::Report(Outcome::Failed { error, .. }) if error.contains("no longer holds"))
+        );
+        // An error of a step not done is journaled as failed; of a done one, only reported.
+        let err = || Some(Err(StepError::new("down")));
+        assert!(matches!(
+            decide(&facts(&s, None, &none), err()),
+            Decision::Fail { .. }
+        ));
+        assert!(matches!(
+            decide(&facts(&s, Some(&done), &none), err()),
+            Decision::Report(Outcome::Failed { .. })
+        ));
+        // An uncertain send is journaled once.
+        let uncertain = || {
+            Some(Ok(Check::Uncertain {
+                message_id: "<m@x>".into(),
+                reason: "cut".into(),
+            }))
+        };
+        assert!(matches!(
+            decide(&facts(&s, None, &none), uncertain()),
+            Decision::Uncertain { journal: true, .. }
+        ));
+        let was = state(Status::Uncertain, "c1");
+        assert!(matches!(
+            decide(&facts(&s, Some(&was), &none), uncertain()),
+            Decision::Uncertain { journal: false, .. }
+        ));
+        assert!(matches!(
+            decide(&facts(&s, None, &none), holds(None)),
+            Decision::Done { .. }
+        ));
+    }
 }
