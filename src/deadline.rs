@@ -24,7 +24,7 @@ pub enum Deadline {
 pub const FORMS: &str =
     "write `start`, `2 working days before start`, `3 days before start` or `09:00 on day one`";
 
-pub fn parse(text: &str) -> Result<Deadline, String> {
+pub fn parse(text: &str) -> Result<Deadline, crate::diag::Invalid> {
     let t = text.trim().to_lowercase();
     let words: Vec<&str> = t.split_whitespace().collect();
     match words.as_slice() {
@@ -40,8 +40,8 @@ pub fn parse(text: &str) -> Result<Deadline, String> {
         [time, "on", "day", "one"] | ["by", time, "on", "day", "one"] => time
             .parse::<Time>()
             .map(Deadline::DayOne)
-            .map_err(|_| format!("`{time}` is not a time of day (HH:MM)")),
-        _ => Err(format!("`{text}` is not a deadline")),
+            .map_err(|_| format!("`{time}` is not a time of day (HH:MM)").into()),
+        _ => Err(format!("`{text}` is not a deadline").into()),
     }
 }
 
@@ -49,13 +49,11 @@ pub fn parse(text: &str) -> Result<Deadline, String> {
 /// more than any onboarding plans for.
 const MAX_DAYS: u32 = 366;
 
-fn days(n: &str) -> Result<u32, String> {
+fn days(n: &str) -> Result<u32, crate::diag::Invalid> {
     match n.parse::<u32>() {
         Ok(d) if d <= MAX_DAYS => Ok(d),
-        Ok(_) => Err(format!(
-            "`{n}` days is more than the {MAX_DAYS} a deadline may be"
-        )),
-        Err(_) => Err(format!("`{n}` is not a number of days")),
+        Ok(_) => Err(format!("`{n}` days is more than the {MAX_DAYS} a deadline may be").into()),
+        Err(_) => Err(format!("`{n}` is not a number of days").into()),
     }
 }
 

@@ -107,6 +107,30 @@ impl SourceMap {
     }
 }
 
+/// A value that breaks a rule, and why in words (e.g. "`x` is not a DN: …"). Checks of single
+/// values return it; the caller turns it into a located `Diagnostic` or a refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<&str> for Invalid {
+    fn from(s: &str) -> Invalid {
+        Invalid(s.to_owned())
+    }
+}
+
+impl From<String> for Invalid {
+    fn from(s: String) -> Invalid {
+        Invalid(s)
+    }
+}
+
+impl From<Invalid> for String {
+    fn from(i: Invalid) -> String {
+        i.0
+    }
+}
+
 /// One problem with the input.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Diagnostic {

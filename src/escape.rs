@@ -45,14 +45,14 @@ pub fn filter_value(value: &str) -> String {
 
 /// Checks that `dn` is a syntactically plausible DN: `attr=value` pairs separated by unescaped
 /// commas, each with a non-empty attribute type. Returns what is wrong.
-pub fn check_dn(dn: &str) -> Result<(), String> {
+pub fn check_dn(dn: &str) -> Result<(), crate::diag::Invalid> {
     if dn.trim().is_empty() {
         return Err("the DN is empty".into());
     }
     for rdn in split_unescaped(dn, ',') {
         for ava in split_unescaped(&rdn, '+') {
             let Some((attr, _)) = ava.split_once('=') else {
-                return Err(format!("`{ava}` is not of the form `attribute=value`"));
+                return Err(format!("`{ava}` is not of the form `attribute=value`").into());
             };
             let attr = attr.trim();
             let valid = !attr.is_empty()
@@ -60,7 +60,7 @@ pub fn check_dn(dn: &str) -> Result<(), String> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
             if !valid {
-                return Err(format!("`{attr}` is not an attribute name"));
+                return Err(format!("`{attr}` is not an attribute name").into());
             }
         }
     }

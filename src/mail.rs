@@ -17,9 +17,23 @@ pub struct Built {
     pub to: Vec<String>,
 }
 
-fn mailbox(s: &str) -> Result<Mailbox, String> {
-    s.parse::<Mailbox>()
-        .map_err(|e| format!("`{s}` is not an email address: {e}"))
+/// Why a message could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("`{address}` is not an email address: {source}")]
+    Address {
+        address: String,
+        source: lettre::address::AddressError,
+    },
+    #[error(transparent)]
+    Build(#[from] lettre::error::Error),
+}
+
+fn mailbox(s: &str) -> Result<Mailbox, MailError> {
+    s.parse::<Mailbox>().map_err(|source| MailError::Address {
+        address: s.to_owned(),
+        source,
+    })
 }
 
 fn built(message: Message) -> Built {
@@ -58,7 +72,7 @@ pub fn new_message_id(step: &str, hire: &str, from: &str) -> String {
 }
 
 /// The message an `email` step sends: text and HTML alternatives, the policies attached.
-pub fn email(p: &EmailParams, message_id: &str, date: SystemTime) -> Result<Built, String> {
+pub fn email(p: &EmailParams, message_id: &str, date: SystemTime) -> Result<Built, MailError> {
     let mut b = subject(Message::builder().from(mailbox(&p.from)?), &p.subject)
         .message_id(Some(message_id.to_owned()))
         .date(date);
@@ -81,8 +95,7 @@ pub fn email(p: &EmailParams, message_id: &str, date: SystemTime) -> Result<Buil
             b.multipart(MultiPart::mixed().multipart(body).singlepart(attachment))
         }
         None => b.multipart(body),
-    }
-    .map_err(|e| e.to_string())?;
+    }?;
     Ok(built(message))
 }
 
@@ -143,7 +156,7 @@ pub fn credential(
     password: &Secret,
     message_id: &str,
     date: SystemTime,
-) -> Result<Built, String> {
+) -> Result<Built, MailError> {
     let hire = c.hire_name;
     let replaces = if c.replaces_earlier {
         format!(
@@ -189,8 +202,7 @@ pub fn credential(
     )
     .message_id(Some(message_id.to_owned()))
     .date(date)
-    .singlepart(SinglePart::plain(text))
-    .map_err(|e| e.to_string())?;
+    .singlepart(SinglePart::plain(text))?;
     Ok(built(message))
 }
 

@@ -370,14 +370,7 @@ mod tests {
 
     #[test]
     fn checksums_change_with_parameters() {
-        let a = Params::SignOff(crate::steps::sign_off::SignOffParams {
-            role: "technician".into(),
-            items: vec!["wiped".into()],
-            evidence: vec![],
-            asset: None,
-            not_operator: false,
-            signers: vec![],
-        });
+        let a = Params::SignOff(crate::steps::sign_off::SignOffParams::sample());
         let mut b = a.clone();
         if let Params::SignOff(p) = &mut b {
             p.items.push("charger present".into());

@@ -353,14 +353,12 @@ fn csv_field(value: &str) -> String {
 }
 
 /// The self-contained HTML page.
-pub fn html(report: &Report) -> Result<String, String> {
+pub fn html(report: &Report) -> Result<String, tera::Error> {
     let mut tera = tera::Tera::default();
     tera.autoescape_on([".html", ".html.tera"]);
-    tera.add_raw_template("report.html.tera", HTML_TEMPLATE)
-        .map_err(|e| e.to_string())?;
-    let ctx = tera::Context::from_serialize(report).map_err(|e| e.to_string())?;
+    tera.add_raw_template("report.html.tera", HTML_TEMPLATE)?;
+    let ctx = tera::Context::from_serialize(report)?;
     tera.render("report.html.tera", &ctx)
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

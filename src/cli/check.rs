@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook};
+use super::{CliError, CmdResult, Exit, InputArgs, Printer, emit, load_playbook};
 use crate::diag::SourceMap;
 
 /// Check playbooks: keys, types, hire data, step graph, and every template rendered.
@@ -40,5 +40,9 @@ pub fn cmd_check(args: CheckArgs, printer: &Printer) -> CmdResult {
             &format!("{shown}: ok ({} steps, {hire})\n", p.steps.len()),
         )?;
     }
-    if failed { Err(Failure::Input) } else { Ok(()) }
+    if failed {
+        Err(CliError::Reported(Exit::Input))
+    } else {
+        Ok(())
+    }
 }

@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::run::{RunOptions, StateArgs, targets};
-use super::{CmdResult, Failure, Printer, emit, report, settings};
+use super::run::{RunOptions, open_state, targets};
+use super::settings::Setup;
+use super::{CliError, CmdResult, Exit, Printer, emit, report};
 use crate::diag::{Diagnostic, Diagnostics, SourceMap};
 use crate::engine::{self, Mode, Outcome, Progress, Settings, Targets};
 use crate::load::{Playbook, check_hire};
 use crate::model::Hire;
 use crate::plan::{Outputs, Params, PlannedStep, plan};
 use crate::secret::Secret;
-use crate::state::StateDir;
 use crate::steps::Operator;
 
 /// The accounts a cohort's rows would get, to find two hires that would share one: the same
@@ -99,7 +99,7 @@ pub struct Cohort {
     pub only: Vec<String>,
     pub exclude: Vec<String>,
     pub jobs: usize,
-    pub dry_run: bool,
+    pub mode: Mode,
 }
 
 /// One hire's result.
@@ -120,7 +120,7 @@ fn checked_rows(
     path: &std::path::Path,
     sources: &mut SourceMap,
     printer: &Printer,
-) -> Result<(Playbook, Vec<Hire>), Failure> {
+) -> CmdResult<(Playbook, Vec<Hire>)> {
     let (rows, mut diags) = crate::hires::read(path, &pb.hire_columns, sources);
     let mut seen: HashMap<String, crate::diag::Span> = HashMap::new();
     let mut accounts = Accounts::default();
@@ -165,7 +165,7 @@ fn checked_rows(
     }
     if !diags.is_empty() {
         report(diags.sorted(), sources, printer);
-        return Err(Failure::Input);
+        return Err(CliError::Reported(Exit::Input));
     }
     Ok((pb, hires))
 }
@@ -175,7 +175,7 @@ pub fn cmd_cohort(
     mut sources: SourceMap,
     cohort: Cohort,
     options: RunOptions,
-    state_args: StateArgs,
+    setup: &Setup,
     printer: &Printer,
 ) -> CmdResult {
     // Every row is checked (hire data and every template rendered) before anything runs.
@@ -185,11 +185,10 @@ pub fn cmd_cohort(
     let known: BTreeSet<String> = hires.iter().map(id).collect();
     for name in cohort.only.iter().chain(&cohort.exclude) {
         if !known.contains(name) {
-            printer.error(&format!(
+            return Err(CliError::input(format!(
                 "--only/--exclude names `{name}`, which is not in {}",
                 cohort.hires.display()
-            ));
-            return Err(Failure::Input);
+            )));
         }
     }
     hires.retain(|h| {
@@ -199,32 +198,18 @@ pub fn cmd_cohort(
 
     // Resolved once, before the state directory is touched: a bad setting is one error and
     // exit 2, not one per worker.
-    let servers = settings::servers(printer)?;
-    let dir = settings::state_dir(state_args.state_dir, printer)?;
-    let mode = if cohort.dry_run {
-        Mode::DryRun
-    } else {
-        Mode::Apply
-    };
-    let state = if cohort.dry_run {
-        StateDir::at(&dir)
-    } else {
-        StateDir::open(&dir).map_err(|e| {
-            printer.error(&format!(
-                "cannot use the state directory {}: {e}",
-                dir.display()
-            ));
-            Failure::Failed
-        })?
-    };
+    let servers = setup.servers();
+    let dir = setup.state_dir()?;
+    let mode = cohort.mode;
+    let state = open_state(dir, mode)?;
     let settings = Settings {
         mode,
-        actor: settings::actor(options.actor.clone()),
-        clock: settings::clock(printer)?,
+        actor: setup.actor(options.actor.clone()),
+        clock: setup.clock,
         reapply: options.reapply.clone(),
         reconcile: options.reconcile,
         resend_uncertain: options.resend_uncertain,
-        failpoint: settings::failpoint(),
+        failpoint: setup.failpoint.clone(),
     };
 
     let total = hires.len();
@@ -240,9 +225,9 @@ pub fn cmd_cohort(
             let (pb, state, settings, bars, servers) = (&pb, &state, &settings, &bars, &servers);
             scope.spawn(move || {
                 // Each worker has its own connection and transport.
-                let (mut directory, mut mailer) = match targets(state, mode, servers, printer) {
+                let (mut directory, mut mailer) = match targets(state, mode, servers) {
                     Ok(t) => t,
-                    Err(_) => return,
+                    Err(e) => return e.print(printer),
                 };
                 let mut pb = pb.clone();
                 loop {
@@ -315,7 +300,7 @@ fn summary(
         );
     }
     if not_ok > 0 || missing > 0 {
-        Err(Failure::Failed)
+        Err(CliError::Reported(Exit::Failed))
     } else {
         Ok(())
     }
@@ -494,7 +479,9 @@ impl Operator for HireProgress {
         false
     }
 
-    fn show_password(&mut self, _: &str, _: &str, _: &Secret) -> Result<(), String> {
-        Err("a cohort run shows no passwords; use `password.deliver: manager`".into())
+    fn show_password(&mut self, _: &str, _: &str, _: &Secret) -> std::io::Result<()> {
+        Err(std::io::Error::other(
+            "a cohort run shows no passwords; use `password.deliver: manager`",
+        ))
     }
 }

@@ -2,10 +2,11 @@
 
 use std::fmt::Write as _;
 
+use anyhow::Context;
 use clap::Args;
 
-use super::run::StateArgs;
-use super::{CmdResult, Failure, Printer, emit, settings};
+use super::settings::Setup;
+use super::{CliError, CmdResult, Exit, Printer, emit};
 use crate::engine::read_state;
 use crate::journal::HireState;
 use crate::journal::{self, Event, Record};
@@ -45,40 +46,34 @@ pub struct VerifyArgs {
     hires: Vec<String>,
 }
 
-fn state_dir(args: StateArgs, printer: &Printer) -> Result<StateDir, Failure> {
-    Ok(StateDir::at(&settings::state_dir(args.state_dir, printer)?))
+fn state(setup: &Setup) -> CmdResult<StateDir> {
+    Ok(StateDir::at(setup.state_dir()?))
 }
 
 /// The state directory, checked to hold a journal for `hire` (commands that act on one hire).
-pub fn with_hire(args: StateArgs, hire: &str, printer: &Printer) -> Result<StateDir, Failure> {
-    let state = state_dir(args, printer)?;
-    hires(&state, vec![hire.to_owned()], printer)?;
+pub fn with_hire(setup: &Setup, hire: &str) -> CmdResult<StateDir> {
+    let state = state(setup)?;
+    hires(&state, vec![hire.to_owned()])?;
     Ok(state)
 }
 
 /// The hires named, each checked to have a journal, else every hire in the store.
-pub fn hires(
-    state: &dyn Store,
-    given: Vec<String>,
-    printer: &Printer,
-) -> Result<Vec<String>, Failure> {
+pub fn hires(state: &dyn Store, given: Vec<String>) -> CmdResult<Vec<String>> {
     if !given.is_empty() {
         for h in &given {
             if !state.has(h) {
-                printer.error(&format!("no journal for hire {h} in {}", state.describe()));
-                printer.hint("hires are named by their `id`; see `onboard status` for the list");
-                return Err(Failure::Input);
+                return Err(CliError::input(format!(
+                    "no journal for hire {h} in {}",
+                    state.describe()
+                ))
+                .hint("hires are named by their `id`; see `onboard status` for the list"));
             }
         }
         return Ok(given);
     }
-    state.hires().map_err(|e| {
-        printer.error(&format!(
-            "cannot list the hires in {}: {e}",
-            state.describe()
-        ));
-        Failure::Failed
-    })
+    Ok(state
+        .hires()
+        .with_context(|| format!("cannot list the hires in {}", state.describe()))?)
 }
 
 /// A hire in `onboard status --json`: its replayed journal plus its readiness.
@@ -90,10 +85,10 @@ struct StatusEntry {
     blockers: Vec<Blocker>,
 }
 
-pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
-    let state = state_dir(state_args, printer)?;
-    let hires = hires(&state, args.hires, printer)?;
-    let now = settings::clock(printer)?.now();
+pub fn cmd_status(args: StatusArgs, setup: &Setup, printer: &Printer) -> CmdResult {
+    let state = state(setup)?;
+    let hires = hires(&state, args.hires)?;
+    let now = setup.clock.now();
     let mut all = Vec::new();
     // One journal that cannot be read hides no other hire: it is flagged, the rest shown.
     let mut broken = Vec::new();
@@ -145,14 +140,14 @@ pub fn cmd_status(args: StatusArgs, state_args: StateArgs, printer: &Printer) ->
     }
     if !broken.is_empty() {
         printer.hint("`onboard verify` checks every journal; the others are shown as they are");
-        return Err(Failure::Failed);
+        return Err(CliError::Reported(Exit::Failed));
     }
     if alarming > 0 {
         printer.info(&format!(
             "{alarming} hire{} at risk or late.",
             if alarming == 1 { " is" } else { "s are" }
         ));
-        return Err(Failure::Failed);
+        return Err(CliError::Reported(Exit::Failed));
     }
     Ok(())
 }
@@ -217,14 +212,13 @@ fn human_status(all: &[StatusEntry]) -> String {
     out
 }
 
-pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
-    let state = state_dir(state_args, printer)?;
-    let hire = hires(&state, vec![args.hire], printer)?.remove(0);
+pub fn cmd_log(args: LogArgs, setup: &Setup, printer: &Printer) -> CmdResult {
+    let state = state(setup)?;
+    let hire = hires(&state, vec![args.hire])?.remove(0);
     let path = state.journal_name(&hire);
-    let text = state.read(&hire).map_err(|e| {
-        printer.error(&e.to_string());
-        Failure::Failed
-    })?;
+    let text = state
+        .read(&hire)
+        .map_err(|e| CliError::failed(e.to_string()))?;
     // Show what verifies, then say where it stops.
     let (records, broken) = text.checked();
     let mut out = String::new();
@@ -238,8 +232,10 @@ pub fn cmd_log(args: LogArgs, state_args: StateArgs, printer: &Printer) -> CmdRe
     }
     emit(printer, &out)?;
     if let Some(b) = broken {
-        printer.error(&format!("{path}:{}: {}", b.line, b.problem));
-        return Err(Failure::Failed);
+        return Err(CliError::failed(format!(
+            "{path}:{}: {}",
+            b.line, b.problem
+        )));
     }
     Ok(())
 }
@@ -315,9 +311,9 @@ fn describe(r: &Record) -> String {
     format!("{:>4} {} {:<12} {what}\n", r.seq, r.at, r.actor)
 }
 
-pub fn cmd_verify(args: VerifyArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
-    let state = state_dir(state_args, printer)?;
-    let hires = hires(&state, args.hires, printer)?;
+pub fn cmd_verify(args: VerifyArgs, setup: &Setup, printer: &Printer) -> CmdResult {
+    let state = state(setup)?;
+    let hires = hires(&state, args.hires)?;
     let mut broken = 0;
     let mut out = String::new();
     for hire in &hires {
@@ -343,7 +339,7 @@ pub fn cmd_verify(args: VerifyArgs, state_args: StateArgs, printer: &Printer) ->
             "{broken} of {} journals do not verify.",
             hires.len()
         ));
-        Err(Failure::Failed)
+        Err(CliError::Reported(Exit::Failed))
     } else {
         Ok(())
     }

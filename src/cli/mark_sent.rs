@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use super::run::StateArgs;
-use super::{CmdResult, Failure, Printer, emit, settings};
+use super::settings::Setup;
+use super::{CmdResult, Printer, emit};
 use crate::engine;
 
 /// Record that an interrupted email did go out (after checking the recipient's mailbox), so
@@ -22,21 +22,17 @@ pub struct MarkSentArgs {
     note: String,
 }
 
-pub fn cmd_mark_sent(args: MarkSentArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
-    let state = super::journal::with_hire(state_args, &args.hire, printer)?;
-    let actor = settings::actor(args.actor);
+pub fn cmd_mark_sent(args: MarkSentArgs, setup: &Setup, printer: &Printer) -> CmdResult {
+    let state = super::journal::with_hire(setup, &args.hire)?;
+    let actor = setup.actor(args.actor);
     let id = engine::mark_sent(
         &state,
         &args.hire,
         &args.step,
         &actor,
         &args.note,
-        settings::clock(printer)?,
-    )
-    .map_err(|e| {
-        printer.error(&e.to_string());
-        Failure::Failed
-    })?;
+        setup.clock,
+    )?;
     emit(
         printer,
         &format!(

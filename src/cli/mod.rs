@@ -6,6 +6,7 @@
 mod check;
 mod cohort;
 mod completions;
+mod error;
 mod journal;
 mod mark_sent;
 mod output;
@@ -23,9 +24,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::diag::{Diagnostic, SourceMap};
+use crate::engine::Mode;
 use crate::load::{Playbook, Request};
 use crate::plan::{Outputs, Plan, load_and_plan};
 pub use output::Printer;
+use settings::{Setup, Talks};
 
 /// Make a new hire's first day reliable: run their IT onboarding checklist.
 ///
@@ -116,16 +119,7 @@ enum Command {
     Man(completions::ManArgs),
 }
 
-/// What went wrong, and so which exit code.
-#[derive(Debug)]
-pub enum Failure {
-    /// Invalid input: exit 2. The diagnostics were printed already.
-    Input,
-    /// A run did not complete: exit 1.
-    Failed,
-}
-
-pub type CmdResult = Result<(), Failure>;
+pub use error::{CliError, CmdResult, Exit};
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -144,79 +138,99 @@ pub fn main() -> ExitCode {
         Printer::new(cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()));
     match run(cli, &printer) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Input) => ExitCode::from(2),
-        Err(Failure::Failed) => ExitCode::from(1),
+        Err(e) => {
+            e.print(&printer);
+            ExitCode::from(e.exit() as u8)
+        }
     }
 }
 
 fn run(cli: Cli, printer: &Printer) -> CmdResult {
+    // Settings are resolved once, before dispatch; commands that only read files need none.
+    let talks = match &cli.command {
+        Some(
+            Command::Check(_) | Command::Schema(_) | Command::Completions(_) | Command::Man(_),
+        ) => None,
+        Some(Command::Plan(_)) | None => Some(Talks::ToServers),
+        Some(_) => Some(Talks::ToStateOnly),
+    };
+    let setup = match talks {
+        Some(talks) => Some(Setup::resolve(cli.state.state_dir, talks)?),
+        None => None,
+    };
+    let setup = || {
+        setup
+            .as_ref()
+            .expect("resolved for commands that use settings")
+    };
     match cli.command {
         Some(Command::Check(args)) => check::cmd_check(args, printer),
-        Some(Command::Plan(args)) => plan::cmd_plan(args, cli.state, printer),
-        Some(Command::Status(args)) => journal::cmd_status(args, cli.state, printer),
-        Some(Command::Log(args)) => journal::cmd_log(args, cli.state, printer),
-        Some(Command::Verify(args)) => journal::cmd_verify(args, cli.state, printer),
-        Some(Command::Report(args)) => report::cmd_report(args, cli.state, printer),
-        Some(Command::SignOff(args)) => sign_off::cmd_sign_off(args, cli.state, printer),
-        Some(Command::MarkSent(args)) => mark_sent::cmd_mark_sent(args, cli.state, printer),
         Some(Command::Schema(args)) => schema::cmd_schema(args, printer),
         Some(Command::Completions(args)) => completions::cmd_completions(args, printer),
         Some(Command::Man(args)) => completions::cmd_man(args, printer),
-        None => {
-            let Some(playbook) = cli.run.playbook else {
-                printer.error("no playbook given");
-                printer.hint("run `onboard PLAYBOOK`, e.g. `onboard playbooks/new-hire.yaml`; see `onboard --help`");
-                return Err(Failure::Input);
-            };
-            if let Some(hires) = cli.run.hires {
-                let mut sources = SourceMap::default();
-                let req = Request {
-                    playbook,
-                    hire: None,
-                };
-                let (pb, mut diags) = crate::load::load(&req, &mut sources);
-                let Some(pb) = pb.filter(|_| diags.is_empty()) else {
-                    if diags.is_empty() {
-                        diags.push(Diagnostic::new("the playbook could not be loaded"));
-                    }
-                    report(diags.sorted(), &sources, printer);
-                    return Err(Failure::Input);
-                };
-                return cohort::cmd_cohort(
-                    pb,
-                    sources,
-                    cohort::Cohort {
-                        hires,
-                        only: cli.run.only,
-                        exclude: cli.run.exclude,
-                        jobs: cli.run.jobs,
-                        dry_run: cli.run.dry_run,
-                    },
-                    cli.run.options,
-                    cli.state,
-                    printer,
-                );
-            }
-            if cli.run.dry_run {
-                return plan::cmd_plan(
-                    plan::PlanArgs {
-                        playbook,
-                        input: cli.run.input,
-                        output: cli.run.plan_output,
-                    },
-                    cli.state,
-                    printer,
-                );
-            }
-            run::cmd_run(
-                playbook,
-                &cli.run.input,
-                cli.run.options,
-                cli.state,
-                printer,
-            )
-        }
+        Some(Command::Plan(args)) => plan::cmd_plan(args, setup(), printer),
+        Some(Command::Status(args)) => journal::cmd_status(args, setup(), printer),
+        Some(Command::Log(args)) => journal::cmd_log(args, setup(), printer),
+        Some(Command::Verify(args)) => journal::cmd_verify(args, setup(), printer),
+        Some(Command::Report(args)) => report::cmd_report(args, setup(), printer),
+        Some(Command::SignOff(args)) => sign_off::cmd_sign_off(args, setup(), printer),
+        Some(Command::MarkSent(args)) => mark_sent::cmd_mark_sent(args, setup(), printer),
+        None => run_main(cli.run, setup(), printer),
     }
+}
+
+/// The main job: one hire, a cohort, or a dry run.
+fn run_main(args: RunArgs, setup: &Setup, printer: &Printer) -> CmdResult {
+    let Some(playbook) = args.playbook else {
+        return Err(CliError::input("no playbook given").hint(
+            "run `onboard PLAYBOOK`, e.g. `onboard playbooks/new-hire.yaml`; see `onboard --help`",
+        ));
+    };
+    if let Some(hires) = args.hires {
+        let mut sources = SourceMap::default();
+        let req = Request {
+            playbook,
+            hire: None,
+        };
+        let (pb, mut diags) = crate::load::load(&req, &mut sources);
+        let Some(pb) = pb.filter(|_| diags.is_empty()) else {
+            if diags.is_empty() {
+                diags.push(Diagnostic::new("the playbook could not be loaded"));
+            }
+            report(diags.sorted(), &sources, printer);
+            return Err(CliError::Reported(Exit::Input));
+        };
+        return cohort::cmd_cohort(
+            pb,
+            sources,
+            cohort::Cohort {
+                hires,
+                only: args.only,
+                exclude: args.exclude,
+                jobs: args.jobs,
+                mode: if args.dry_run {
+                    Mode::DryRun
+                } else {
+                    Mode::Apply
+                },
+            },
+            args.options,
+            setup,
+            printer,
+        );
+    }
+    if args.dry_run {
+        return plan::cmd_plan(
+            plan::PlanArgs {
+                playbook,
+                input: args.input,
+                output: args.plan_output,
+            },
+            setup,
+            printer,
+        );
+    }
+    run::cmd_run(playbook, &args.input, args.options, setup, printer)
 }
 
 /// Loads and plans a playbook, printing every problem. Used by every command that reads one.
@@ -225,14 +239,14 @@ fn load_playbook(
     input: &InputArgs,
     sources: &mut SourceMap,
     printer: &Printer,
-) -> Result<(Playbook, Plan), Failure> {
+) -> CmdResult<(Playbook, Plan)> {
     let req = Request {
         playbook,
         hire: input.hire.clone(),
     };
     load_and_plan(&req, sources, &Outputs::new()).map_err(|diags| {
         report(diags.sorted(), sources, printer);
-        Failure::Input
+        CliError::Reported(Exit::Input)
     })
 }
 
@@ -251,9 +265,6 @@ fn emit(printer: &Printer, text: &str) -> CmdResult {
     match printer.out(text) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => {
-            printer.error(&format!("cannot write output: {e}"));
-            Err(Failure::Failed)
-        }
+        Err(e) => Err(CliError::failed(format!("cannot write output: {e}"))),
     }
 }

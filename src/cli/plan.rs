@@ -3,12 +3,14 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Args;
 
-use super::run::{StateArgs, engine_result, targets};
-use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, settings};
+use super::run::{planned, walk};
+use super::settings::Setup;
+use super::{CmdResult, InputArgs, Printer, emit, load_playbook};
 use crate::diag::SourceMap;
-use crate::engine::{self, Mode, Outcome, Progress, Settings, Targets};
+use crate::engine::{Mode, Outcome, Progress, Settings};
 use crate::plan::{NowState, Params, Plan, PlannedStep};
 use crate::secret::Secret;
 use crate::state::StateDir;
@@ -26,8 +28,8 @@ impl Operator for Quiet {
     fn can_show_secret(&self) -> bool {
         true
     }
-    fn show_password(&mut self, _: &str, _: &str, _: &Secret) -> Result<(), String> {
-        Err("a dry run shows no password".into())
+    fn show_password(&mut self, _: &str, _: &str, _: &Secret) -> std::io::Result<()> {
+        Err(std::io::Error::other("a dry run shows no password"))
     }
 }
 
@@ -58,45 +60,32 @@ pub struct OutputArgs {
     pub preview: Option<PathBuf>,
 }
 
-pub fn cmd_plan(args: PlanArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
+pub fn cmd_plan(args: PlanArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let mut sources = SourceMap::default();
     let (pb, mut plan) = load_playbook(args.playbook.clone(), &args.input, &mut sources, printer)?;
     if pb.hire.is_some() {
         // The same walk as a run, stopping before apply: what the journal and targets say now.
-        let dir = settings::state_dir(state_args.state_dir, printer)?;
-        let state = StateDir::at(&dir);
+        let dir = setup.state_dir()?;
+        let state = StateDir::at(dir);
         let settings = Settings {
             mode: Mode::DryRun,
-            actor: settings::actor(None),
-            clock: settings::clock(printer)?,
+            actor: setup.actor(None),
+            clock: setup.clock,
             reapply: Vec::new(),
             reconcile: false,
             resend_uncertain: false,
             failpoint: None,
         };
-        let servers = settings::servers(printer)?;
-        let (mut directory, mut mailer) = targets(&state, Mode::DryRun, &servers, printer)?;
-        let result = engine::run(
-            &pb,
-            &state,
-            Targets {
-                directory: directory.as_mut(),
-                mailer: mailer.as_mut(),
-            },
-            &settings,
-            &mut Quiet,
-        );
-        let report = engine_result(result, &sources, printer)?;
+        let servers = setup.servers();
+        let report = walk(&pb, &state, servers, &settings, &mut Quiet)
+            .and_then(|result| planned(result, &sources, printer))?;
         plan = report.plan;
         for (step, s) in plan.steps.iter_mut().zip(&report.steps) {
             step.now = Some(s.outcome.now());
         }
     }
     if let Some(dir) = &args.output.preview {
-        write_previews(&plan, dir).map_err(|e| {
-            printer.error(&format!("cannot write previews: {e}"));
-            Failure::Failed
-        })?;
+        write_previews(&plan, dir).context("cannot write previews")?;
         printer.info(&format!("Email previews written to {}", dir.display()));
     }
     if args.output.json {

@@ -171,7 +171,7 @@ impl Operator for StepProgress {
                 .is_ok()
     }
 
-    fn show_password(&mut self, hire: &str, login: &str, password: &Secret) -> Result<(), String> {
+    fn show_password(&mut self, hire: &str, login: &str, password: &Secret) -> std::io::Result<()> {
         let show = || -> std::io::Result<()> {
             let mut tty = std::fs::OpenOptions::new().write(true).open("/dev/tty")?;
             writeln!(
@@ -184,6 +184,5 @@ impl Operator for StepProgress {
             Some(bar) => bar.suspend(show),
             None => show(),
         }
-        .map_err(|e| format!("cannot show the password on the terminal: {e}"))
     }
 }

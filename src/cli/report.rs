@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::run::StateArgs;
-use super::{CmdResult, Failure, Printer, emit, settings};
+use super::settings::Setup;
+use super::{CliError, CmdResult, Exit, Printer, emit};
 use crate::report::{self, JournalFile, View};
 use crate::state::StateDir;
 use crate::store::Store;
@@ -51,11 +52,11 @@ pub struct ReportArgs {
     output: Option<PathBuf>,
 }
 
-pub fn cmd_report(args: ReportArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
-    let dir = settings::state_dir(state_args.state_dir, printer)?;
-    let state = StateDir::at(&dir);
+pub fn cmd_report(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResult {
+    let dir = setup.state_dir()?;
+    let state = StateDir::at(dir);
     let hires = if args.hires.is_empty() {
-        super::journal::hires(&state, Vec::new(), printer)?
+        super::journal::hires(&state, Vec::new())?
     } else {
         args.hires.clone()
     };
@@ -84,22 +85,16 @@ pub fn cmd_report(args: ReportArgs, state_args: StateArgs, printer: &Printer) ->
         ViewArg::Full => View::Full,
         ViewArg::Hr => View::Hr,
     };
-    let now = settings::clock(printer)?.now();
+    let now = setup.clock.now();
     let report = report::build(&journals, view, now);
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&report).expect("report serializes") + "\n",
         Format::Csv => report::csv(&report),
-        Format::Html => report::html(&report).map_err(|e| {
-            printer.error(&format!("cannot render the report: {e}"));
-            Failure::Failed
-        })?,
+        Format::Html => report::html(&report).context("cannot render the report")?,
     };
     match &args.output {
         Some(path) => {
-            fs_err::write(path, &text).map_err(|e| {
-                printer.error(&e.to_string());
-                Failure::Failed
-            })?;
+            fs_err::write(path, &text)?;
             printer.info(&format!("Report written to {}", path.display()));
         }
         None => emit(printer, &text)?,
@@ -123,6 +118,6 @@ pub fn cmd_report(args: ReportArgs, state_args: StateArgs, printer: &Printer) ->
     if broken.is_empty() {
         Ok(())
     } else {
-        Err(Failure::Failed)
+        Err(CliError::Reported(Exit::Failed))
     }
 }

@@ -3,18 +3,22 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
 
 use super::progress::{StepProgress, outcome_line};
 use super::settings::Servers;
-use super::{CmdResult, Failure, InputArgs, Printer, emit, load_playbook, report, settings};
+use super::settings::Setup;
+use super::{CliError, CmdResult, Exit, InputArgs, Printer, emit, load_playbook, report};
 use crate::backend::directory::ldap::{LdapConfig, LdapDirectory};
 use crate::backend::directory::ldif::LdifDirectory;
 use crate::backend::mail::outbox::Outbox;
 use crate::backend::mail::smtp::{SmtpConfig, SmtpDryRun, SmtpMailer};
 use crate::backend::{directory::Directory, mail::Mailer};
 use crate::diag::SourceMap;
+use crate::engine::Progress;
 use crate::engine::{self, EngineError, Mode, Outcome, Report, Settings, Targets};
+use crate::load::Playbook;
 use crate::state::StateDir;
 use crate::store::Store;
 
@@ -59,16 +63,20 @@ pub struct StateArgs {
 /// The directory and mail targets a run uses.
 pub type TargetPair = (Box<dyn Directory>, Box<dyn Mailer>);
 
+/// The state directory: created and locked down for a run, only read for a dry run.
+pub fn open_state(dir: &std::path::Path, mode: Mode) -> CmdResult<StateDir> {
+    Ok(match mode {
+        Mode::DryRun => StateDir::at(dir),
+        Mode::Apply => StateDir::open(dir)
+            .with_context(|| format!("cannot use the state directory {}", dir.display()))?,
+    })
+}
+
 /// The targets: the configured servers, else the embedded ones in the state directory.
-pub fn targets(
-    state: &StateDir,
-    mode: Mode,
-    servers: &Servers,
-    printer: &Printer,
-) -> Result<TargetPair, Failure> {
+pub fn targets(state: &StateDir, mode: Mode, servers: &Servers) -> CmdResult<TargetPair> {
     Ok((
-        directory(state, mode, servers.ldap.clone(), printer)?,
-        mailer(state, mode, servers.smtp.clone(), printer)?,
+        directory(state, mode, servers.ldap.clone())?,
+        mailer(state, mode, servers.smtp.clone())?,
     ))
 }
 
@@ -76,57 +84,37 @@ fn directory(
     state: &StateDir,
     mode: Mode,
     config: Option<LdapConfig>,
-    printer: &Printer,
-) -> Result<Box<dyn Directory>, Failure> {
+) -> CmdResult<Box<dyn Directory>> {
     if let Some(config) = config {
         let url = config.url.clone();
-        let directory = LdapDirectory::connect(config, mode == Mode::DryRun).map_err(|e| {
-            printer.error(&format!("directory {url}: {e}"));
-            Failure::Failed
-        })?;
+        let directory = LdapDirectory::connect(config, mode == Mode::DryRun)
+            .with_context(|| format!("directory {url}"))?;
         return Ok(Box::new(directory));
     }
     let ldif = state.directory_ldif();
     match mode {
         Mode::DryRun => Ok(Box::new(LdifDirectory::read_only(&ldif, EXAMPLE_DIRECTORY))),
-        Mode::Apply => match LdifDirectory::open(&ldif, EXAMPLE_DIRECTORY) {
-            Ok(d) => Ok(Box::new(d)),
-            Err(e) => {
-                printer.error(&format!("cannot open the embedded directory: {e}"));
-                Err(Failure::Failed)
-            }
-        },
+        Mode::Apply => Ok(Box::new(
+            LdifDirectory::open(&ldif, EXAMPLE_DIRECTORY)
+                .context("cannot open the embedded directory")?,
+        )),
     }
 }
 
-fn mailer(
-    state: &StateDir,
-    mode: Mode,
-    config: Option<SmtpConfig>,
-    printer: &Printer,
-) -> Result<Box<dyn Mailer>, Failure> {
+fn mailer(state: &StateDir, mode: Mode, config: Option<SmtpConfig>) -> CmdResult<Box<dyn Mailer>> {
     if let Some(config) = config {
         if mode == Mode::DryRun {
             return Ok(Box::new(SmtpDryRun { url: config.url }));
         }
         let url = config.url.clone();
-        return match SmtpMailer::connect(config) {
-            Ok(m) => Ok(Box::new(m)),
-            Err(e) => {
-                printer.error(&format!("mail server {url}: {e}"));
-                Err(Failure::Failed)
-            }
-        };
+        let mailer = SmtpMailer::connect(config).with_context(|| format!("mail server {url}"))?;
+        return Ok(Box::new(mailer));
     }
     match mode {
         Mode::DryRun => Ok(Box::new(Outbox::read_only(&state.outbox()))),
-        Mode::Apply => match Outbox::open(&state.outbox()) {
-            Ok(o) => Ok(Box::new(o)),
-            Err(e) => {
-                printer.error(&format!("cannot open the outbox: {e}"));
-                Err(Failure::Failed)
-            }
-        },
+        Mode::Apply => Ok(Box::new(
+            Outbox::open(&state.outbox()).context("cannot open the outbox")?,
+        )),
     }
 }
 
@@ -134,49 +122,34 @@ pub fn cmd_run(
     playbook: PathBuf,
     input: &InputArgs,
     options: RunOptions,
-    state_args: StateArgs,
+    setup: &Setup,
     printer: &Printer,
 ) -> CmdResult {
     let mut sources = SourceMap::default();
     let (pb, plan) = load_playbook(playbook, input, &mut sources, printer)?;
     if pb.hire.is_none() {
-        printer.error(&format!("{} names no hire", pb.checklist.display()));
-        printer.hint("give the hire in the playbook's `hire:`, or with --hire FILE");
-        return Err(Failure::Input);
+        return Err(
+            CliError::input(format!("{} names no hire", pb.checklist.display()))
+                .hint("give the hire in the playbook's `hire:`, or with --hire FILE"),
+        );
     }
     // Every setting is checked before the state directory is touched.
-    let servers = settings::servers(printer)?;
-    let dir = settings::state_dir(state_args.state_dir, printer)?;
-    let state = StateDir::open(&dir).map_err(|e| {
-        printer.error(&format!(
-            "cannot use the state directory {}: {e}",
-            dir.display()
-        ));
-        Failure::Failed
-    })?;
+    let servers = setup.servers();
+    let dir = setup.state_dir()?;
+    let state = open_state(dir, Mode::Apply)?;
     let settings = Settings {
         mode: Mode::Apply,
-        actor: settings::actor(options.actor.clone()),
-        clock: settings::clock(printer)?,
+        actor: setup.actor(options.actor.clone()),
+        clock: setup.clock,
         reapply: options.reapply,
         reconcile: options.reconcile,
         resend_uncertain: options.resend_uncertain,
-        failpoint: settings::failpoint(),
+        failpoint: setup.failpoint.clone(),
     };
-    let (mut directory, mut mailer) = targets(&state, Mode::Apply, &servers, printer)?;
     let mut progress =
         StepProgress::new(plan.steps.len(), !options.no_prompt, options.actor.clone());
-    let result = engine::run(
-        &pb,
-        &state,
-        Targets {
-            directory: directory.as_mut(),
-            mailer: mailer.as_mut(),
-        },
-        &settings,
-        &mut progress,
-    );
-    let report = engine_result(result, &sources, printer)?;
+    let report = walk(&pb, &state, servers, &settings, &mut progress)
+        .and_then(|result| planned(result, &sources, printer))?;
     if report.torn_bytes > 0 {
         printer.info(&format!(
             "note: the journal's last record was torn by an interrupted run; {} bytes were cut off",
@@ -189,57 +162,46 @@ pub fn cmd_run(
         printer.hint("check the recipient's mailbox; then re-run with --resend-uncertain, or record it with `onboard mark-sent HIRE STEP`");
     }
     if counts.failed > 0 || counts.uncertain > 0 {
-        Err(Failure::Failed)
+        Err(CliError::Reported(Exit::Failed))
     } else {
         Ok(())
     }
 }
 
-/// Maps engine errors to messages and exit codes.
-pub fn engine_result(
+/// Opens the targets for `settings.mode` and walks the playbook (a run, or a dry run).
+pub fn walk(
+    pb: &Playbook,
+    state: &StateDir,
+    servers: &Servers,
+    settings: &Settings,
+    progress: &mut dyn Progress,
+) -> CmdResult<Result<Report, EngineError>> {
+    let (mut directory, mut mailer) = targets(state, settings.mode, servers)?;
+    Ok(engine::run(
+        pb,
+        state,
+        Targets {
+            directory: directory.as_mut(),
+            mailer: mailer.as_mut(),
+        },
+        settings,
+        progress,
+    ))
+}
+
+/// A run's result: a plan that no longer renders is shown located, like a playbook's errors.
+pub fn planned(
     result: Result<Report, EngineError>,
     sources: &SourceMap,
     printer: &Printer,
-) -> Result<Report, Failure> {
-    result.map_err(|e| match e {
-        EngineError::Plan(diags) => {
+) -> CmdResult<Report> {
+    match result {
+        Err(EngineError::Plan(diags)) => {
             report(diags.sorted(), sources, printer);
-            Failure::Input
+            Err(CliError::Reported(Exit::Input))
         }
-        EngineError::NoHire => {
-            printer.error("the playbook names no hire");
-            Failure::Input
-        }
-        EngineError::Locked { .. } => {
-            printer.error(&e.to_string());
-            printer
-                .hint("wait for it to finish; a run that was killed releases its lock by itself");
-            Failure::Failed
-        }
-        EngineError::Journal { .. } => {
-            printer.error(&e.to_string());
-            printer.hint("nothing was changed; see `onboard verify` and `onboard log`");
-            Failure::Failed
-        }
-        EngineError::Io(_) | EngineError::Refused(_) => {
-            printer.error(&e.to_string());
-            Failure::Failed
-        }
-    })
-}
-
-/// Maps errors of engine operations that do not plan (sign-off, mark-sent).
-pub fn engine_result_simple<T>(
-    result: Result<T, EngineError>,
-    printer: &Printer,
-) -> Result<T, Failure> {
-    result.map_err(|e| {
-        printer.error(&e.to_string());
-        match e {
-            EngineError::Refused(_) => Failure::Input,
-            _ => Failure::Failed,
-        }
-    })
+        other => Ok(other?),
+    }
 }
 
 /// The end-of-run summary (stdout: it is the result).

@@ -1,4 +1,6 @@
-//! Turning flags and environment into checked settings, before any work starts.
+//! Turning flags and environment into checked settings, before any work starts: `Setup` is
+//! resolved once, before a command is dispatched, and passed down; nothing else reads the
+//! environment.
 //!
 //! | setting | flag | environment | default |
 //! |---|---|---|---|
@@ -31,39 +33,88 @@ use std::time::Duration;
 
 use crate::backend::directory::ldap::{Flavor, LdapConfig};
 use crate::backend::mail::smtp::SmtpConfig;
-use crate::engine::Clock;
+use crate::engine::{Clock, Failpoint};
 use crate::secret::Secret;
 
-use super::{Failure, Printer};
+use super::{CliError, CmdResult};
 
-pub fn state_dir(flag: Option<PathBuf>, printer: &Printer) -> Result<PathBuf, Failure> {
+/// Everything a command takes from the global flags and the environment, checked.
+pub struct Setup {
+    /// `None`: nothing says where (an error for the commands that need it).
+    state_dir: Option<PathBuf>,
+    /// Who runs onboard, for the journal (`--as` overrides it per command).
+    user: Option<String>,
+    pub clock: Clock,
+    /// The servers, for the commands that talk to them (`None`: not resolved).
+    servers: Option<Servers>,
+    pub failpoint: Option<Failpoint>,
+}
+
+/// Whether a command talks to the directory and the mail server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Talks {
+    ToServers,
+    /// Only the state (status, reports, sign-off): server settings are not read, so a
+    /// colleague without the bind password can still use them.
+    ToStateOnly,
+}
+
+impl Setup {
+    /// Reads and checks the settings; server URLs and secrets only when `talks` needs them.
+    pub fn resolve(state_flag: Option<PathBuf>, talks: Talks) -> CmdResult<Setup> {
+        Ok(Setup {
+            state_dir: state_dir(state_flag),
+            user: std::env::var("USER")
+                .ok()
+                .or_else(|| std::env::var("LOGNAME").ok()),
+            clock: clock()?,
+            servers: match talks {
+                Talks::ToServers => Some(servers()?),
+                Talks::ToStateOnly => None,
+            },
+            failpoint: failpoint(),
+        })
+    }
+
+    /// The state directory: `--state-dir`, `ONBOARD_STATE_DIR`, `$XDG_STATE_HOME/onboard`,
+    /// `~/.local/state/onboard`.
+    pub fn state_dir(&self) -> CmdResult<&std::path::Path> {
+        self.state_dir.as_deref().ok_or_else(|| {
+            CliError::input("no state directory: HOME is not set")
+                .hint("pass --state-dir DIR or set ONBOARD_STATE_DIR")
+        })
+    }
+
+    /// Who acts: `--as NAME` when given, else the OS user.
+    pub fn actor(&self, flag: Option<String>) -> String {
+        flag.or_else(|| self.user.clone())
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    pub fn servers(&self) -> &Servers {
+        self.servers
+            .as_ref()
+            .expect("resolved with Talks::ToServers")
+    }
+}
+
+fn state_dir(flag: Option<PathBuf>) -> Option<PathBuf> {
     if let Some(dir) = flag.or_else(|| env_path("ONBOARD_STATE_DIR")) {
-        return Ok(dir);
+        return Some(dir);
     }
     if let Some(xdg) = env_path("XDG_STATE_HOME") {
-        return Ok(xdg.join("onboard"));
+        return Some(xdg.join("onboard"));
     }
-    if let Some(home) = env_path("HOME") {
-        return Ok(home.join(".local/state/onboard"));
-    }
-    printer.error("no state directory: HOME is not set");
-    printer.hint("pass --state-dir DIR or set ONBOARD_STATE_DIR");
-    Err(Failure::Input)
+    env_path("HOME").map(|home| home.join(".local/state/onboard"))
 }
 
-pub fn actor(flag: Option<String>) -> String {
-    flag.or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-pub fn clock(printer: &Printer) -> Result<Clock, Failure> {
+fn clock() -> CmdResult<Clock> {
     match std::env::var("ONBOARD_NOW") {
-        Ok(v) if !v.is_empty() => v.parse().map(Clock::Fixed).map_err(|e| {
-            printer.error(&format!("ONBOARD_NOW={v} is not an RFC 3339 time: {e}"));
-            Failure::Input
-        }),
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map(Clock::Fixed)
+            .map_err(|e| CliError::input(format!("ONBOARD_NOW={v} is not an RFC 3339 time: {e}"))),
         _ => Ok(Clock::System),
     }
 }
@@ -75,15 +126,15 @@ pub struct Servers {
     pub smtp: Option<SmtpConfig>,
 }
 
-pub fn servers(printer: &Printer) -> Result<Servers, Failure> {
+fn servers() -> CmdResult<Servers> {
     Ok(Servers {
-        ldap: ldap(printer)?,
-        smtp: smtp(printer)?,
+        ldap: ldap()?,
+        smtp: smtp()?,
     })
 }
 
 /// The LDAP server from the environment, or `None` for the embedded directory.
-fn ldap(printer: &Printer) -> Result<Option<LdapConfig>, Failure> {
+fn ldap() -> CmdResult<Option<LdapConfig>> {
     let Some(url) = env_text("ONBOARD_LDAP_URL") else {
         return Ok(None);
     };
@@ -93,18 +144,16 @@ fn ldap(printer: &Printer) -> Result<Option<LdapConfig>, Failure> {
         &["ldap", "ldaps"],
         "set the bind DN in ONBOARD_LDAP_BIND_DN and the password in a file named by \
          ONBOARD_LDAP_PASSWORD_FILE",
-        printer,
     )?;
-    let password = secret("ONBOARD_LDAP", printer)?;
-    let timeout = seconds("ONBOARD_LDAP_TIMEOUT", printer)?;
+    let password = secret("ONBOARD_LDAP")?;
+    let timeout = seconds("ONBOARD_LDAP_TIMEOUT")?;
     let flavor = match env_text("ONBOARD_LDAP_FLAVOR").as_deref() {
         None | Some("openldap") => Flavor::OpenLdap,
         Some("active_directory") => Flavor::ActiveDirectory,
         Some(other) => {
-            printer.error(&format!(
+            return Err(CliError::input(format!(
                 "ONBOARD_LDAP_FLAVOR={other} is not `openldap` or `active_directory`"
-            ));
-            return Err(Failure::Input);
+            )));
         }
     };
     let mut config = LdapConfig {
@@ -123,7 +172,7 @@ fn ldap(printer: &Printer) -> Result<Option<LdapConfig>, Failure> {
 }
 
 /// The SMTP server from the environment, or `None` for the embedded outbox.
-fn smtp(printer: &Printer) -> Result<Option<SmtpConfig>, Failure> {
+fn smtp() -> CmdResult<Option<SmtpConfig>> {
     let Some(url) = env_text("ONBOARD_SMTP_URL") else {
         return Ok(None);
     };
@@ -133,15 +182,14 @@ fn smtp(printer: &Printer) -> Result<Option<SmtpConfig>, Failure> {
         &["smtp", "smtps"],
         "set the user in ONBOARD_SMTP_USER and the password in a file named by \
          ONBOARD_SMTP_PASSWORD_FILE",
-        printer,
     )?;
     let mut config = SmtpConfig {
         url,
         starttls: false,
         ca_file: env_path("ONBOARD_SMTP_CA_FILE"),
         user: env_text("ONBOARD_SMTP_USER"),
-        password: secret("ONBOARD_SMTP", printer)?,
-        timeout: seconds("ONBOARD_SMTP_TIMEOUT", printer)?,
+        password: secret("ONBOARD_SMTP")?,
+        timeout: seconds("ONBOARD_SMTP_TIMEOUT")?,
         allow_plaintext: flag("ONBOARD_SMTP_ALLOW_PLAINTEXT").unwrap_or(false),
     };
     config.starttls = config.url.starts_with("smtp://")
@@ -152,32 +200,22 @@ fn smtp(printer: &Printer) -> Result<Option<SmtpConfig>, Failure> {
 /// Checks that a server URL is `SCHEME://HOST[:PORT][/]` and nothing more. A user name or
 /// password in it is refused before anything runs, and never shown: URLs end up in messages,
 /// the journal and reports, and a password there would go wherever they go.
-fn server_url(
-    name: &str,
-    url: &str,
-    schemes: &[&str],
-    credentials_hint: &str,
-    printer: &Printer,
-) -> Result<(), Failure> {
+fn server_url(name: &str, url: &str, schemes: &[&str], credentials_hint: &str) -> CmdResult<()> {
     match check_server_url(url, schemes) {
         Ok(()) => Ok(()),
-        Err(UrlProblem::Credentials) => {
-            printer.error(&format!(
-                "{name}={} holds a user name or password; onboard never takes credentials \
+        Err(UrlProblem::Credentials) => Err(CliError::input(format!(
+            "{name}={} holds a user name or password; onboard never takes credentials \
                  from a URL",
-                redact_url(url)
-            ));
-            printer.hint(credentials_hint);
-            Err(Failure::Input)
-        }
+            redact_url(url)
+        ))
+        .hint(credentials_hint)),
         Err(UrlProblem::Shape(why)) => {
             let shapes: Vec<String> = schemes
                 .iter()
                 .map(|s| format!("{s}://HOST[:PORT]"))
                 .collect();
-            printer.error(&format!("{name}={} {why}", redact_url(url)));
-            printer.hint(&format!("write it as {}", shapes.join(" or ")));
-            Err(Failure::Input)
+            Err(CliError::input(format!("{name}={} {why}", redact_url(url)))
+                .hint(format!("write it as {}", shapes.join(" or "))))
         }
     }
 }
@@ -239,12 +277,10 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `PREFIX_PASSWORD_FILE` (its first line) or `PREFIX_PASSWORD`.
-fn secret(prefix: &str, printer: &Printer) -> Result<Option<Secret>, Failure> {
+fn secret(prefix: &str) -> CmdResult<Option<Secret>> {
     if let Some(file) = env_path(&format!("{prefix}_PASSWORD_FILE")) {
-        let text = crate::files::read_text(&file, crate::files::SETTING_LIMIT).map_err(|e| {
-            printer.error(&format!("cannot read the password file: {e}"));
-            Failure::Input
-        })?;
+        let text = crate::files::read_text(&file, crate::files::SETTING_LIMIT)
+            .map_err(|e| CliError::input(format!("cannot read the password file: {e}")))?;
         return Ok(Some(Secret::new(
             text.lines().next().unwrap_or("").to_owned(),
         )));
@@ -253,15 +289,12 @@ fn secret(prefix: &str, printer: &Printer) -> Result<Option<Secret>, Failure> {
 }
 
 /// A number of seconds from the environment (default 10).
-fn seconds(name: &str, printer: &Printer) -> Result<Duration, Failure> {
+fn seconds(name: &str) -> CmdResult<Duration> {
     match env_text(name) {
         Some(t) => t
             .parse::<u64>()
             .map(|s| Duration::from_secs(s.max(1)))
-            .map_err(|_| {
-                printer.error(&format!("{name}={t} is not a number of seconds"));
-                Failure::Input
-            }),
+            .map_err(|_| CliError::input(format!("{name}={t} is not a number of seconds"))),
         None => Ok(Duration::from_secs(10)),
     }
 }
@@ -274,11 +307,11 @@ fn flag(name: &str) -> Option<bool> {
     env_text(name).map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
 }
 
-pub fn failpoint() -> Option<crate::engine::Failpoint> {
+fn failpoint() -> Option<Failpoint> {
     std::env::var("ONBOARD_FAILPOINT")
         .ok()
         .filter(|v| !v.is_empty())
-        .map(|v| crate::engine::Failpoint::parse(&v))
+        .map(|v| Failpoint::parse(&v))
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::run::{StateArgs, engine_result_simple};
-use super::{CmdResult, Failure, Printer, emit, settings};
-use crate::engine::{self, Clock, Mode, Outcome, Settings, read_state};
+use super::settings::Setup;
+use super::{CliError, CmdResult, Exit, Printer, emit};
+use crate::engine::{self, Mode, Outcome, Settings, read_state};
 use crate::journal::{Refusal, Status};
 use crate::steps::human::Signature;
 
@@ -50,18 +50,14 @@ pub struct SignOffArgs {
     actor: Option<String>,
 }
 
-pub fn cmd_sign_off(args: SignOffArgs, state_args: StateArgs, printer: &Printer) -> CmdResult {
-    let state = super::journal::with_hire(state_args, &args.hire, printer)?;
-    let (hire, _) = read_state(&state, &args.hire).map_err(|e| {
-        printer.error(&e.to_string());
-        Failure::Failed
-    })?;
+pub fn cmd_sign_off(args: SignOffArgs, setup: &Setup, printer: &Printer) -> CmdResult {
+    let state = super::journal::with_hire(setup, &args.hire)?;
+    let (hire, _) = read_state(&state, &args.hire).map_err(|e| CliError::failed(e.to_string()))?;
     let Some(current) = hire.steps.get(&args.step) else {
-        printer.error(&format!(
+        return Err(CliError::input(format!(
             "hire {} has no step {} in its journal",
             args.hire, args.step
-        ));
-        return Err(Failure::Input);
+        )));
     };
     let Some(request) = current
         .request
@@ -80,33 +76,29 @@ pub fn cmd_sign_off(args: SignOffArgs, state_args: StateArgs, printer: &Printer)
                 other.as_str()
             ),
         };
-        printer.error(&why);
-        return Err(Failure::Input);
+        return Err(CliError::input(&why));
     };
     if !args.all && args.items.is_empty() && args.refuse.is_none() {
         show_request(&args, &request, current.waiting_since.as_deref(), printer)?;
-        return Err(Failure::Input);
+        return Err(CliError::Reported(Exit::Input));
     }
-    let signature = signature(&args, &request, printer)?;
+    let signature = signature(&args, &request)?;
     let settings = Settings {
         mode: Mode::Apply,
-        actor: settings::actor(args.actor.clone().or(args.by.clone())),
-        clock: settings::clock(printer).unwrap_or(Clock::System),
+        actor: setup.actor(args.actor.clone().or(args.by.clone())),
+        clock: setup.clock,
         reapply: Vec::new(),
         reconcile: false,
         resend_uncertain: false,
         failpoint: None,
     };
-    let outcome = engine_result_simple(
-        engine::sign_off(
-            &state,
-            &args.hire,
-            &args.step,
-            signature,
-            &args.evidence,
-            &settings,
-        ),
-        printer,
+    let outcome = engine::sign_off(
+        &state,
+        &args.hire,
+        &args.step,
+        signature,
+        &args.evidence,
+        &settings,
     )?;
     match outcome {
         Outcome::Applied(changes) => {
@@ -122,12 +114,9 @@ pub fn cmd_sign_off(args: SignOffArgs, state_args: StateArgs, printer: &Printer)
                 printer,
                 &format!("{} {}: refused: {error}\n", args.hire, args.step),
             )?;
-            Err(Failure::Failed)
+            Err(CliError::Reported(Exit::Failed))
         }
-        other => {
-            printer.error(&format!("unexpected outcome: {other:?}"));
-            Err(Failure::Failed)
-        }
+        other => Err(CliError::failed(format!("unexpected outcome: {other:?}"))),
     }
 }
 
@@ -137,7 +126,7 @@ fn show_request(
     request: &crate::journal::SignOffRequest,
     since: Option<&str>,
     printer: &Printer,
-) -> Result<(), Failure> {
+) -> CmdResult<()> {
     let mut out = format!(
         "{} {} waits for the {}'s sign-off{}:\n",
         args.hire,
@@ -167,12 +156,8 @@ fn show_request(
 
 /// The signature the flags give: the signer, the items confirmed (by number or text), a
 /// refusal, evidence values.
-fn signature(
-    args: &SignOffArgs,
-    request: &crate::journal::SignOffRequest,
-    printer: &Printer,
-) -> Result<Signature, Failure> {
-    let resolve = |item: &str| -> Result<String, Failure> {
+fn signature(args: &SignOffArgs, request: &crate::journal::SignOffRequest) -> CmdResult<Signature> {
+    let resolve = |item: &str| -> CmdResult<String> {
         if let Ok(n) = item.parse::<usize>()
             && let Some(text) = n.checked_sub(1).and_then(|i| request.items.get(i))
         {
@@ -181,12 +166,13 @@ fn signature(
         if request.items.iter().any(|i| i == item) {
             return Ok(item.to_owned());
         }
-        printer.error(&format!("`{item}` is not an item of {}", args.step));
-        Err(Failure::Input)
+        Err(CliError::input(format!(
+            "`{item}` is not an item of {}",
+            args.step
+        )))
     };
     let Some(by) = args.by.clone() else {
-        printer.error("who signs? pass --by NAME");
-        return Err(Failure::Input);
+        return Err(CliError::input("who signs? pass --by NAME"));
     };
     let confirmed = if args.all {
         request.items.clone()
@@ -206,8 +192,7 @@ fn signature(
     let mut evidence = std::collections::BTreeMap::new();
     for v in &args.values {
         let Some((name, value)) = v.split_once('=') else {
-            printer.error(&format!("--value {v}: write NAME=VALUE"));
-            return Err(Failure::Input);
+            return Err(CliError::input(format!("--value {v}: write NAME=VALUE")));
         };
         evidence.insert(name.trim().to_owned(), value.trim().to_owned());
     }

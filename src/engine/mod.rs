@@ -242,6 +242,44 @@ fn record_outputs(
     true
 }
 
+/// What every step of one hire's run shares.
+struct HireCtx<'a> {
+    pb: &'a Playbook,
+    hire: &'a str,
+    from: &'a str,
+    settings: &'a Settings,
+    store: &'a dyn Store,
+}
+
+impl HireCtx<'_> {
+    /// The context one step runs with.
+    fn step<'b>(
+        &'b self,
+        directory: &'b mut dyn Directory,
+        mailer: &'b mut dyn Mailer,
+        operator: &'b mut dyn steps::Operator,
+        prior: Option<&'b journal::StepState>,
+        outputs: &'b Outputs,
+        operators: &'b std::collections::BTreeSet<String>,
+    ) -> Ctx<'b> {
+        Ctx {
+            pb: self.pb,
+            directory,
+            mailer,
+            operator,
+            hire_id: self.hire,
+            prior,
+            now: SystemTime::try_from(self.settings.clock.now()).unwrap_or(SystemTime::now()),
+            from: self.from,
+            held: None,
+            resend_uncertain: self.settings.resend_uncertain,
+            outputs,
+            operators,
+            store: self.store,
+        }
+    }
+}
+
 /// Runs (or dry-runs) the playbook for its hire.
 pub fn run(
     pb: &Playbook,
@@ -270,27 +308,27 @@ pub fn run(
     w.append(run_started(pb, &hire, &current))?;
 
     let Targets { directory, mailer } = targets;
+    let hire_ctx = HireCtx {
+        pb,
+        hire: &hire,
+        from: &from,
+        settings,
+        store,
+    };
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
     let mut reports = Vec::new();
     for i in 0..current.steps.len() {
         let step = &current.steps[i];
         progress.started(step);
         let prior = state.steps.get(&step.id).cloned();
-        let mut ctx = Ctx {
-            pb,
-            directory: &mut *directory,
-            mailer: &mut *mailer,
-            operator: &mut *progress,
-            hire_id: &hire,
-            prior: prior.as_ref(),
-            now: SystemTime::try_from(settings.clock.now()).unwrap_or(SystemTime::now()),
-            from: &from,
-            held: None,
-            resend_uncertain: settings.resend_uncertain,
-            outputs: &outputs,
-            operators: &state.operators,
-            store,
-        };
+        let mut ctx = hire_ctx.step(
+            &mut *directory,
+            &mut *mailer,
+            &mut *progress,
+            prior.as_ref(),
+            &outputs,
+            &state.operators,
+        );
         let (outcome, produced) = run_step(step, &mut ctx, &results, settings, &mut w)?;
         progress.finished(step, &outcome);
 
@@ -322,21 +360,14 @@ pub fn run(
 
     // Tell the manager once when the hire becomes at risk or late.
     if let (Some(email), true) = (&pb.at_risk, w.applying()) {
-        let mut ctx = steps::Ctx {
-            pb,
-            directory: &mut *directory,
-            mailer: &mut *mailer,
-            operator: &mut *progress,
-            hire_id: &hire,
-            prior: state.steps.get(NOTIFY_AT_RISK),
-            now: SystemTime::try_from(settings.clock.now()).unwrap_or(SystemTime::now()),
-            from: &from,
-            held: None,
-            resend_uncertain: settings.resend_uncertain,
-            outputs: &outputs,
-            operators: &state.operators,
-            store,
-        };
+        let mut ctx = hire_ctx.step(
+            &mut *directory,
+            &mut *mailer,
+            &mut *progress,
+            state.steps.get(NOTIFY_AT_RISK),
+            &outputs,
+            &state.operators,
+        );
         if let Some(step) = at_risk_notice(pb, email, &hire, store, settings, &mut ctx)? {
             let (outcome, _) = run_step(&step, &mut ctx, &results, settings, &mut w)?;
             reports.push(StepReport {

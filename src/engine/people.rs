@@ -177,7 +177,8 @@ pub fn sign_off(
         signature.evidence.insert(format!("file:{name}"), sha);
     }
     let operators: Vec<&str> = state.operators.iter().map(String::as_str).collect();
-    steps::human::validate(&request, &signature, &operators).map_err(EngineError::Refused)?;
+    steps::human::validate(&request, &signature, &operators)
+        .map_err(|p| EngineError::Refused(p.0))?;
     let mut w = Writer {
         sink: Sink::Journal(&mut *session.log),
         clock: settings.clock,

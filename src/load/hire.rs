@@ -92,7 +92,7 @@ fn check_hire_value(name: &str, value: &str) -> Result<(), (String, Option<Strin
             ))
         }
         "personal_email" | "work_email" | "manager_email" => check_email(value)
-            .map_err(|p| (p, Some("write a plain address: name@example.org".into()))),
+            .map_err(|p| (p.0, Some("write a plain address: name@example.org".into()))),
         "start_date" | "end_date" => value.parse::<jiff::civil::Date>().map(|_| ()).map_err(|_| {
             (
                 format!("`{value}` is not a date"),
@@ -116,14 +116,14 @@ fn check_hire_value(name: &str, value: &str) -> Result<(), (String, Option<Strin
 }
 
 /// A plain email address: one `@`, no spaces or angle brackets, a dot in the domain.
-pub fn check_email(value: &str) -> Result<(), String> {
+pub fn check_email(value: &str) -> Result<(), crate::diag::Invalid> {
     let ok = value.parse::<lettre::Address>().is_ok()
         && !value.contains(['<', '>', ' ', ','])
         && value.rsplit_once('@').is_some_and(|(_, d)| d.contains('.'));
     if ok {
         Ok(())
     } else {
-        Err(format!("`{value}` is not an email address"))
+        Err(format!("`{value}` is not an email address").into())
     }
 }
 

@@ -64,7 +64,7 @@ pub fn validate(
     request: &SignOffRequest,
     signature: &Signature,
     operators: &[&str],
-) -> Result<(), String> {
+) -> Result<(), crate::diag::Invalid> {
     let by = signature.by.trim();
     if by.is_empty() || by.chars().any(char::is_control) {
         return Err("the signer's name is missing".into());
@@ -73,19 +73,18 @@ pub fn validate(
         return Err(format!(
             "{by} may not sign this; the checklist names {}",
             request.signers.join(", ")
-        ));
+        )
+        .into());
     }
     if request.not_operator && operators.iter().any(|o| o.eq_ignore_ascii_case(by)) {
         return Err(format!(
             "dual control: {by} ran the automated steps for this hire, so someone else must sign"
-        ));
+        )
+        .into());
     }
     if let Some(refusal) = &signature.refused {
         if !request.items.contains(&refusal.item) {
-            return Err(format!(
-                "\"{}\" is not an item of this sign-off",
-                refusal.item
-            ));
+            return Err(format!("\"{}\" is not an item of this sign-off", refusal.item).into());
         }
         if refusal.reason.trim().is_empty() {
             return Err("a refusal needs a reason".into());
@@ -105,7 +104,8 @@ pub fn validate(
                 .map(|m| format!("\"{m}\""))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        )
+        .into());
     }
     let absent: Vec<&String> = request
         .evidence
@@ -125,7 +125,8 @@ pub fn validate(
                 .map(|e| e.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        )
+        .into());
     }
     Ok(())
 }
@@ -164,6 +165,7 @@ mod tests {
         assert!(
             validate(&r, &signature("Alice"), &["alice"])
                 .unwrap_err()
+                .0
                 .starts_with("dual control")
         );
         let mut partial = signature("Tom");
@@ -183,6 +185,7 @@ mod tests {
         assert!(
             validate(&named, &signature("Tom"), &[])
                 .unwrap_err()
+                .0
                 .contains("may not sign")
         );
     }

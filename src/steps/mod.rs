@@ -246,7 +246,7 @@ pub trait Operator {
     /// Whether a secret can be shown to the operator (a terminal is attached).
     fn can_show_secret(&self) -> bool;
     /// Shows an initial password to the operator, once.
-    fn show_password(&mut self, hire: &str, login: &str, password: &Secret) -> Result<(), String>;
+    fn show_password(&mut self, hire: &str, login: &str, password: &Secret) -> std::io::Result<()>;
     /// Asks the person at the terminal to sign `request` now. `None`: not now (no terminal,
     /// `--no-prompt`, or they declined); the step then waits.
     fn sign(&mut self, _step: &PlannedStep, _request: &SignOffRequest) -> Option<human::Signature> {
@@ -407,14 +407,7 @@ mod tests {
     /// The plan's `kind` tag (serde's name of the variant) is the YAML key.
     #[test]
     fn params_are_tagged_with_the_yaml_key() {
-        let params = Params::SignOff(sign_off::SignOffParams {
-            role: "technician".into(),
-            items: vec!["wiped".into()],
-            evidence: vec![],
-            asset: None,
-            not_operator: false,
-            signers: vec![],
-        });
+        let params = Params::SignOff(sign_off::SignOffParams::sample());
         let json = serde_json::to_value(&params).unwrap();
         assert_eq!(json["kind"], <sign_off::SignOff as Named>::NAME);
         // Every variant's serde name (snake_case of the variant) is its key.

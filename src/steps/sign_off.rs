@@ -49,6 +49,21 @@ pub struct SignOffParams {
     pub signers: Vec<String>,
 }
 
+/// A technician's one-item sign-off, for tests.
+#[cfg(test)]
+impl SignOffParams {
+    pub fn sample() -> SignOffParams {
+        SignOffParams {
+            role: "technician".into(),
+            items: vec!["wiped".into()],
+            evidence: vec![],
+            asset: None,
+            not_operator: false,
+            signers: vec![],
+        }
+    }
+}
+
 impl Kind for SignOff {
     type Params = SignOffParams;
     const OUTPUTS: &'static [&'static str] = &["signed_by", "signed_at"];

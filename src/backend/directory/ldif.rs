@@ -257,7 +257,15 @@ fn is_under(dn: &str, base: &str) -> bool {
 }
 
 /// Parses LDIF content records (no change records).
-pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
+/// Where an LDIF file stops being LDIF.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {problem}")]
+pub struct LdifError {
+    pub line: usize,
+    pub problem: &'static str,
+}
+
+pub fn parse(text: &str) -> Result<Vec<Entry>, LdifError> {
     // Unfold continuation lines first.
     let mut lines: Vec<(usize, String)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -283,8 +291,10 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         if line.starts_with('#') {
             continue;
         }
-        let (name, value) =
-            parse_line(&line).ok_or_else(|| format!("line {n}: expected `name: value`"))?;
+        let (name, value) = parse_line(&line).ok_or(LdifError {
+            line: n,
+            problem: "expected `name: value`",
+        })?;
         match &mut current {
             None if name.eq_ignore_ascii_case("version") => {}
             None if name.eq_ignore_ascii_case("dn") => {
@@ -293,7 +303,12 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
                     attrs: Vec::new(),
                 })
             }
-            None => return Err(format!("line {n}: an entry must start with `dn:`")),
+            None => {
+                return Err(LdifError {
+                    line: n,
+                    problem: "an entry must start with `dn:`",
+                });
+            }
             Some(e) => push_value(e, &name, value),
         }
     }

@@ -560,7 +560,9 @@ fn deliver(
     if a.password.deliver == Deliver::Operator {
         ctx.operator
             .show_password(ctx.hire_id, &login, password)
-            .map_err(StepError::new)?;
+            .map_err(|e| {
+                StepError::new(format!("cannot show the password on the terminal: {e}"))
+            })?;
         evidence.insert("password_delivered_to".into(), "operator".into());
         return Ok("shown to the operator".into());
     }
@@ -596,7 +598,7 @@ fn deliver(
         &message_id,
         ctx.now,
     )
-    .map_err(StepError::new)?;
+    .map_err(|e| StepError::new(e.to_string()))?;
     ctx.mailer.send(&Outgoing {
         message_id: &message_id,
         from: &built.from,

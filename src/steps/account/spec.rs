@@ -467,20 +467,16 @@ pub fn login<'a>(attributes: &'a [Attribute], rdn: &str) -> Option<(&'a str, &'a
 }
 
 /// Active Directory's rules for a pre-Windows 2000 logon name.
-fn sam_account_name(value: &str) -> Result<(), String> {
+fn sam_account_name(value: &str) -> Result<(), crate::diag::Invalid> {
     const REFUSED: &[char] = &[
         '"', '/', '\\', '[', ']', ':', ';', '|', '=', ',', '+', '*', '?', '<', '>', '@',
     ];
     let chars = value.chars().count();
     if chars > 20 {
-        return Err(format!(
-            "is {chars} characters long; Active Directory allows 20"
-        ));
+        return Err(format!("is {chars} characters long; Active Directory allows 20").into());
     }
     if let Some(c) = value.chars().find(|c| REFUSED.contains(c)) {
-        return Err(format!(
-            "contains `{c}`, which Active Directory does not allow"
-        ));
+        return Err(format!("contains `{c}`, which Active Directory does not allow").into());
     }
     if value.ends_with('.') {
         return Err("ends with a full stop, which Active Directory does not allow".into());

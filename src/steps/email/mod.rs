@@ -129,7 +129,7 @@ fn apply(
     let id = intent
         .get("message_id")
         .ok_or_else(|| StepError::new("no Message-ID was journaled before sending"))?;
-    let built = mail::email(p, id, ctx.now).map_err(StepError::new)?;
+    let built = mail::email(p, id, ctx.now).map_err(|e| StepError::new(e.to_string()))?;
     ctx.mailer.send(&Outgoing {
         message_id: id,
         from: &built.from,
