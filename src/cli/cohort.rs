@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::run::{RunOptions, open_state, targets};
-use super::settings::Setup;
+use super::run::{RunOptions, targets};
+use super::settings::{Open, Setup};
 use super::{CliError, CmdResult, Exit, Printer, emit, report};
 use crate::diag::{Diagnostic, Diagnostics, SourceMap};
 use crate::engine::{self, Mode, Outcome, Progress, Settings, Targets};
@@ -199,9 +199,11 @@ pub fn cmd_cohort(
     // Resolved once, before the state directory is touched: a bad setting is one error and
     // exit 2, not one per worker.
     let servers = setup.servers();
-    let dir = setup.state_dir()?;
     let mode = cohort.mode;
-    let state = open_state(dir, mode)?;
+    let state = setup.state(match mode {
+        Mode::DryRun => Open::AsIs,
+        Mode::Apply => Open::ForRun,
+    })?;
     let settings = Settings {
         mode,
         actor: setup.actor(options.actor.clone()),

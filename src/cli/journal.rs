@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use clap::Args;
 
-use super::settings::Setup;
+use super::settings::{Open, Setup};
 use super::{CliError, CmdResult, Exit, Printer, emit};
 use crate::engine::read_state;
 use crate::journal::HireState;
@@ -47,7 +47,7 @@ pub struct VerifyArgs {
 }
 
 fn state(setup: &Setup) -> CmdResult<StateDir> {
-    Ok(StateDir::at(setup.state_dir()?))
+    setup.state(Open::AsIs)
 }
 
 /// The state directory, checked to hold a journal for `hire` (commands that act on one hire).

@@ -7,13 +7,12 @@ use anyhow::Context;
 use clap::Args;
 
 use super::run::{planned, walk};
-use super::settings::Setup;
+use super::settings::{Open, Setup};
 use super::{CmdResult, InputArgs, Printer, emit, load_playbook};
 use crate::diag::SourceMap;
 use crate::engine::{Mode, Outcome, Progress, Settings};
 use crate::plan::{NowState, Params, Plan, PlannedStep};
 use crate::secret::Secret;
-use crate::state::StateDir;
 use crate::steps::Operator;
 
 /// A dry run shows nothing while it works.
@@ -65,8 +64,7 @@ pub fn cmd_plan(args: PlanArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let (pb, mut plan) = load_playbook(args.playbook.clone(), &args.input, &mut sources, printer)?;
     if pb.hire.is_some() {
         // The same walk as a run, stopping before apply: what the journal and targets say now.
-        let dir = setup.state_dir()?;
-        let state = StateDir::at(dir);
+        let state = setup.state(Open::AsIs)?;
         let settings = Settings {
             mode: Mode::DryRun,
             actor: setup.actor(None),

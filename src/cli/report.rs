@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::settings::Setup;
+use super::settings::{Open, Setup};
 use super::{CliError, CmdResult, Exit, Printer, emit};
 use crate::report::{self, JournalFile, View};
-use crate::state::StateDir;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,8 +52,7 @@ pub struct ReportArgs {
 }
 
 pub fn cmd_report(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResult {
-    let dir = setup.state_dir()?;
-    let state = StateDir::at(dir);
+    let state = setup.state(Open::AsIs)?;
     let hires = if args.hires.is_empty() {
         super::journal::hires(&state, Vec::new())?
     } else {

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::progress::{StepProgress, outcome_line};
 use super::settings::Servers;
-use super::settings::Setup;
+use super::settings::{Open, Setup};
 use super::{CliError, CmdResult, Exit, InputArgs, Printer, emit, load_playbook, report};
 use crate::backend::directory::ldap::{LdapConfig, LdapDirectory};
 use crate::backend::directory::ldif::LdifDirectory;
@@ -62,15 +62,6 @@ pub struct StateArgs {
 
 /// The directory and mail targets a run uses.
 pub type TargetPair = (Box<dyn Directory>, Box<dyn Mailer>);
-
-/// The state directory: created and locked down for a run, only read for a dry run.
-pub fn open_state(dir: &std::path::Path, mode: Mode) -> CmdResult<StateDir> {
-    Ok(match mode {
-        Mode::DryRun => StateDir::at(dir),
-        Mode::Apply => StateDir::open(dir)
-            .with_context(|| format!("cannot use the state directory {}", dir.display()))?,
-    })
-}
 
 /// The targets: the configured servers, else the embedded ones in the state directory.
 pub fn targets(state: &StateDir, mode: Mode, servers: &Servers) -> CmdResult<TargetPair> {
@@ -135,8 +126,7 @@ pub fn cmd_run(
     }
     // Every setting is checked before the state directory is touched.
     let servers = setup.servers();
-    let dir = setup.state_dir()?;
-    let state = open_state(dir, Mode::Apply)?;
+    let state = setup.state(Open::ForRun)?;
     let settings = Settings {
         mode: Mode::Apply,
         actor: setup.actor(options.actor.clone()),

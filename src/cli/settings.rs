@@ -37,6 +37,8 @@ use crate::engine::{Clock, Failpoint};
 use crate::secret::Secret;
 
 use super::{CliError, CmdResult};
+use crate::state::StateDir;
+use anyhow::Context;
 
 /// Everything a command takes from the global flags and the environment, checked.
 pub struct Setup {
@@ -48,6 +50,15 @@ pub struct Setup {
     /// The servers, for the commands that talk to them (`None`: not resolved).
     servers: Option<Servers>,
     pub failpoint: Option<Failpoint>,
+}
+
+/// How a command opens the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// As it is: nothing is created (status, reports, sign-off, a dry run).
+    AsIs,
+    /// Created and locked down (0700) if new, for a run.
+    ForRun,
 }
 
 /// Whether a command talks to the directory and the mail server.
@@ -78,7 +89,7 @@ impl Setup {
 
     /// The state directory: `--state-dir`, `ONBOARD_STATE_DIR`, `$XDG_STATE_HOME/onboard`,
     /// `~/.local/state/onboard`.
-    pub fn state_dir(&self) -> CmdResult<&std::path::Path> {
+    fn state_dir(&self) -> CmdResult<&std::path::Path> {
         self.state_dir.as_deref().ok_or_else(|| {
             CliError::input("no state directory: HOME is not set")
                 .hint("pass --state-dir DIR or set ONBOARD_STATE_DIR")
@@ -90,6 +101,17 @@ impl Setup {
         flag.or_else(|| self.user.clone())
             .filter(|a| !a.trim().is_empty())
             .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    /// The store of journals, locks and evidence: the one place it is chosen. Today the
+    /// state directory.
+    pub fn state(&self, open: Open) -> CmdResult<StateDir> {
+        let dir = self.state_dir()?;
+        Ok(match open {
+            Open::AsIs => StateDir::at(dir),
+            Open::ForRun => StateDir::open(dir)
+                .with_context(|| format!("cannot use the state directory {}", dir.display()))?,
+        })
     }
 
     pub fn servers(&self) -> &Servers {

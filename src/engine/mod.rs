@@ -4,6 +4,7 @@
 //! A dry run is the same walk with [`Mode::DryRun`]: it checks (read-only) and stops before
 //! apply; it writes nothing, not even the journal.
 
+mod decide;
 mod outcome;
 mod people;
 mod step;

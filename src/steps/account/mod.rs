@@ -1,18 +1,17 @@
 //! `ldap_account`: create the entry, allocate a uidNumber, set and deliver the initial password.
 
+mod deliver;
 pub mod spec;
 
 use std::collections::BTreeMap;
 
 use super::{Applied, Check, Ctx, Kind, StepError, StepResult};
 use crate::backend::directory::Entry;
-use crate::backend::mail::Outgoing;
 use crate::journal::Status;
 use crate::load::Step;
-use crate::mail;
 use crate::model::Deliver;
 use crate::plan::{Outputs, PlannedStep, Renderer};
-use crate::secret::{Secret, generate_password};
+use crate::secret::generate_password;
 use spec::{AccountParams, Attribute, LdapAccount, PasswordParams, PosixParams};
 
 impl Kind for LdapAccount {
@@ -456,7 +455,7 @@ fn apply(
         }
     }
     let mut evidence = BTreeMap::new();
-    let delivered = deliver(ctx, &a, &password, &mut evidence)?;
+    let delivered = deliver::deliver(ctx, &a, &password, &mut evidence)?;
     changes.push(format!("set the initial password, {delivered}"));
 
     let entry = ctx
@@ -547,70 +546,5 @@ fn settle_uid_number(
     }
     Err(StepError::new(
         "could not find a uidNumber no other run was taking",
-    ))
-}
-
-fn deliver(
-    ctx: &mut Ctx<'_>,
-    a: &Account<'_>,
-    password: &Secret,
-    evidence: &mut BTreeMap<String, String>,
-) -> StepResult<String> {
-    let login = a.login();
-    if a.password.deliver == Deliver::Operator {
-        ctx.operator
-            .show_password(ctx.hire_id, &login, password)
-            .map_err(|e| {
-                StepError::new(format!("cannot show the password on the terminal: {e}"))
-            })?;
-        evidence.insert("password_delivered_to".into(), "operator".into());
-        return Ok("shown to the operator".into());
-    }
-    let hire = ctx
-        .pb
-        .hire
-        .as_ref()
-        .ok_or_else(|| StepError::new("no hire"))?;
-    let field = |f: Option<&crate::yaml::Spanned<String>>| f.map(|v| v.value.clone());
-    let manager = field(hire.manager_email.as_ref())
-        .ok_or_else(|| StepError::new("the hire has no manager_email to send the password to"))?;
-    let name = [
-        field(hire.preferred_name.as_ref()).or(field(hire.given_name.as_ref())),
-        field(hire.family_name.as_ref()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(" ");
-    let message_id = mail::new_message_id("password", ctx.hire_id, ctx.from);
-    let built = mail::credential(
-        &mail::Credential {
-            from: ctx.from,
-            manager: &manager,
-            manager_name: &field(hire.manager.as_ref()).unwrap_or_else(|| manager.clone()),
-            hire_name: if name.is_empty() { &login } else { &name },
-            login: &login,
-            start_date: hire.start_date.as_ref().map(|d| d.value.as_str()),
-            must_change: a.password.must_change,
-            replaces_earlier: interrupted(ctx).is_some(),
-        },
-        password,
-        &message_id,
-        ctx.now,
-    )
-    .map_err(|e| StepError::new(e.to_string()))?;
-    ctx.mailer.send(&Outgoing {
-        message_id: &message_id,
-        from: &built.from,
-        to: &built.to,
-        bytes: &built.bytes,
-    })?;
-    evidence.insert(
-        "password_delivered_to".into(),
-        format!("manager <{manager}>"),
-    );
-    evidence.insert("password_message_id".into(), message_id);
-    Ok(format!(
-        "sent to the manager ({manager}) in a separate message"
     ))
 }
