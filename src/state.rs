@@ -38,7 +38,6 @@ impl StateDir {
             root: root.to_owned(),
         };
         private_dir(root)?;
-        private_dir(&state.journal_dir())?;
         Ok(state)
     }
 
@@ -69,6 +68,19 @@ impl StateDir {
 
     pub fn outbox(&self) -> PathBuf {
         self.root.join("outbox")
+    }
+
+    /// Takes a hire's lock (creating the journal directory), or says who holds it.
+    fn lock_hire(&self, hire: &str, holder: &str) -> Result<HireLock, crate::store::StoreError> {
+        use crate::store::StoreError;
+        private_dir(&self.journal_dir())?;
+        HireLock::acquire(&self.lock(hire), holder).map_err(|e| match e {
+            LockError::Held(holder) => StoreError::Locked {
+                hire: hire.to_owned(),
+                holder,
+            },
+            LockError::Io(e) => StoreError::Io(e),
+        })
     }
 }
 
@@ -112,13 +124,7 @@ impl crate::store::Store for StateDir {
         actor: &str,
     ) -> Result<crate::store::Session, crate::store::StoreError> {
         use crate::store::StoreError;
-        let lock = HireLock::acquire(&self.lock(hire), holder).map_err(|e| match e {
-            LockError::Held(holder) => StoreError::Locked {
-                hire: hire.to_owned(),
-                holder,
-            },
-            LockError::Io(e) => StoreError::Io(e),
-        })?;
+        let lock = self.lock_hire(hire, holder)?;
         let path = self.journal(hire);
         let opened = crate::journal::Journal::open(&path, run, actor).map_err(|source| {
             StoreError::Journal {
@@ -150,6 +156,47 @@ impl crate::store::Store for StateDir {
         private_dir(&dir)?;
         write_atomic(&dir.join(format!("{}-{name}", &sha[..16])), bytes)?;
         Ok(sha)
+    }
+
+    fn evidence(&self, hire: &str) -> io::Result<Vec<crate::store::Evidence>> {
+        let dir = self.root.join("evidence").join(hire);
+        let mut found = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let file = entry?.file_name().to_string_lossy().into_owned();
+            // `SHA16-NAME`, as `keep_evidence` names them; anything else is not evidence.
+            let Some((prefix, name)) = file.split_once('-') else {
+                continue;
+            };
+            if prefix.len() != 16 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let bytes = crate::files::read_regular(&dir.join(&file), crate::files::EVIDENCE_LIMIT)?;
+            found.push(crate::store::Evidence {
+                name: name.to_owned(),
+                bytes,
+            });
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+
+    fn import(&self, hire: &str, text: &str) -> Result<(), crate::store::StoreError> {
+        let _lock = self.lock_hire(hire, "onboard store copy")?;
+        let path = self.journal(hire);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.len() > 0) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already has a journal", path.display()),
+            )
+            .into());
+        }
+        write_atomic(&path, text.as_bytes())?;
+        Ok(())
     }
 
     fn keep_receipt(&self, hire: &str, step: &str, text: &str, html: &str) -> io::Result<String> {
@@ -361,6 +408,7 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o700);
+        private_dir(&state.journal_dir()).unwrap();
         let target = dir.path().join("elsewhere");
         std::os::unix::fs::symlink(&target, state.journal("E1")).unwrap();
         assert!(open_append(&state.journal("E1")).is_err());

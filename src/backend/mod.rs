@@ -9,7 +9,7 @@
 
 pub mod directory;
 pub mod mail;
-mod tls;
+pub mod tls;
 
 /// Why a target operation failed, in terms an IT tech acts on.
 #[derive(Debug, thiserror::Error)]

@@ -200,10 +200,12 @@ pub fn cmd_cohort(
     // exit 2, not one per worker.
     let servers = setup.servers();
     let mode = cohort.mode;
-    let state = setup.state(match mode {
+    let open = match mode {
         Mode::DryRun => Open::AsIs,
         Mode::Apply => Open::ForRun,
-    })?;
+    };
+    let store = setup.store(open)?;
+    let state = setup.local(open)?;
     let settings = Settings {
         mode,
         actor: setup.actor(options.actor.clone()),
@@ -225,6 +227,7 @@ pub fn cmd_cohort(
             let queue = Arc::clone(&queue);
             let results = Arc::clone(&results);
             let (pb, state, settings, bars, servers) = (&pb, &state, &settings, &bars, &servers);
+            let store = store.as_ref();
             scope.spawn(move || {
                 // Each worker has its own connection and transport.
                 let (mut directory, mut mailer) = match targets(state, mode, servers) {
@@ -240,7 +243,7 @@ pub fn cmd_cohort(
                     let mut progress = bars.hire(&hire_id, steps);
                     let result = engine::run(
                         &pb,
-                        state,
+                        store,
                         Targets {
                             directory: directory.as_mut(),
                             mailer: mailer.as_mut(),

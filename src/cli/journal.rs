@@ -11,7 +11,6 @@ use crate::engine::read_state;
 use crate::journal::HireState;
 use crate::journal::{self, Event, Record};
 use crate::readiness::{self, Blocker, Readiness};
-use crate::state::StateDir;
 use crate::store::Store;
 
 /// Show every hire by start time: ready, on track, at risk or late, what blocks them and who
@@ -46,14 +45,14 @@ pub struct VerifyArgs {
     hires: Vec<String>,
 }
 
-fn state(setup: &Setup) -> CmdResult<StateDir> {
-    setup.state(Open::AsIs)
+fn state(setup: &Setup) -> CmdResult<Box<dyn Store>> {
+    setup.store(Open::AsIs)
 }
 
 /// The state directory, checked to hold a journal for `hire` (commands that act on one hire).
-pub fn with_hire(setup: &Setup, hire: &str) -> CmdResult<StateDir> {
+pub fn with_hire(setup: &Setup, hire: &str) -> CmdResult<Box<dyn Store>> {
     let state = state(setup)?;
-    hires(&state, vec![hire.to_owned()])?;
+    hires(state.as_ref(), vec![hire.to_owned()])?;
     Ok(state)
 }
 
@@ -87,13 +86,14 @@ struct StatusEntry {
 
 pub fn cmd_status(args: StatusArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let state = state(setup)?;
-    let hires = hires(&state, args.hires)?;
+    let state = state.as_ref();
+    let hires = hires(state, args.hires)?;
     let now = setup.clock.now();
     let mut all = Vec::new();
     // One journal that cannot be read hides no other hire: it is flagged, the rest shown.
     let mut broken = Vec::new();
     for hire in &hires {
-        match read_state(&state, hire) {
+        match read_state(state, hire) {
             Ok((mut s, _)) => {
                 // A step a live run is working on is not interrupted, and no cause for alarm.
                 if state.is_locked(hire) {
@@ -214,7 +214,8 @@ fn human_status(all: &[StatusEntry]) -> String {
 
 pub fn cmd_log(args: LogArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let state = state(setup)?;
-    let hire = hires(&state, vec![args.hire])?.remove(0);
+    let state = state.as_ref();
+    let hire = hires(state, vec![args.hire])?.remove(0);
     let path = state.journal_name(&hire);
     let text = state
         .read(&hire)
@@ -313,7 +314,8 @@ fn describe(r: &Record) -> String {
 
 pub fn cmd_verify(args: VerifyArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let state = state(setup)?;
-    let hires = hires(&state, args.hires)?;
+    let state = state.as_ref();
+    let hires = hires(state, args.hires)?;
     let mut broken = 0;
     let mut out = String::new();
     for hire in &hires {

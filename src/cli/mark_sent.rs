@@ -24,9 +24,10 @@ pub struct MarkSentArgs {
 
 pub fn cmd_mark_sent(args: MarkSentArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let state = super::journal::with_hire(setup, &args.hire)?;
+    let state = state.as_ref();
     let actor = setup.actor(args.actor);
     let id = engine::mark_sent(
-        &state,
+        state,
         &args.hire,
         &args.step,
         &actor,

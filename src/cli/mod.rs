@@ -6,6 +6,8 @@
 mod check;
 mod cohort;
 mod completions;
+mod config;
+mod config_file;
 mod error;
 mod journal;
 mod mark_sent;
@@ -28,7 +30,7 @@ use crate::engine::Mode;
 use crate::load::{Playbook, Request};
 use crate::plan::{Outputs, Plan, load_and_plan};
 pub use output::Printer;
-use settings::{Setup, Talks};
+use settings::{Flags, Setup, Talks};
 
 /// Make a new hire's first day reliable: run their IT onboarding checklist.
 ///
@@ -54,6 +56,11 @@ pub struct Cli {
 
     #[command(flatten)]
     state: run::StateArgs,
+
+    /// The config file [env: ONBOARD_CONFIG; default: $XDG_CONFIG_HOME/onboard/config.toml,
+    /// else /etc/onboard/config.toml].
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
 
     /// Never use colour (also: the NO_COLOR environment variable).
     #[arg(long, global = true)]
@@ -115,6 +122,8 @@ enum Command {
     SignOff(sign_off::SignOffArgs),
     Report(report::ReportArgs),
     MarkSent(mark_sent::MarkSentArgs),
+    Config(config::ConfigArgs),
+    Store(config::StoreArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -151,11 +160,17 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(
             Command::Check(_) | Command::Schema(_) | Command::Completions(_) | Command::Man(_),
         ) => None,
-        Some(Command::Plan(_)) | None => Some(Talks::ToServers),
+        Some(Command::Plan(_) | Command::Config(_)) | None => Some(Talks::ToServers),
         Some(_) => Some(Talks::ToStateOnly),
     };
     let setup = match talks {
-        Some(talks) => Some(Setup::resolve(cli.state.state_dir, talks)?),
+        Some(talks) => Some(Setup::resolve(
+            Flags {
+                state_dir: cli.state.state_dir,
+                config: cli.config,
+            },
+            talks,
+        )?),
         None => None,
     };
     let setup = || {
@@ -175,6 +190,8 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(Command::Report(args)) => report::cmd_report(args, setup(), printer),
         Some(Command::SignOff(args)) => sign_off::cmd_sign_off(args, setup(), printer),
         Some(Command::MarkSent(args)) => mark_sent::cmd_mark_sent(args, setup(), printer),
+        Some(Command::Config(args)) => config::cmd_config(args, setup(), printer),
+        Some(Command::Store(args)) => config::cmd_store(args, setup(), printer),
         None => run_main(cli.run, setup(), printer),
     }
 }

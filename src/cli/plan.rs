@@ -64,7 +64,8 @@ pub fn cmd_plan(args: PlanArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let (pb, mut plan) = load_playbook(args.playbook.clone(), &args.input, &mut sources, printer)?;
     if pb.hire.is_some() {
         // The same walk as a run, stopping before apply: what the journal and targets say now.
-        let state = setup.state(Open::AsIs)?;
+        let store = setup.store(Open::AsIs)?;
+        let local = setup.local(Open::AsIs)?;
         let settings = Settings {
             mode: Mode::DryRun,
             actor: setup.actor(None),
@@ -75,7 +76,7 @@ pub fn cmd_plan(args: PlanArgs, setup: &Setup, printer: &Printer) -> CmdResult {
             failpoint: None,
         };
         let servers = setup.servers();
-        let report = walk(&pb, &state, servers, &settings, &mut Quiet)
+        let report = walk(&pb, store.as_ref(), &local, servers, &settings, &mut Quiet)
             .and_then(|result| planned(result, &sources, printer))?;
         plan = report.plan;
         for (step, s) in plan.steps.iter_mut().zip(&report.steps) {

@@ -8,7 +8,6 @@ use clap::{Args, ValueEnum};
 use super::settings::{Open, Setup};
 use super::{CliError, CmdResult, Exit, Printer, emit};
 use crate::report::{self, JournalFile, View};
-use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -52,9 +51,10 @@ pub struct ReportArgs {
 }
 
 pub fn cmd_report(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResult {
-    let state = setup.state(Open::AsIs)?;
+    let state = setup.store(Open::AsIs)?;
+    let state = state.as_ref();
     let hires = if args.hires.is_empty() {
-        super::journal::hires(&state, Vec::new())?
+        super::journal::hires(state, Vec::new())?
     } else {
         args.hires.clone()
     };

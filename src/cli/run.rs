@@ -126,7 +126,8 @@ pub fn cmd_run(
     }
     // Every setting is checked before the state directory is touched.
     let servers = setup.servers();
-    let state = setup.state(Open::ForRun)?;
+    let store = setup.store(Open::ForRun)?;
+    let local = setup.local(Open::ForRun)?;
     let settings = Settings {
         mode: Mode::Apply,
         actor: setup.actor(options.actor.clone()),
@@ -138,15 +139,22 @@ pub fn cmd_run(
     };
     let mut progress =
         StepProgress::new(plan.steps.len(), !options.no_prompt, options.actor.clone());
-    let report = walk(&pb, &state, servers, &settings, &mut progress)
-        .and_then(|result| planned(result, &sources, printer))?;
+    let report = walk(
+        &pb,
+        store.as_ref(),
+        &local,
+        servers,
+        &settings,
+        &mut progress,
+    )
+    .and_then(|result| planned(result, &sources, printer))?;
     if report.torn_bytes > 0 {
         printer.info(&format!(
             "note: the journal's last record was torn by an interrupted run; {} bytes were cut off",
             report.torn_bytes
         ));
     }
-    emit(printer, &summary(&report, &pb.name, &state))?;
+    emit(printer, &summary(&report, &pb.name, store.as_ref()))?;
     let counts = report.counts();
     if counts.uncertain > 0 {
         printer.hint("check the recipient's mailbox; then re-run with --resend-uncertain, or record it with `onboard mark-sent HIRE STEP`");
@@ -161,6 +169,7 @@ pub fn cmd_run(
 /// Opens the targets for `settings.mode` and walks the playbook (a run, or a dry run).
 pub fn walk(
     pb: &Playbook,
+    store: &dyn Store,
     state: &StateDir,
     servers: &Servers,
     settings: &Settings,
@@ -169,7 +178,7 @@ pub fn walk(
     let (mut directory, mut mailer) = targets(state, settings.mode, servers)?;
     Ok(engine::run(
         pb,
-        state,
+        store,
         Targets {
             directory: directory.as_mut(),
             mailer: mailer.as_mut(),

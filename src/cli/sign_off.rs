@@ -52,7 +52,8 @@ pub struct SignOffArgs {
 
 pub fn cmd_sign_off(args: SignOffArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let state = super::journal::with_hire(setup, &args.hire)?;
-    let (hire, _) = read_state(&state, &args.hire).map_err(|e| CliError::failed(e.to_string()))?;
+    let state = state.as_ref();
+    let (hire, _) = read_state(state, &args.hire).map_err(|e| CliError::failed(e.to_string()))?;
     let Some(current) = hire.steps.get(&args.step) else {
         return Err(CliError::input(format!(
             "hire {} has no step {} in its journal",
@@ -93,7 +94,7 @@ pub fn cmd_sign_off(args: SignOffArgs, setup: &Setup, printer: &Printer) -> CmdR
         failpoint: None,
     };
     let outcome = engine::sign_off(
-        &state,
+        state,
         &args.hire,
         &args.step,
         signature,

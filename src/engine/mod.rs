@@ -189,8 +189,9 @@ fn open(
         }
         Mode::Apply => {
             let holder = format!(
-                "run {run_id} by {} (pid {}) since {}",
+                "run {run_id} by {} on {} (pid {}) since {}",
                 settings.actor,
+                hostname(),
                 std::process::id(),
                 settings.clock.now()
             );
@@ -508,4 +509,13 @@ fn at_risk_notice(
         now: None,
         deadline: None,
     }))
+}
+
+/// This machine's name, for a lock's holder (runs on several machines share one store).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown host".to_owned())
 }

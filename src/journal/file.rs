@@ -4,16 +4,13 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::{Broken, Event, GENESIS, Record, VERSION, split_hash, verify};
+use super::{Broken, Chain, Event, Record, last_hash, verify};
 use crate::state;
 
 /// An open journal, appending records for one run.
 pub struct Journal {
     file: fs_err::File,
-    seq: u64,
-    last_hash: String,
-    run: String,
-    actor: String,
+    chain: Chain,
 }
 
 impl Journal {
@@ -34,19 +31,9 @@ impl Journal {
             text.truncate(keep);
         }
         let records = verify(&text).map_err(OpenError::Broken)?;
-        let last_hash = text
-            .lines()
-            .last()
-            .and_then(split_hash)
-            .map_or_else(|| GENESIS.to_owned(), |(_, h)| h.to_owned());
+        let chain = Chain::after(&records, last_hash(&text), run, actor);
         Ok(Opened {
-            journal: Journal {
-                file,
-                seq: records.len() as u64,
-                last_hash,
-                run: run.to_owned(),
-                actor: actor.to_owned(),
-            },
+            journal: Journal { file, chain },
             records,
             torn_bytes,
         })
@@ -54,19 +41,7 @@ impl Journal {
 
     /// Appends one record and makes it durable before returning.
     pub fn append(&mut self, at: &str, event: Event) -> io::Result<Record> {
-        let record = Record {
-            v: VERSION,
-            seq: self.seq,
-            at: at.to_owned(),
-            actor: self.actor.clone(),
-            run: self.run.clone(),
-            event,
-            prev: self.last_hash.clone(),
-        };
-        let json = serde_json::to_string(&record).expect("records serialize");
-        let body = json.strip_suffix('}').expect("an object");
-        let hash = crate::digest::sha256(body);
-        let line = format!("{body},\"hash\":\"{hash}\"}}\n");
+        let (record, line, hash) = self.chain.next(at, event);
         // Where the record starts: a write that fails part-way (a full disk) is cut off
         // again, so the journal never holds half a record (cutting needs no space).
         let start = self.file.metadata()?.len();
@@ -79,8 +54,7 @@ impl Journal {
             let _ = self.file.sync_data();
             return Err(e);
         }
-        self.seq += 1;
-        self.last_hash = hash;
+        self.chain.advance(hash);
         Ok(record)
     }
 }

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use file::{Journal, JournalText, OpenError, Opened, read_text};
+
 pub use replay::{HireState, Status, StepState, replay, signed_outputs};
 
 /// The record format version this build writes and reads.
@@ -217,6 +218,61 @@ pub struct Broken {
 }
 
 /// Parses and verifies a whole journal text. Returns the records, or the first broken line.
+/// The end of a hire's chain, for whoever appends to it (a file, a database): makes the next
+/// record and its line, exactly as every store writes it.
+pub struct Chain {
+    seq: u64,
+    last_hash: String,
+    run: String,
+    actor: String,
+}
+
+impl Chain {
+    /// The chain after `records` (verified), for a run by `actor`.
+    pub fn after(records: &[Record], last_hash: Option<&str>, run: &str, actor: &str) -> Chain {
+        Chain {
+            seq: records.len() as u64,
+            last_hash: last_hash.unwrap_or(GENESIS).to_owned(),
+            run: run.to_owned(),
+            actor: actor.to_owned(),
+        }
+    }
+
+    /// The next record, its line (with `\n`) and its hash; the chain moves on only when the
+    /// store says it is durable ([`Chain::advance`]).
+    pub fn next(&self, at: &str, event: Event) -> (Record, String, String) {
+        let record = Record {
+            v: VERSION,
+            seq: self.seq,
+            at: at.to_owned(),
+            actor: self.actor.clone(),
+            run: self.run.clone(),
+            event,
+            prev: self.last_hash.clone(),
+        };
+        let json = serde_json::to_string(&record).expect("records serialize");
+        let body = json.strip_suffix('}').expect("an object");
+        let hash = crate::digest::sha256(body);
+        let line = format!("{body},\"hash\":\"{hash}\"}}\n");
+        (record, line, hash)
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The record with `hash` is durable: the next one follows it.
+    pub fn advance(&mut self, hash: String) {
+        self.seq += 1;
+        self.last_hash = hash;
+    }
+}
+
+/// The hash of a journal's last line, if it has one.
+pub fn last_hash(text: &str) -> Option<&str> {
+    text.lines().last().and_then(split_hash).map(|(_, h)| h)
+}
+
 pub fn verify(text: &str) -> Result<Vec<Record>, Broken> {
     let mut records = Vec::new();
     let mut prev = GENESIS.to_owned();

@@ -43,13 +43,37 @@ impl Run {
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// Where runs start (default: the repository, so messages show relative paths).
+    cwd: Option<PathBuf>,
 }
 
 impl TestEnv {
+    /// A new environment; when the suite runs on PostgreSQL, with a database of its own on
+    /// the shared server as its store.
     pub fn new() -> Self {
+        let env = if crate::postgres::suite_on_postgres() {
+            crate::postgres::shared()
+                .env()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        TestEnv {
+            dir: tempfile::tempdir().expect("temp dir"),
+            env,
+            cwd: None,
+        }
+    }
+
+    /// A new environment on the state directory whatever store the suite runs on: for the
+    /// tests of the files themselves (permissions, symlinks, bytes changed on disk).
+    pub fn on_files() -> Self {
         TestEnv {
             dir: tempfile::tempdir().expect("temp dir"),
             env: Vec::new(),
+            cwd: None,
         }
     }
 
@@ -62,7 +86,7 @@ impl TestEnv {
     pub fn spawn(&self, args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_onboard"));
         cmd.args(args)
-            .current_dir(repo())
+            .current_dir(self.cwd.as_deref().unwrap_or(repo()))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
@@ -101,6 +125,13 @@ impl TestEnv {
         self.dir.path().join(rel)
     }
 
+    /// Runs start in this environment's own directory (as on another machine), not the
+    /// repository.
+    pub fn in_own_dir(mut self) -> Self {
+        self.cwd = Some(self.dir.path().to_owned());
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -108,6 +139,137 @@ impl TestEnv {
 
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with(args, &[])
+    }
+
+    /// The environment this test adds to every run (the store, when on PostgreSQL).
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// A hand-off receipt as the store keeps it (`txt` or `html`).
+    pub fn receipt(&self, hire: &str, step: &str, ext: &str) -> String {
+        match self.database() {
+            Some(mut db) => {
+                let column = if ext == "html" { "html" } else { "text" };
+                db.query_opt(
+                    &format!("SELECT {column} FROM onboard_receipt WHERE hire = $1 AND step = $2"),
+                    &[&hire, &step],
+                )
+                .unwrap()
+                .map(|r| r.get(0))
+                .unwrap_or_default()
+            }
+            None => read(&self.state().join(format!("receipts/{hire}-{step}.{ext}"))),
+        }
+    }
+
+    /// The PostgreSQL store's URL, when this environment's store is a database.
+    pub fn store_url(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "ONBOARD_STATE_URL")
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A superuser connection to this environment's database.
+    fn database(&self) -> Option<postgres::Client> {
+        let url = self.store_url()?;
+        let mut config: postgres::Config = url.parse().expect("a postgres URL");
+        config.password(crate::postgres::ADMIN_PASSWORD);
+        Some(
+            config
+                .connect(postgres::NoTls)
+                .expect("connect to the test database"),
+        )
+    }
+
+    /// How messages name a hire's journal: `E1.jsonl` (a file) or `journal/E1` (a database).
+    pub fn journal_label(&self, hire: &str) -> String {
+        match self.store_url() {
+            Some(_) => format!("journal/{hire}"),
+            None => format!("{hire}.jsonl"),
+        }
+    }
+
+    /// A hire's journal as the store holds it: the file, or the database's records as lines;
+    /// empty when there is none.
+    pub fn journal(&self, hire: &str) -> String {
+        match self.database() {
+            Some(mut db) => {
+                let has_table: bool = db
+                    .query_one("SELECT to_regclass('onboard_journal') IS NOT NULL", &[])
+                    .unwrap()
+                    .get(0);
+                if !has_table {
+                    return String::new();
+                }
+                db.query(
+                    "SELECT record FROM onboard_journal WHERE hire = $1 ORDER BY seq",
+                    &[&hire],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| format!("{}\n", r.get::<_, &str>(0)))
+                .collect()
+            }
+            None => read(&self.state().join(format!("journal/{hire}.jsonl"))),
+        }
+    }
+
+    /// Replaces a hire's journal behind onboard's back, as someone editing the record would:
+    /// the file rewritten, or the rows replaced with the append-only trigger bypassed.
+    pub fn tamper(&self, hire: &str, text: &str) {
+        match self.database() {
+            Some(mut db) => {
+                let mut tx = db.transaction().unwrap();
+                tx.batch_execute("SET LOCAL session_replication_role = replica")
+                    .unwrap();
+                tx.execute("DELETE FROM onboard_journal WHERE hire = $1", &[&hire])
+                    .unwrap();
+                for (seq, line) in text.split_terminator('\n').enumerate() {
+                    tx.execute(
+                        "INSERT INTO onboard_journal (hire, seq, record) VALUES ($1, $2, $3)",
+                        &[&hire, &(seq as i64), &line],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+            None => {
+                std::fs::write(self.state().join(format!("journal/{hire}.jsonl")), text).unwrap()
+            }
+        }
+    }
+
+    /// Waits until a hire's journal holds `text` (a run reached that point).
+    #[track_caller]
+    pub fn wait_for_journal(&self, hire: &str, text: &str) {
+        let start = std::time::Instant::now();
+        while !self.journal(hire).contains(text) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "timed out waiting for {text} in {hire}'s journal"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// How many evidence files the store keeps for a hire.
+    pub fn evidence_count(&self, hire: &str) -> usize {
+        match self.database() {
+            Some(mut db) => {
+                let n: i64 = db
+                    .query_one(
+                        "SELECT count(*) FROM onboard_evidence WHERE hire = $1",
+                        &[&hire],
+                    )
+                    .unwrap()
+                    .get(0);
+                n as usize
+            }
+            None => std::fs::read_dir(self.state().join("evidence").join(hire))
+                .map_or(0, Iterator::count),
+        }
     }
 }
 

@@ -51,7 +51,7 @@ fn welcomes(smtp: &SmtpServer) -> BTreeMap<String, usize> {
 /// Resumes until the cohort completes. An interrupted send is never repeated on its own:
 /// like an operator, look for its Message-ID in the mailbox, record it as sent if it is
 /// there, and let the rest be sent again with the same Message-ID.
-fn finish(env: &TestEnv, smtp: &SmtpServer, args: &[&str], vars: &[(&str, &str)]) {
+pub fn finish(env: &TestEnv, smtp: &SmtpServer, args: &[&str], vars: &[(&str, &str)]) {
     for _ in 0..4 {
         let run = env.run_with(args, vars);
         if run.code == 0 {
@@ -125,7 +125,12 @@ fn a_cohort_killed_at_random_moments_resumes_with_each_effect_once() {
     }
 
     finish(&env, &smtp, &args, &vars);
+    assert_each_effect_once(&env, &slapd, &smtp, HIRES);
+}
 
+/// Every hire of a cohort of `hires` complete, with each effect once: one entry and one
+/// uidNumber each, each once in `staff`, one welcome each, every journal verifying.
+pub fn assert_each_effect_once(env: &TestEnv, slapd: &Slapd, smtp: &SmtpServer, hires: usize) {
     let people = slapd.search(
         &format!("ou=people,{SUFFIX}"),
         "(objectClass=posixAccount)",
@@ -143,8 +148,8 @@ fn a_cohort_killed_at_random_moments_resumes_with_each_effect_once() {
     uids.dedup();
     numbers.sort();
     numbers.dedup();
-    assert_eq!(uids.len(), HIRES, "one entry per hire:\n{people}");
-    assert_eq!(numbers.len(), HIRES, "unique uidNumbers:\n{people}");
+    assert_eq!(uids.len(), hires, "one entry per hire:\n{people}");
+    assert_eq!(numbers.len(), hires, "unique uidNumbers:\n{people}");
     let staff = slapd.search(
         &format!("cn=staff,ou=groups,{SUFFIX}"),
         "(objectClass=*)",
@@ -155,11 +160,11 @@ fn a_cohort_killed_at_random_moments_resumes_with_each_effect_once() {
             .lines()
             .filter(|l| l.starts_with("member: uid="))
             .count(),
-        HIRES,
+        hires,
         "each hire once in staff:\n{staff}"
     );
-    let welcomed = welcomes(&smtp);
-    for i in 0..HIRES {
+    let welcomed = welcomes(smtp);
+    for i in 0..hires {
         assert_eq!(
             welcomed.get(&format!("c{i}@example.org")),
             Some(&1),
@@ -173,19 +178,6 @@ fn a_cohort_killed_at_random_moments_resumes_with_each_effect_once() {
         for (step, s) in hire["steps"].as_object().unwrap() {
             assert_eq!(s["status"], "done", "{}: {step}", hire["hire"]);
         }
-    }
-}
-
-/// Waits until `path` exists (a hire's journal: its run has started).
-fn wait_for_file(path: &std::path::Path) {
-    let start = std::time::Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -206,12 +198,12 @@ fn cohort_through_an_outage(
         .to_vec();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = env.spawn(&argv, &vars);
-    wait_for_file(&env.state().join("journal/C001.jsonl"));
+    env.wait_for_journal("C001", "run_started");
     match outage {
         "directory" => slapd.stop(),
         _ => smtp.stop(),
     }
-    wait_for_file(&env.state().join("journal/C003.jsonl"));
+    env.wait_for_journal("C003", "run_started");
     match outage {
         "directory" => slapd.restart(),
         _ => smtp.restart(),

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::common::{TestEnv, read, repo};
+use crate::common::{TestEnv, repo};
 
 const PLAYBOOK: &str = "playbooks/new-hire.yaml";
 
@@ -124,10 +124,11 @@ fn a_hand_off_needs_the_cleaning_sign_off_first() {
         sha256(b"%PDF wipe certificate WC-2211")
     );
     assert_eq!(record["asset"]["serial"], "5CG1234XYZ");
-    let kept = std::fs::read_dir(env.state().join("evidence/E1042"))
-        .unwrap()
-        .count();
-    assert_eq!(kept, 1, "the evidence file is kept in the state directory");
+    assert_eq!(
+        env.evidence_count("E1042"),
+        1,
+        "the evidence file is kept in the store"
+    );
 
     // The next run continues: now the hand-off waits for the hire.
     let run = env.run(&[PLAYBOOK]).success();
@@ -171,7 +172,7 @@ fn a_hand_off_needs_the_cleaning_sign_off_first() {
         status[0]["steps"]["laptop-handoff"]["outputs"]["received_by"],
         "Ada Lovelace"
     );
-    let receipt = read(&env.state().join("receipts/E1042-laptop-handoff.txt"));
+    let receipt = env.receipt("E1042", "laptop-handoff", "txt");
     for line in [
         "Asset tag                  LT-0042",
         "Serial number              5CG1234XYZ",
@@ -180,7 +181,7 @@ fn a_hand_off_needs_the_cleaning_sign_off_first() {
     ] {
         assert!(receipt.contains(line), "{line}\n{receipt}");
     }
-    let html = read(&env.state().join("receipts/E1042-laptop-handoff.html"));
+    let html = env.receipt("E1042", "laptop-handoff", "html");
     assert!(html.contains("<h1>Device hand-off receipt</h1>"));
     env.run(&["verify"]).success();
 }
@@ -295,6 +296,7 @@ fn run_in_pty(env: &TestEnv, command: &str, answers: &str) -> (i32, String) {
         .env("TERM", "xterm")
         .env("ONBOARD_STATE_DIR", env.state())
         .env("ONBOARD_NOW", crate::common::NOW)
+        .envs(env.vars().iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

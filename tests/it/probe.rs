@@ -135,7 +135,9 @@ fn evidence_that_is_a_fifo_or_a_device_is_refused_at_once() {
 
 #[test]
 fn one_bad_journal_hides_no_other_hire() {
-    let env = TestEnv::new();
+    // Bytes that are not UTF-8 and symlinks are what files can hold (the database's rows are
+    // text): the tamper tests of `report.rs` run on both stores.
+    let env = TestEnv::on_files();
     let playbook = checklist(&env);
     let csv = write_csv(&env, 4, &[]);
     env.run(&[&playbook, "--hires", &csv]).success();
@@ -249,12 +251,7 @@ fn status_calls_a_step_a_live_run_holds_running_not_interrupted() {
         &[&playbook, "--hires", &csv],
         &[("ONBOARD_FAILPOINT", "pause:applied:account")],
     );
-    let journal = env.state().join("journal/C000.jsonl");
-    let started = std::time::Instant::now();
-    while !std::fs::read_to_string(&journal).is_ok_and(|t| t.contains("step_started")) {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    env.wait_for_journal("C000", "step_started");
     let live = env.run(&["status"]);
     assert_eq!(
         live.code, 0,

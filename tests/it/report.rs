@@ -243,29 +243,34 @@ fn parse_csv_line(line: &str) -> Vec<String> {
 #[test]
 fn changed_removed_and_reordered_records_are_detected_and_flagged() {
     let env = three_hires();
-    let e2 = env.state().join("journal/E2.jsonl");
-    let e3 = env.state().join("journal/E3.jsonl");
     // E2: one changed byte in record 3. E3: records 2 and 3 swapped.
-    let original_e2 = read(&e2);
+    let original_e2 = env.journal("E2");
     let mut lines: Vec<String> = original_e2.lines().map(str::to_owned).collect();
     lines[2] = lines[2].replacen("alice", "mallory", 1);
-    std::fs::write(&e2, lines.join("\n") + "\n").unwrap();
-    let text = read(&e3);
+    env.tamper("E2", &(lines.join("\n") + "\n"));
+    let text = env.journal("E3");
     let mut lines: Vec<&str> = text.lines().collect();
     lines.swap(1, 2);
-    std::fs::write(&e3, lines.join("\n") + "\n").unwrap();
+    env.tamper("E3", &(lines.join("\n") + "\n"));
 
     let verify = env.run(&["verify"]).code(1);
     assert!(verify.stdout.contains("E1: ok"));
     assert!(verify.stdout.contains("E2: BROKEN") && verify.stdout.contains("E3: BROKEN"));
     assert!(
-        verify
-            .stderr
-            .contains("E2.jsonl:3: the record was changed after it was written"),
+        verify.stderr.contains(&format!(
+            "{}:3: the record was changed after it was written",
+            env.journal_label("E2")
+        )),
         "{}",
         verify.stderr
     );
-    assert!(verify.stderr.contains("E3.jsonl:2: "), "{}", verify.stderr);
+    assert!(
+        verify
+            .stderr
+            .contains(&format!("{}:2: ", env.journal_label("E3"))),
+        "{}",
+        verify.stderr
+    );
 
     let html = env.path("report.html");
     let run = env.run(&["report", "-o", html.to_str().unwrap()]).code(1);
@@ -281,12 +286,13 @@ fn changed_removed_and_reordered_records_are_detected_and_flagged() {
         .filter(|(i, _)| *i != 1)
         .map(|(_, l)| l)
         .collect();
-    std::fs::write(&e2, kept.join("\n") + "\n").unwrap();
+    env.tamper("E2", &(kept.join("\n") + "\n"));
     let verify = env.run(&["verify", "E2"]).code(1);
     assert!(
-        verify
-            .stderr
-            .contains("E2.jsonl:2: the chain is broken here"),
+        verify.stderr.contains(&format!(
+            "{}:2: the chain is broken here",
+            env.journal_label("E2")
+        )),
         "{}",
         verify.stderr
     );

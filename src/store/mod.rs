@@ -3,8 +3,19 @@
 //!
 //! The engine, `status`, `verify`, reports and sign-offs talk to a [`Store`] and never to the
 //! file system: the state directory ([`crate::state::StateDir`]) is one implementation, and a
-//! shared database can be another. The embedded LDIF directory and the outbox are not state
-//! (they are backends), so they are not here.
+//! PostgreSQL database ([`postgres::PgStore`]) another. The embedded LDIF directory and the
+//! outbox are not state (they are targets), so they are not here.
+//!
+//! Invariants every store keeps:
+//! - a journal is only appended to, by the holder of the hire's lock, each record durable
+//!   before `Log::append` returns (so before the effect it announces starts);
+//! - the records are the same bytes in every store, so one `verify` checks them all, and a
+//!   journal copied between stores (`import`) keeps its chain;
+//! - a lock is released by the system when its holder dies, and a refusal names the holder;
+//! - evidence is kept by its SHA-256, which the journal records.
+
+pub mod copy;
+pub mod postgres;
 
 use std::io;
 
@@ -34,8 +45,19 @@ pub trait Store: Sync {
     fn lock_allocation(&self) -> io::Result<Guard>;
     /// Keeps an evidence file for `hire` under `name`; returns its SHA-256.
     fn keep_evidence(&self, hire: &str, name: &str, bytes: &[u8]) -> io::Result<String>;
+    /// The evidence files kept for `hire`.
+    fn evidence(&self, hire: &str) -> io::Result<Vec<Evidence>>;
     /// Keeps a hand-off receipt (text and HTML); returns where people find it.
     fn keep_receipt(&self, hire: &str, step: &str, text: &str, html: &str) -> io::Result<String>;
+    /// Writes a whole journal (verified by the caller) for a hire that has none here, under
+    /// the hire's lock; `AlreadyExists` when it has one.
+    fn import(&self, hire: &str, text: &str) -> Result<(), StoreError>;
+}
+
+/// An evidence file: its name as given, its content (its SHA-256 is its address).
+pub struct Evidence {
+    pub name: String,
+    pub bytes: Vec<u8>,
 }
 
 /// A hire's journal opened for one run: held locked until dropped.
