@@ -55,7 +55,7 @@ pub struct Doc {
 }
 
 /// `[postgres]`: how to reach the database that `state = "postgres://…"` names.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Postgres {
     pub password_file: Option<Spanned<String>>,
@@ -67,7 +67,7 @@ pub struct Postgres {
 
 /// `[ldap]` and `[smtp]`. `bind_dn` is LDAP's, `user` SMTP's, `flavor` LDAP's (checked when
 /// resolved, so a misplaced one is named).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     pub url: Option<Spanned<String>>,

@@ -526,17 +526,18 @@ fn postgres(layers: &mut Layers, url: Found<String>) -> CmdResult<PgConfig> {
             );
         }
     }
-    let section = layers.file.as_ref().map(|f| &f.doc.postgres);
-    let (pw_file, pw_env, ca, timeout, plain) = match section {
-        Some(p) => (
-            p.password_file.clone(),
-            p.password_env.clone(),
-            p.ca_file.clone(),
-            p.timeout.clone(),
-            p.allow_plaintext.clone(),
-        ),
-        None => (None, None, None, None, None),
-    };
+    let p = layers
+        .file
+        .as_ref()
+        .map(|f| f.doc.postgres.clone())
+        .unwrap_or_default();
+    let (pw_file, pw_env, ca, timeout, plain) = (
+        p.password_file,
+        p.password_env,
+        p.ca_file,
+        p.timeout,
+        p.allow_plaintext,
+    );
     let password = layers.secret(
         "ONBOARD_STATE",
         "postgres.password",
@@ -614,23 +615,8 @@ fn section(
     layers
         .file
         .as_ref()
-        .map(|f| clone_server(pick(&f.doc)))
+        .map(|f| pick(&f.doc).clone())
         .unwrap_or_default()
-}
-
-fn clone_server(s: &config_file::Server) -> config_file::Server {
-    config_file::Server {
-        url: s.url.clone(),
-        bind_dn: s.bind_dn.clone(),
-        user: s.user.clone(),
-        password_file: s.password_file.clone(),
-        password_env: s.password_env.clone(),
-        ca_file: s.ca_file.clone(),
-        flavor: s.flavor.clone(),
-        timeout: s.timeout.clone(),
-        starttls: s.starttls.clone(),
-        allow_plaintext: s.allow_plaintext.clone(),
-    }
 }
 
 /// The LDAP server, or `None` for the embedded directory.
