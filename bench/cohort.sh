@@ -2,9 +2,15 @@
 # Onboarding N hires (account + 2 groups + welcome, journaled and verified) against the raw
 # baseline: one ldapmodify of an equivalent LDIF plus one SMTP connection sending N messages.
 # Both run against fresh slapd and SMTP servers on loopback, in one run; prints both times
-# and the ratio onboard/baseline.   Usage: bench/cohort.sh [N] [JOBS]
+# and the ratio onboard/baseline. With `--store postgres`, onboard runs the same cohort a second
+# time with the PostgreSQL store (a server started here on loopback, fsync on) on fresh servers,
+# and the ratio postgres/file store is printed too (goal: at most 1.3).
+#   Usage: bench/cohort.sh [--store postgres] [N] [JOBS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STORE=files
+if [ "${1:-}" = "--store" ]; then STORE=$2; shift 2; fi
+case $STORE in files|postgres) ;; *) echo "--store is files or postgres" >&2; exit 2 ;; esac
 N=${1:-1000}
 JOBS=${2:-8}
 work=$(mktemp -d)
@@ -51,24 +57,42 @@ start_smtp() { # dir -> sets SMTP_PORT
   echo "SMTP server did not start" >&2; exit 1
 }
 
+start_postgres() { # dir -> sets STATE_URL, STATE_PASSWORD_FILE (run as `postgres` when root)
+  local d=$1 bin; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  local as=(); [ "$(id -u)" = 0 ] && as=(setpriv --reuid=postgres --regid=postgres --init-groups)
+  mkdir -p "$d/data"; chmod 755 "$work" "$d"; echo "bench-pg-secret" > "$d/pw"; chmod 644 "$d/pw"
+  [ "$(id -u)" = 0 ] && chown postgres: "$d/data"
+  "${as[@]}" "$bin/initdb" -D "$d/data" -U onboard --auth=scram-sha-256 --pwfile="$d/pw" -E UTF8 >/dev/null
+  local port; port=$(free_port)
+  "${as[@]}" "$bin/postgres" -D "$d/data" -c listen_addresses=127.0.0.1 -c port="$port" \
+    -c unix_socket_directories="$d/data" 2>"$d/log" & pids+=($!)
+  STATE_URL="postgres://onboard@127.0.0.1:$port/postgres"; STATE_PASSWORD_FILE="$d/pw"
+  for _ in $(seq 200); do (echo > /dev/tcp/127.0.0.1/"$port") 2>/dev/null && sleep 0.2 && return; sleep 0.05; done
+  echo "postgres did not start" >&2; exit 1
+}
+
 count_entries() { ldapsearch -x -LLL -H "$1" -D "$ADMIN" -w "$PW" -b ou=people,dc=example,dc=org "(objectClass=inetOrgPerson)" dn | grep -c '^dn:' || true; }
 count_members() { ldapsearch -x -LLL -o ldif-wrap=no -H "$1" -D "$ADMIN" -w "$PW" -b "cn=$2,ou=groups,dc=example,dc=org" -s base member | grep -c '^member: .*ou=people' || true; }
 
 $python bench/gen_hires.py "$N" "$work/hires.csv"
 
-# (a) onboard
-start_slapd "$work/ldap-a"; start_smtp "$work/mail-a"
-t0=$(date +%s.%N)
-ONBOARD_STATE_DIR="$work/state" ONBOARD_LDAP_URL=$LDAP_URL ONBOARD_LDAP_BIND_DN=$ADMIN \
-ONBOARD_LDAP_PASSWORD=$PW ONBOARD_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
-  bash -c 'TIMEFORMAT="%U %S"; time "$@" > "$0" 2>/dev/null' "$work/onboard.out" \
-  $bin bench/checklist.yaml --hires "$work/hires.csv" --jobs "$JOBS" 2> "$work/onboard.cpu" || true
-t1=$(date +%s.%N)
-a_entries=$(count_entries "$LDAP_URL"); a_staff=$(count_members "$LDAP_URL" staff); a_research=$(count_members "$LDAP_URL" research)
-a_mail=$(ls "$work/mail-a"/*.eml 2>/dev/null | wc -l)
-a_ok=$(grep -c ': complete' "$work/onboard.out" || true)
-# Hires whose address is the To: of exactly one message (their welcome, received once).
-a_once=$($python - "$work/hires.csv" "$work/mail-a" <<'PY'
+# (a) onboard, on the store given as environment variables
+run_onboard() { # label, then VAR=value for the store -> sets a_* and onboard_s
+  local label=$1; shift
+  start_slapd "$work/ldap-$label"; start_smtp "$work/mail-$label"
+  local t0 t1
+  t0=$(date +%s.%N)
+  env "$@" ONBOARD_LDAP_URL=$LDAP_URL ONBOARD_LDAP_BIND_DN=$ADMIN \
+  ONBOARD_LDAP_PASSWORD=$PW ONBOARD_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
+    bash -c 'TIMEFORMAT="%U %S"; time "$@" > "$0" 2>/dev/null' "$work/onboard-$label.out" \
+    $bin bench/checklist.yaml --hires "$work/hires.csv" --jobs "$JOBS" 2> "$work/onboard-$label.cpu" || true
+  t1=$(date +%s.%N)
+  onboard_s=$(echo "$t1 - $t0" | bc -l)
+  a_entries=$(count_entries "$LDAP_URL"); a_staff=$(count_members "$LDAP_URL" staff); a_research=$(count_members "$LDAP_URL" research)
+  a_mail=$(ls "$work/mail-$label"/*.eml 2>/dev/null | wc -l)
+  a_ok=$(grep -c ': complete' "$work/onboard-$label.out" || true)
+  # Hires whose address is the To: of exactly one message (their welcome, received once).
+  a_once=$($python - "$work/hires.csv" "$work/mail-$label" <<'PY'
 import collections, csv, email.parser, email.policy, glob, sys
 to = collections.Counter()
 parser = email.parser.BytesHeaderParser(policy=email.policy.default)
@@ -78,6 +102,20 @@ for path in glob.glob(sys.argv[2] + "/*.eml"):
 print(sum(to[r["work_email"]] == 1 for r in csv.DictReader(open(sys.argv[1], encoding="utf-8"))))
 PY
 )
+  read -r a_user a_sys < "$work/onboard-$label.cpu"
+  printf -v "line_$label" 'onboard (%s store): %8.2f s  (CPU: %.2f s user, %.2f s system; %d complete, %d entries, %d staff and %d research members, %d messages: passwords + welcomes, %d hires welcomed exactly once)' \
+    "$label" "$onboard_s" "$a_user" "$a_sys" "$a_ok" "$a_entries" "$a_staff" "$a_research" "$a_mail" "$a_once"
+  [ "$a_ok" -eq "$N" ] && [ "$a_entries" -eq "$N" ] && [ "$a_staff" -eq "$N" ] && [ "$a_mail" -eq $((2 * N)) ] \
+    && [ "$a_once" -eq "$N" ] || { echo "${label}: a count is wrong: $a_ok complete, $a_entries entries, $a_staff staff, $a_mail messages, $a_once once" >&2; exit 1; }
+}
+run_onboard file ONBOARD_STATE_DIR="$work/state"
+file_s=$onboard_s
+if [ "$STORE" = postgres ]; then
+  start_postgres "$work/pg"
+  run_onboard postgres ONBOARD_STATE_DIR="$work/state-pg" ONBOARD_STATE_URL="$STATE_URL" \
+    ONBOARD_STATE_PASSWORD_FILE="$STATE_PASSWORD_FILE"
+  postgres_s=$onboard_s
+fi
 
 # (b) the raw baseline: one ldapmodify of an equivalent LDIF, one SMTP connection for N messages
 start_slapd "$work/ldap-b"; start_smtp "$work/mail-b"
@@ -127,14 +165,14 @@ PY
 t3=$(date +%s.%N)
 b_entries=$(count_entries "$LDAP_URL"); b_staff=$(count_members "$LDAP_URL" staff); b_mail=$(ls "$work/mail-b"/*.eml 2>/dev/null | wc -l)
 
-onboard_s=$(echo "$t1 - $t0" | bc -l); baseline_s=$(echo "$t3 - $t2" | bc -l)
+baseline_s=$(echo "$t3 - $t2" | bc -l)
 printf 'hires: %d, jobs: %d\n' "$N" "$JOBS"
-read -r a_user a_sys < "$work/onboard.cpu"
-printf 'onboard : %8.2f s  (CPU: %.2f s user, %.2f s system; %d complete, %d entries, %d staff and %d research members, %d messages: passwords + welcomes, %d hires welcomed exactly once)\n' \
-  "$onboard_s" "$a_user" "$a_sys" "$a_ok" "$a_entries" "$a_staff" "$a_research" "$a_mail" "$a_once"
+echo "$line_file"
+[ "$STORE" = postgres ] && echo "$line_postgres"
 printf 'baseline: %8.2f s  (%d entries, %d staff members, %d messages; ldapmodify %.2f s, SMTP %.2f s)\n' \
   "$baseline_s" "$b_entries" "$b_staff" "$b_mail" "$(echo "$t2m - $t2" | bc -l)" "$(echo "$t3 - $t2m" | bc -l)"
-printf 'ratio onboard/baseline: %.2f\n' "$(echo "$onboard_s / $baseline_s" | bc -l)"
-[ "$a_ok" -eq "$N" ] && [ "$a_entries" -eq "$N" ] && [ "$a_staff" -eq "$N" ] && [ "$a_mail" -eq $((2 * N)) ] \
-  && [ "$a_once" -eq "$N" ] && [ "$b_entries" -eq "$N" ] && [ "$b_mail" -eq $((2 * N)) ] \
-  || { echo "a count is wrong: see above" >&2; exit 1; }
+printf 'ratio onboard/baseline: %.2f\n' "$(echo "$file_s / $baseline_s" | bc -l)"
+if [ "$STORE" = postgres ]; then
+  printf 'ratio postgres store/file store: %.2f (goal: at most 1.3)\n' "$(echo "$postgres_s / $file_s" | bc -l)"
+fi
+[ "$b_entries" -eq "$N" ] && [ "$b_mail" -eq $((2 * N)) ] || { echo "a baseline count is wrong: see above" >&2; exit 1; }

@@ -21,253 +21,25 @@
 //! ([`PgConfig::password`]). A non-loopback server is spoken to over TLS (rustls, the CA file
 //! given or the system's roots) unless plaintext is allowed explicitly.
 
-use std::io;
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod connect;
+mod schema;
 
-use postgres::{Client, NoTls};
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use postgres::Client;
+
+pub use connect::{PgConfig, PgError, PgUrl, UrlProblem};
+use connect::{Pool, explain};
 
 use super::{Evidence, Guard, Log, Session, Store, StoreError};
 use crate::journal::{Chain, Event, JournalText, OpenError, Record, last_hash, verify};
-use crate::secret::Secret;
-
-/// The migrations, in order: (version, what it does, SQL). Never edit one that has shipped:
-/// add the next.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "journals, lock holders, evidence, receipts",
-    include_str!("migrations/0001_record.sql"),
-)];
 
 /// Advisory lock keys are 64-bit; onboard's are derived from a name so they do not collide
 /// with an application sharing the database by accident.
-fn lock_key(name: &str) -> i64 {
+pub(super) fn lock_key(name: &str) -> i64 {
     let digest = crate::digest::sha256(format!("onboard lock {name}"));
     i64::from_str_radix(&digest[..15], 16).expect("hex")
-}
-
-/// How to reach the database.
-#[derive(Clone)]
-pub struct PgConfig {
-    /// `postgres://[USER@]HOST[:PORT]/DATABASE`, without a password (refused when given).
-    pub url: String,
-    pub password: Option<Secret>,
-    /// PEM file of the CA that signs the server certificate; default: the system's roots.
-    pub ca_file: Option<PathBuf>,
-    pub timeout: Duration,
-    /// Allow an unencrypted connection to a host other than loopback.
-    pub allow_plaintext: bool,
-}
-
-/// The parts of a `postgres://` URL.
-#[derive(Debug, PartialEq, Eq)]
-pub struct PgUrl {
-    pub user: Option<String>,
-    pub host: String,
-    pub port: u16,
-    pub database: String,
-}
-
-/// What is wrong with a URL.
-#[derive(Debug, PartialEq, Eq)]
-pub enum UrlProblem {
-    /// A password in it: refused, never shown.
-    Password,
-    Shape(&'static str),
-}
-
-impl PgUrl {
-    pub fn parse(url: &str) -> Result<PgUrl, UrlProblem> {
-        let rest = url
-            .strip_prefix("postgres://")
-            .or_else(|| url.strip_prefix("postgresql://"))
-            .ok_or(UrlProblem::Shape("is not a postgres:// URL"))?;
-        let (authority, path) = rest
-            .split_once('/')
-            .ok_or(UrlProblem::Shape("names no database"))?;
-        let (user, hostport) = match authority.rsplit_once('@') {
-            Some((userinfo, _)) if userinfo.contains(':') => return Err(UrlProblem::Password),
-            Some((user, hostport)) => (Some(user.to_owned()), hostport),
-            None => (None, authority),
-        };
-        let (host, port) = match hostport.strip_prefix('[') {
-            Some(v6) => match v6.split_once(']') {
-                Some((h, p)) => (h, p.strip_prefix(':')),
-                None => return Err(UrlProblem::Shape("has an unclosed `[`")),
-            },
-            None => match hostport.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            },
-        };
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(UrlProblem::Shape("has no valid host"));
-        }
-        let port = match port {
-            None => 5432,
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p > 0 => p,
-                _ => {
-                    return Err(UrlProblem::Shape(
-                        "has a port that is not a number from 1 to 65535",
-                    ));
-                }
-            },
-        };
-        if path.contains(['?', '#', '/']) {
-            return Err(UrlProblem::Shape(
-                "has parameters or a path after the database name",
-            ));
-        }
-        if path.is_empty() {
-            return Err(UrlProblem::Shape("names no database"));
-        }
-        Ok(PgUrl {
-            user: user.filter(|u| !u.is_empty()),
-            host: host.to_owned(),
-            port,
-            database: path.to_owned(),
-        })
-    }
-
-    fn is_loopback(&self) -> bool {
-        self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-    }
-}
-
-/// Why the store cannot be used, sorted by what the person must do.
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    /// A setting is wrong (password refused, no such database or role, TLS refused): exit 2.
-    #[error("{0}")]
-    Settings(String),
-    /// The server cannot be reached or failed: exit 1.
-    #[error("{0}")]
-    Unavailable(String),
-    /// The schema is not one this onboard can use: exit 1.
-    #[error("{0}")]
-    Schema(String),
-}
-
-/// What a PostgreSQL error says, without the noise of its wrapping.
-fn explain(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return match db.detail() {
-            Some(detail) => format!("{} ({detail})", db.message()),
-            None => db.message().to_owned(),
-        };
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(&format!(": {part}"));
-        }
-        source = s.source();
-    }
-    text
-}
-
-impl PgConfig {
-    fn parsed(&self) -> PgUrl {
-        PgUrl::parse(&self.url).expect("checked when resolved")
-    }
-
-    /// Opens one connection: TLS unless loopback (or allowed), `synchronous_commit` on.
-    fn connect(&self) -> Result<Client, PgError> {
-        let url = self.parsed();
-        let mut config = postgres::Config::new();
-        config
-            .host(&url.host)
-            .port(url.port)
-            .dbname(&url.database)
-            .user(url.user.as_deref().unwrap_or("onboard"))
-            .application_name("onboard")
-            .connect_timeout(self.timeout)
-            // A server that vanished (a cable, a crash) is noticed, not waited on forever.
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(10))
-            .tcp_user_timeout(self.timeout);
-        if let Some(p) = &self.password {
-            config.password(p.expose());
-        }
-        let plain = self.ca_file.is_none() && (url.is_loopback() || self.allow_plaintext);
-        let connected = if plain {
-            config.ssl_mode(postgres::config::SslMode::Disable);
-            config.connect(NoTls)
-        } else {
-            let tls = crate::backend::tls::client_config(self.ca_file.as_deref())
-                .map_err(|e| PgError::Settings(e.to_string()))?;
-            config.ssl_mode(postgres::config::SslMode::Require);
-            config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-        };
-        let mut client = connected.map_err(|e| self.connect_error(&e))?;
-        client
-            .batch_execute("SET synchronous_commit = on")
-            .map_err(|e| self.unavailable(&e))?;
-        Ok(client)
-    }
-
-    /// A refused password, an unknown role or database, a TLS failure: a setting to fix
-    /// (exit 2). Anything else: the server is not there (exit 1).
-    fn connect_error(&self, e: &postgres::Error) -> PgError {
-        use postgres::error::SqlState;
-        let text = format!("cannot connect to {}: {}", self.url, explain(e));
-        let settings = matches!(
-            e.code(),
-            Some(
-                &SqlState::INVALID_PASSWORD
-                    | &SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-                    | &SqlState::INVALID_CATALOG_NAME
-            )
-        ) || text.contains("certificate")
-            || text.contains("TLS");
-        if settings {
-            PgError::Settings(text)
-        } else {
-            PgError::Unavailable(text)
-        }
-    }
-
-    fn unavailable(&self, e: &postgres::Error) -> PgError {
-        PgError::Unavailable(format!("PostgreSQL {}: {}", self.url, explain(e)))
-    }
-}
-
-/// Connections not in use, kept for the next lock or query (a cohort's workers each take
-/// their own; a broken one is dropped).
-struct Pool {
-    config: PgConfig,
-    idle: Mutex<Vec<Client>>,
-}
-
-impl Pool {
-    fn take(&self) -> io::Result<Client> {
-        let idle = self.idle.lock().expect("pool").pop();
-        match idle {
-            Some(c) if !c.is_closed() => Ok(c),
-            _ => self.config.connect().map_err(io::Error::other),
-        }
-    }
-
-    fn give_back(&self, client: Client) {
-        if !client.is_closed() {
-            self.idle.lock().expect("pool").push(client);
-        }
-    }
-
-    /// Runs `f` on a connection from the pool.
-    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> io::Result<T> {
-        let mut client = self.take()?;
-        let result = f(&mut client);
-        self.give_back(client);
-        result.map_err(|e| {
-            io::Error::other(format!("PostgreSQL {}: {}", self.config.url, explain(&e)))
-        })
-    }
 }
 
 pub struct PgStore {
@@ -279,7 +51,7 @@ impl PgStore {
     /// checks it: a database with no onboard schema is an empty store.
     pub fn open(config: PgConfig, create: bool) -> Result<PgStore, PgError> {
         let mut client = config.connect()?;
-        migrate(&mut client, &config, create)?;
+        schema::migrate(&mut client, &config, create)?;
         let pool = Arc::new(Pool {
             config,
             idle: Mutex::new(vec![client]),
@@ -290,79 +62,6 @@ impl PgStore {
     fn url(&self) -> &str {
         &self.pool.config.url
     }
-}
-
-/// Applies the migrations this database lacks, one transaction each, under an advisory lock
-/// so that two onboards starting at once do not both apply them.
-fn migrate(client: &mut Client, config: &PgConfig, create: bool) -> Result<(), PgError> {
-    let fail = |e: postgres::Error| config.unavailable(&e);
-    let exists: bool = client
-        .query_one("SELECT to_regclass('onboard_schema') IS NOT NULL", &[])
-        .map_err(fail)?
-        .get(0);
-    if !exists && !create {
-        return Ok(());
-    }
-    let key = lock_key("schema");
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&key])
-        .map_err(fail)?;
-    let result = (|| {
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS onboard_schema (
-                     version    integer     PRIMARY KEY,
-                     checksum   text        NOT NULL,
-                     about      text        NOT NULL,
-                     onboard    text        NOT NULL,
-                     applied_at timestamptz NOT NULL DEFAULT now()
-                 )",
-            )
-            .map_err(fail)?;
-        let applied: Vec<(i32, String)> = client
-            .query(
-                "SELECT version, checksum FROM onboard_schema ORDER BY version",
-                &[],
-            )
-            .map_err(fail)?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let known = MIGRATIONS.last().map_or(0, |m| m.0);
-        if let Some((newest, _)) = applied.iter().rfind(|(v, _)| *v > known) {
-            return Err(PgError::Schema(format!(
-                "the database {} has onboard schema version {newest}, newer than this onboard \
-                 knows ({known}): it was upgraded by a newer onboard",
-                config.url
-            )));
-        }
-        for (version, about, sql) in MIGRATIONS {
-            let checksum = crate::digest::sha256(sql);
-            match applied.iter().find(|(v, _)| v == version) {
-                Some((_, c)) if *c == checksum => continue,
-                Some(_) => {
-                    return Err(PgError::Schema(format!(
-                        "the database {} has a schema version {version} that differs from this \
-                         onboard's (its checksum does not match)",
-                        config.url
-                    )));
-                }
-                None if !create => continue,
-                None => {}
-            }
-            let mut tx = client.transaction().map_err(fail)?;
-            tx.batch_execute(sql).map_err(fail)?;
-            tx.execute(
-                "INSERT INTO onboard_schema (version, checksum, about, onboard) VALUES ($1, $2, $3, $4)",
-                &[version, &checksum, about, &env!("CARGO_PKG_VERSION")],
-            )
-            .map_err(fail)?;
-            tx.commit().map_err(fail)?;
-        }
-        Ok(())
-    })();
-    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]);
-    result
 }
 
 /// A lock held by a connection of its own; unlocked and given back when dropped.
@@ -637,13 +336,18 @@ impl PgStore {
             }
             Err(e) => return Err(StoreError::Io(self.io(&e))),
         }
-        client
-            .execute(
+        // Who holds it is for messages, not the record: it need not wait for the disk.
+        let named = (|| {
+            let mut tx = client.transaction()?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+            tx.execute(
                 "INSERT INTO onboard_lock_holder (hire, holder) VALUES ($1, $2)
                  ON CONFLICT (hire) DO UPDATE SET holder = EXCLUDED.holder, since = now()",
                 &[&hire, &holder],
-            )
-            .map_err(|e| self.io(&e))?;
+            )?;
+            tx.commit()
+        })();
+        named.map_err(|e| self.io(&e))?;
         Ok(Held {
             pool: self.pool.clone(),
             client: Arc::new(Mutex::new(Some(client))),
@@ -682,39 +386,6 @@ fn journal_text(client: &mut Client, hire: &str) -> Result<String, postgres::Err
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_name_host_port_database_and_never_carry_a_password() {
-        assert_eq!(
-            PgUrl::parse("postgres://onboard@db.example.org/onboard"),
-            Ok(PgUrl {
-                user: Some("onboard".into()),
-                host: "db.example.org".into(),
-                port: 5432,
-                database: "onboard".into(),
-            })
-        );
-        let local = PgUrl::parse("postgresql://[::1]:5433/x").unwrap();
-        assert_eq!((local.host.as_str(), local.port), ("::1", 5433));
-        assert!(local.is_loopback());
-        assert_eq!(
-            PgUrl::parse("postgres://u:hunter2@db/onboard"),
-            Err(UrlProblem::Password)
-        );
-        for bad in [
-            "postgres://db",
-            "postgres://db/",
-            "postgres://db:0/x",
-            "postgres://db/x?sslmode=disable",
-            "mysql://db/x",
-            "postgres:///x",
-        ] {
-            assert!(
-                matches!(PgUrl::parse(bad), Err(UrlProblem::Shape(_))),
-                "{bad}"
-            );
-        }
-    }
 
     #[test]
     fn lock_keys_differ_per_hire_and_fit_a_bigint() {

@@ -1,0 +1,275 @@
+//! Reaching the database: the URL (never with a password), TLS, the pool of connections, and
+//! PostgreSQL's errors sorted into what a person must do.
+
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+use crate::secret::Secret;
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct PgConfig {
+    /// `postgres://[USER@]HOST[:PORT]/DATABASE`, without a password (refused when given).
+    pub url: String,
+    pub password: Option<Secret>,
+    /// PEM file of the CA that signs the server certificate; default: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Allow an unencrypted connection to a host other than loopback.
+    pub allow_plaintext: bool,
+}
+
+/// The parts of a `postgres://` URL.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PgUrl {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+}
+
+/// What is wrong with a URL.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UrlProblem {
+    /// A password in it: refused, never shown.
+    Password,
+    Shape(&'static str),
+}
+
+impl PgUrl {
+    pub fn parse(url: &str) -> Result<PgUrl, UrlProblem> {
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or(UrlProblem::Shape("is not a postgres:// URL"))?;
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or(UrlProblem::Shape("names no database"))?;
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((userinfo, _)) if userinfo.contains(':') => return Err(UrlProblem::Password),
+            Some((user, hostport)) => (Some(user.to_owned()), hostport),
+            None => (None, authority),
+        };
+        let (host, port) = match hostport.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((h, p)) => (h, p.strip_prefix(':')),
+                None => return Err(UrlProblem::Shape("has an unclosed `[`")),
+            },
+            None => match hostport.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            },
+        };
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(UrlProblem::Shape("has no valid host"));
+        }
+        let port = match port {
+            None => 5432,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => {
+                    return Err(UrlProblem::Shape(
+                        "has a port that is not a number from 1 to 65535",
+                    ));
+                }
+            },
+        };
+        if path.contains(['?', '#', '/']) {
+            return Err(UrlProblem::Shape(
+                "has parameters or a path after the database name",
+            ));
+        }
+        if path.is_empty() {
+            return Err(UrlProblem::Shape("names no database"));
+        }
+        Ok(PgUrl {
+            user: user.filter(|u| !u.is_empty()),
+            host: host.to_owned(),
+            port,
+            database: path.to_owned(),
+        })
+    }
+
+    fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// Why the store cannot be used, sorted by what the person must do.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// A setting is wrong (password refused, no such database or role, TLS refused): exit 2.
+    #[error("{0}")]
+    Settings(String),
+    /// The server cannot be reached or failed: exit 1.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The schema is not one this onboard can use: exit 1.
+    #[error("{0}")]
+    Schema(String),
+}
+
+/// What a PostgreSQL error says, without the noise of its wrapping.
+pub(super) fn explain(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        };
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(&format!(": {part}"));
+        }
+        source = s.source();
+    }
+    text
+}
+
+impl PgConfig {
+    pub(super) fn parsed(&self) -> PgUrl {
+        PgUrl::parse(&self.url).expect("checked when resolved")
+    }
+
+    /// Opens one connection: TLS unless loopback (or allowed), `synchronous_commit` on.
+    pub(super) fn connect(&self) -> Result<Client, PgError> {
+        let url = self.parsed();
+        let mut config = postgres::Config::new();
+        config
+            .host(&url.host)
+            .port(url.port)
+            .dbname(&url.database)
+            .user(url.user.as_deref().unwrap_or("onboard"))
+            .application_name("onboard")
+            .connect_timeout(self.timeout)
+            // A server that vanished (a cable, a crash) is noticed, not waited on forever.
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .tcp_user_timeout(self.timeout);
+        if let Some(p) = &self.password {
+            config.password(p.expose());
+        }
+        let plain = self.ca_file.is_none() && (url.is_loopback() || self.allow_plaintext);
+        let connected = if plain {
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            config.connect(NoTls)
+        } else {
+            let tls = crate::backend::tls::client_config(self.ca_file.as_deref())
+                .map_err(|e| PgError::Settings(e.to_string()))?;
+            config.ssl_mode(postgres::config::SslMode::Require);
+            config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        };
+        let mut client = connected.map_err(|e| self.connect_error(&e))?;
+        client
+            .batch_execute("SET synchronous_commit = on")
+            .map_err(|e| self.unavailable(&e))?;
+        Ok(client)
+    }
+
+    /// A refused password, an unknown role or database, a TLS failure: a setting to fix
+    /// (exit 2). Anything else: the server is not there (exit 1).
+    fn connect_error(&self, e: &postgres::Error) -> PgError {
+        use postgres::error::SqlState;
+        let text = format!("cannot connect to {}: {}", self.url, explain(e));
+        let settings = matches!(
+            e.code(),
+            Some(
+                &SqlState::INVALID_PASSWORD
+                    | &SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                    | &SqlState::INVALID_CATALOG_NAME
+            )
+        ) || text.contains("certificate")
+            || text.contains("TLS");
+        if settings {
+            PgError::Settings(text)
+        } else {
+            PgError::Unavailable(text)
+        }
+    }
+
+    pub(super) fn unavailable(&self, e: &postgres::Error) -> PgError {
+        PgError::Unavailable(format!("PostgreSQL {}: {}", self.url, explain(e)))
+    }
+}
+
+/// Connections not in use, kept for the next lock or query (a cohort's workers each take
+/// their own; a broken one is dropped).
+pub(super) struct Pool {
+    pub(super) config: PgConfig,
+    pub(super) idle: Mutex<Vec<Client>>,
+}
+
+impl Pool {
+    pub(super) fn take(&self) -> io::Result<Client> {
+        let idle = self.idle.lock().expect("pool").pop();
+        match idle {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => self.config.connect().map_err(io::Error::other),
+        }
+    }
+
+    pub(super) fn give_back(&self, client: Client) {
+        if !client.is_closed() {
+            self.idle.lock().expect("pool").push(client);
+        }
+    }
+
+    /// Runs `f` on a connection from the pool.
+    pub(super) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> io::Result<T> {
+        let mut client = self.take()?;
+        let result = f(&mut client);
+        self.give_back(client);
+        result.map_err(|e| {
+            io::Error::other(format!("PostgreSQL {}: {}", self.config.url, explain(&e)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_host_port_database_and_never_carry_a_password() {
+        assert_eq!(
+            PgUrl::parse("postgres://onboard@db.example.org/onboard"),
+            Ok(PgUrl {
+                user: Some("onboard".into()),
+                host: "db.example.org".into(),
+                port: 5432,
+                database: "onboard".into(),
+            })
+        );
+        let local = PgUrl::parse("postgresql://[::1]:5433/x").unwrap();
+        assert_eq!((local.host.as_str(), local.port), ("::1", 5433));
+        assert!(local.is_loopback());
+        assert_eq!(
+            PgUrl::parse("postgres://u:hunter2@db/onboard"),
+            Err(UrlProblem::Password)
+        );
+        for bad in [
+            "postgres://db",
+            "postgres://db/",
+            "postgres://db:0/x",
+            "postgres://db/x?sslmode=disable",
+            "mysql://db/x",
+            "postgres:///x",
+        ] {
+            assert!(
+                matches!(PgUrl::parse(bad), Err(UrlProblem::Shape(_))),
+                "{bad}"
+            );
+        }
+    }
+}
