@@ -24,6 +24,8 @@ pub struct Postgres {
     dir: PathBuf,
     child: Option<Child>,
     pub port: u16,
+    /// Server settings beyond the tests' defaults (`-c` pairs).
+    settings: Vec<String>,
     /// Keeps the directory when this is the shared server (the watchdog removes it).
     _temp: Option<tempfile::TempDir>,
 }
@@ -85,12 +87,41 @@ impl Postgres {
     /// Initialises a cluster in a new directory and starts it on a free loopback port.
     pub fn start() -> Postgres {
         let temp = tempfile::tempdir().unwrap();
-        let mut pg = Postgres::init(temp.path().to_owned());
+        let mut pg = Postgres::init(temp.path().to_owned(), Vec::new());
         pg._temp = Some(temp);
         pg
     }
 
-    fn init(dir: PathBuf) -> Postgres {
+    /// A server that speaks TLS with a certificate for localhost / 127.0.0.1 signed by a test
+    /// CA (`ca.crt` in [`Postgres::ca_file`]).
+    pub fn start_tls() -> Postgres {
+        let temp = tempfile::tempdir().unwrap();
+        let d = temp.path();
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        crate::slapd::make_certificates(d);
+        for f in ["server.crt", "server.key"] {
+            chown(&d.join(f));
+        }
+        std::fs::set_permissions(
+            d.join("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let settings = vec![
+            "ssl=on".to_owned(),
+            format!("ssl_cert_file={}", d.join("server.crt").display()),
+            format!("ssl_key_file={}", d.join("server.key").display()),
+        ];
+        let mut pg = Postgres::init(d.to_owned(), settings);
+        pg._temp = Some(temp);
+        pg
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    fn init(dir: PathBuf, settings: Vec<String>) -> Postgres {
         // The unprivileged user must reach its data directory inside ours.
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
@@ -124,6 +155,7 @@ impl Postgres {
             dir,
             child: None,
             port: free_port(),
+            settings,
             _temp: None,
         };
         pg.restart();
@@ -145,6 +177,7 @@ impl Postgres {
             .args(["-c", "max_connections=400"])
             // The tests kill onboard, not the server: fsync off only makes them faster.
             .args(["-c", "fsync=off"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -237,7 +270,7 @@ pub fn shared() -> &'static Postgres {
     static SHARED: OnceLock<Postgres> = OnceLock::new();
     SHARED.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let pg = Postgres::init(dir.clone());
+        let pg = Postgres::init(dir.clone(), Vec::new());
         let pid = pg.child.as_ref().expect("running").id();
         // Statics are never dropped: a watchdog stops the server by PID when this process
         // ends (however it ends), then removes its directory. It outlives this process, so

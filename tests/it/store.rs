@@ -565,3 +565,33 @@ fn store_copy_moves_the_record_both_ways_and_never_overwrites_a_differing_hire()
         broken.stderr
     );
 }
+
+#[test]
+fn a_ca_file_makes_the_store_speak_tls_and_checks_the_server() {
+    let pg = Postgres::start_tls();
+    let url = pg.database();
+    let env = TestEnv::on_files();
+    let pw = pg.password_file();
+    let ca = pg.ca_file();
+    let vars = |ca: &str| {
+        vec![
+            ("ONBOARD_STATE_URL", url.clone()),
+            ("ONBOARD_STATE_PASSWORD_FILE", pw.display().to_string()),
+            ("ONBOARD_STATE_CA_FILE", ca.to_owned()),
+        ]
+    };
+    let good = vars(ca.to_str().unwrap());
+    env.run_with(&["playbooks/new-hire.yaml"], &pairs(&good))
+        .success();
+    env.run_with(&["verify"], &pairs(&good)).success();
+    // Another CA: the server's certificate is refused, so the connection really was TLS.
+    let other = tempfile::tempdir().unwrap();
+    crate::slapd::make_certificates(other.path());
+    let bad = vars(other.path().join("ca.crt").to_str().unwrap());
+    let refused = env.run_with(&["status"], &pairs(&bad)).code(2);
+    assert!(
+        refused.stderr.contains("cannot connect to ") && refused.stderr.contains("certificate"),
+        "{}",
+        refused.stderr
+    );
+}
