@@ -8,13 +8,15 @@
 //!
 //! Needs Debian's `postgresql` (`.ci/run` installs it).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::slapd::free_port;
 
 /// The superuser the tests' servers are made with, and its password.
 pub const ADMIN: &str = "onboard_admin";
@@ -67,14 +69,6 @@ fn as_postgres(program: PathBuf) -> Command {
         cmd.uid(uid).gid(gid);
     }
     cmd
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn chown(path: &Path) {
