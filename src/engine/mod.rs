@@ -65,36 +65,53 @@ pub struct Settings {
     pub failpoint: Option<Failpoint>,
 }
 
-/// A point where a test makes the process die (as `kill -9` would) or hang (so the test can
-/// kill it), to prove that the journal and resume handle it. Written
-/// `[pause:]after:RECORD_TYPE:STEP` (after that record is durable) or
-/// `[pause:]applied:STEP` (after the step's effect, before its `step_done` record).
+/// A point where a test makes the process die (as `kill -9` would), hang (so the test can
+/// kill it) or slow down (so the test can stop a server right there), to prove that the journal
+/// and resume handle it. Written `[pause:|slow:]after:RECORD_TYPE:STEP` (after that record is
+/// durable) or `[pause:|slow:]applied:STEP` (after the step's effect, before its `step_done`
+/// record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failpoint {
     pub at: String,
-    pub pause: bool,
+    pub then: Then,
+}
+
+/// What a failpoint does when it is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// Die at once.
+    Abort,
+    /// Hang (for two minutes), then die.
+    Pause,
+    /// Wait 300 ms and go on, every time it is reached.
+    Slow,
 }
 
 impl Failpoint {
     pub fn parse(text: &str) -> Failpoint {
-        match text.strip_prefix("pause:") {
-            Some(at) => Failpoint {
-                at: at.to_owned(),
-                pause: true,
-            },
-            None => Failpoint {
-                at: text.to_owned(),
-                pause: false,
-            },
+        let (then, at) = if let Some(at) = text.strip_prefix("pause:") {
+            (Then::Pause, at)
+        } else if let Some(at) = text.strip_prefix("slow:") {
+            (Then::Slow, at)
+        } else {
+            (Then::Abort, text)
+        };
+        Failpoint {
+            at: at.to_owned(),
+            then,
         }
     }
 
     fn hit(&self, at: &str) {
         if self.at == at {
-            if self.pause {
-                std::thread::sleep(std::time::Duration::from_secs(120));
+            match self.then {
+                Then::Slow => std::thread::sleep(std::time::Duration::from_millis(300)),
+                Then::Pause => {
+                    std::thread::sleep(std::time::Duration::from_secs(120));
+                    std::process::abort();
+                }
+                Then::Abort => std::process::abort(),
             }
-            std::process::abort();
         }
     }
 }

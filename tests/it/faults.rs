@@ -197,6 +197,10 @@ fn cohort_through_an_outage(
         .map(str::to_owned)
         .to_vec();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Each hire waits a moment after its start is journaled: the server is stopped in that
+    // window, so the outage always lands on a hire's steps, however fast the machine.
+    let mut vars = vars;
+    vars.push(("ONBOARD_FAILPOINT", "slow:after:run_started:-"));
     let child = env.spawn(&argv, &vars);
     env.wait_for_journal("C001", "run_started");
     match outage {
