@@ -115,7 +115,7 @@ pub enum PgError {
 }
 
 /// What a PostgreSQL error says, without the noise of its wrapping.
-pub(super) fn explain(e: &postgres::Error) -> String {
+fn explain(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return match db.detail() {
             Some(detail) => format!("{} ({detail})", db.message()),
@@ -196,7 +196,16 @@ impl PgConfig {
     }
 
     pub(super) fn unavailable(&self, e: &postgres::Error) -> PgError {
-        PgError::Unavailable(format!("PostgreSQL {}: {}", self.url, explain(e)))
+        PgError::Unavailable(self.failed(e))
+    }
+
+    /// A failed query, as every store error names it.
+    pub(super) fn io(&self, e: &postgres::Error) -> io::Error {
+        io::Error::other(self.failed(e))
+    }
+
+    fn failed(&self, e: &postgres::Error) -> String {
+        format!("PostgreSQL {}: {}", self.url, explain(e))
     }
 }
 
@@ -230,9 +239,7 @@ impl Pool {
         let mut client = self.take()?;
         let result = f(&mut client);
         self.give_back(client);
-        result.map_err(|e| {
-            io::Error::other(format!("PostgreSQL {}: {}", self.config.url, explain(&e)))
-        })
+        result.map_err(|e| self.config.io(&e))
     }
 }
 

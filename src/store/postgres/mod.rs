@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex};
 
 use postgres::Client;
 
+use connect::Pool;
 pub use connect::{PgConfig, PgError, PgUrl, UrlProblem};
-use connect::{Pool, explain};
 
 use super::{Evidence, Guard, Log, Session, Store, StoreError};
 use crate::journal::{Chain, Event, JournalText, OpenError, Record, last_hash, verify};
@@ -44,6 +44,8 @@ pub(super) fn lock_key(name: &str) -> i64 {
 
 pub struct PgStore {
     pool: Arc<Pool>,
+    /// The database has no onboard tables (opened for reading only): an empty store.
+    empty: bool,
 }
 
 impl PgStore {
@@ -51,12 +53,12 @@ impl PgStore {
     /// checks it: a database with no onboard schema is an empty store.
     pub fn open(config: PgConfig, create: bool) -> Result<PgStore, PgError> {
         let mut client = config.connect()?;
-        schema::migrate(&mut client, &config, create)?;
+        let empty = !schema::migrate(&mut client, &config, create)?;
         let pool = Arc::new(Pool {
             config,
             idle: Mutex::new(vec![client]),
         });
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, empty })
     }
 
     fn url(&self) -> &str {
@@ -89,7 +91,7 @@ impl Drop for Held {
 /// Appends to one hire's journal on the connection that holds its lock.
 struct PgLog {
     hire: String,
-    url: String,
+    config: PgConfig,
     client: Arc<Mutex<Option<Client>>>,
     chain: Chain,
 }
@@ -107,7 +109,7 @@ impl Log for PgLog {
                 "INSERT INTO onboard_journal (hire, seq, record) VALUES ($1, $2, $3)",
                 &[&self.hire, &seq, &line.trim_end_matches('\n')],
             )
-            .map_err(|e| io::Error::other(format!("PostgreSQL {}: {}", self.url, explain(&e))))?;
+            .map_err(|e| self.config.io(&e))?;
         self.chain.advance(hash);
         Ok(record)
     }
@@ -119,7 +121,7 @@ impl Store for PgStore {
     }
 
     fn hires(&self) -> io::Result<Vec<String>> {
-        if !self.has_schema()? {
+        if self.empty {
             return Ok(Vec::new());
         }
         self.pool.with(|c| {
@@ -134,7 +136,7 @@ impl Store for PgStore {
     }
 
     fn has(&self, hire: &str) -> bool {
-        self.has_schema().unwrap_or(false)
+        !self.empty
             && self
                 .pool
                 .with(|c| {
@@ -152,10 +154,10 @@ impl Store for PgStore {
     }
 
     fn read(&self, hire: &str) -> io::Result<JournalText> {
-        let text = if self.has_schema()? {
-            self.journal_text(hire)?
-        } else {
+        let text = if self.empty {
             String::new()
+        } else {
+            self.pool.with(|c| journal_text(c, hire))?
         };
         if text.is_empty() {
             return Err(io::Error::new(
@@ -190,7 +192,7 @@ impl Store for PgStore {
         Ok(Session {
             log: Box::new(PgLog {
                 hire: hire.to_owned(),
-                url: self.url().to_owned(),
+                config: self.pool.config.clone(),
                 client: held.client.clone(),
                 chain,
             }),
@@ -221,7 +223,7 @@ impl Store for PgStore {
         let mut client = self.pool.take()?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&key])
-            .map_err(|e| io::Error::other(explain(&e)))?;
+            .map_err(|e| self.pool.config.io(&e))?;
         Ok(Box::new(Held {
             pool: self.pool.clone(),
             client: Arc::new(Mutex::new(Some(client))),
@@ -242,7 +244,7 @@ impl Store for PgStore {
     }
 
     fn evidence(&self, hire: &str) -> io::Result<Vec<Evidence>> {
-        if !self.has_schema()? {
+        if self.empty {
             return Ok(Vec::new());
         }
         self.pool.with(|c| {
@@ -308,7 +310,7 @@ impl Store for PgStore {
 
 impl PgStore {
     fn io(&self, e: &postgres::Error) -> io::Error {
-        io::Error::other(format!("PostgreSQL {}: {}", self.url(), explain(e)))
+        self.pool.config.io(e)
     }
 
     /// Takes a hire's lock on a connection of its own, or says who holds it.
@@ -353,19 +355,6 @@ impl PgStore {
             client: Arc::new(Mutex::new(Some(client))),
             key,
         })
-    }
-
-    fn has_schema(&self) -> io::Result<bool> {
-        self.pool.with(|c| {
-            Ok(
-                c.query_one("SELECT to_regclass('onboard_journal') IS NOT NULL", &[])?
-                    .get(0),
-            )
-        })
-    }
-
-    fn journal_text(&self, hire: &str) -> io::Result<String> {
-        self.pool.with(|c| journal_text(c, hire))
     }
 }
 

@@ -16,15 +16,20 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[(
 )];
 
 /// Applies the migrations this database lacks, one transaction each, under an advisory lock
-/// so that two onboards starting at once do not both apply them.
-pub(super) fn migrate(client: &mut Client, config: &PgConfig, create: bool) -> Result<(), PgError> {
+/// so that two onboards starting at once do not both apply them. Says whether onboard's
+/// tables are there (not when reading a database onboard never wrote to).
+pub(super) fn migrate(
+    client: &mut Client,
+    config: &PgConfig,
+    create: bool,
+) -> Result<bool, PgError> {
     let fail = |e: postgres::Error| config.unavailable(&e);
     let exists: bool = client
         .query_one("SELECT to_regclass('onboard_schema') IS NOT NULL", &[])
         .map_err(fail)?
         .get(0);
     if !exists && !create {
-        return Ok(());
+        return Ok(false);
     }
     let key = lock_key("schema");
     client
@@ -82,7 +87,7 @@ pub(super) fn migrate(client: &mut Client, config: &PgConfig, create: bool) -> R
             .map_err(fail)?;
             tx.commit().map_err(fail)?;
         }
-        Ok(())
+        Ok(true)
     })();
     let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]);
     result
