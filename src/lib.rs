@@ -27,4 +27,5 @@ pub mod state;
 pub mod steps;
 pub mod store;
 pub mod template;
+pub mod web;
 pub mod yaml;

@@ -108,6 +108,25 @@ pub struct JournalFile {
     pub journal: journal::JournalText,
 }
 
+impl JournalFile {
+    /// A hire's journal from the store; one that cannot be read is flagged, not an error, so
+    /// it hides no other hire.
+    pub fn read(store: &dyn crate::store::Store, hire: &str) -> JournalFile {
+        let journal = store.read(hire).unwrap_or_else(|e| journal::JournalText {
+            text: String::new(),
+            unreadable: Some(journal::Broken {
+                line: 1,
+                problem: format!("cannot be read: {e}"),
+            }),
+        });
+        JournalFile {
+            path: store.journal_name(hire),
+            hire: hire.to_owned(),
+            journal,
+        }
+    }
+}
+
 /// Evidence keys that are technical detail, left out of the HR view.
 const TECHNICAL: &[&str] = &[
     "message_id",

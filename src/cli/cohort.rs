@@ -121,6 +121,21 @@ fn checked_rows(
     sources: &mut SourceMap,
     printer: &Printer,
 ) -> CmdResult<(Playbook, Vec<Hire>)> {
+    let (pb, hires, diags) = check_rows(pb, path, sources);
+    if !diags.is_empty() {
+        report(diags.sorted(), sources, printer);
+        return Err(CliError::Reported(Exit::Input));
+    }
+    Ok((pb, hires))
+}
+
+/// The rows that pass every check, and every problem at its row and column (HR's preview
+/// shows them as the CLI prints them).
+pub(crate) fn check_rows(
+    pb: Playbook,
+    path: &std::path::Path,
+    sources: &mut SourceMap,
+) -> (Playbook, Vec<Hire>, crate::diag::Diagnostics) {
     let (rows, mut diags) = crate::hires::read(path, &pb.hire_columns, sources);
     let mut seen: HashMap<String, crate::diag::Span> = HashMap::new();
     let mut accounts = Accounts::default();
@@ -163,11 +178,7 @@ fn checked_rows(
         }
         hires.push(row.hire.value);
     }
-    if !diags.is_empty() {
-        report(diags.sorted(), sources, printer);
-        return Err(CliError::Reported(Exit::Input));
-    }
-    Ok((pb, hires))
+    (pb, hires, diags)
 }
 
 pub fn cmd_cohort(

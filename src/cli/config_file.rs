@@ -23,6 +23,17 @@
 //! url = "smtp://mail.example.org:587"
 //! user = "onboard"
 //! password_env = "ONBOARD_SMTP_SECRET"
+//!
+//! [serve]
+//! listen = "0.0.0.0:8443"
+//! base_url = "https://onboard.example.org:8443"
+//! tls_cert = "/etc/onboard/tls.pem"
+//! tls_key = "/etc/onboard/tls.key"
+//!
+//! [roles]
+//! it = "cn=it-staff,ou=groups,dc=example,dc=org"
+//! hr = "cn=hr,ou=groups,dc=example,dc=org"
+//! audit = "cn=auditors,ou=groups,dc=example,dc=org"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -52,6 +63,43 @@ pub struct Doc {
     pub ldap: Server,
     #[serde(default)]
     pub smtp: Server,
+    #[serde(default)]
+    pub serve: Serve,
+    #[serde(default)]
+    pub roles: Roles,
+}
+
+/// `[serve]`: the web pages (`onboard serve`) and the links they open.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Serve {
+    /// `HOST:PORT` to listen on.
+    pub listen: Option<Spanned<String>>,
+    /// The address people reach the pages at, for links in emails (`https://onboard.example.org`).
+    pub base_url: Option<Spanned<String>>,
+    /// PEM certificate chain and private key: serve HTTPS.
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    /// How long a sign-in lasts, in minutes.
+    pub session_minutes: Option<Spanned<u64>>,
+    /// How long a link is usable, in days.
+    pub link_days: Option<Spanned<u64>>,
+    /// The file holding the key links are signed with (created if missing).
+    pub link_key_file: Option<Spanned<String>>,
+    /// Where people's accounts are, and the attribute they sign in with.
+    pub users_base: Option<Spanned<String>>,
+    pub login_attribute: Option<Spanned<String>>,
+    /// Whom a person with a used or expired link should contact.
+    pub contact: Option<Spanned<String>>,
+}
+
+/// `[roles]`: the directory group whose members hold each role.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    pub it: Option<Spanned<String>>,
+    pub hr: Option<Spanned<String>>,
+    pub audit: Option<Spanned<String>>,
 }
 
 /// `[postgres]`: how to reach the database that `state = "postgres://…"` names.

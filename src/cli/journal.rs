@@ -293,6 +293,9 @@ fn describe(r: &Record) -> String {
             s
         }
         Event::StepSkipped { step, because } => format!("{step}: skipped: {because}"),
+        Event::AccessRefused { step, reason } => {
+            format!("{step}: refused a page request: {reason}")
+        }
         Event::StepUncertain { step, reason, .. } => format!("{step}: uncertain: {reason}"),
         Event::StepDrift { step, drift } if drift.is_empty() => {
             format!("{step}: matches the playbook again")

@@ -4,7 +4,7 @@
 //! or the run could not finish; 2 invalid input (arguments, playbook, hire data).
 
 mod check;
-mod cohort;
+pub(crate) mod cohort;
 mod completions;
 mod config;
 mod config_file;
@@ -17,6 +17,7 @@ mod progress;
 mod report;
 mod run;
 mod schema;
+mod serve;
 mod settings;
 mod sign_off;
 
@@ -124,6 +125,8 @@ enum Command {
     MarkSent(mark_sent::MarkSentArgs),
     Config(config::ConfigArgs),
     Store(config::StoreArgs),
+    Serve(serve::ServeArgs),
+    Link(serve::LinkArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -160,7 +163,9 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(
             Command::Check(_) | Command::Schema(_) | Command::Completions(_) | Command::Man(_),
         ) => None,
-        Some(Command::Plan(_) | Command::Config(_)) | None => Some(Talks::ToServers),
+        Some(Command::Plan(_) | Command::Config(_) | Command::Serve(_)) | None => {
+            Some(Talks::ToServers)
+        }
         Some(_) => Some(Talks::ToStateOnly),
     };
     let setup = match talks {
@@ -192,6 +197,8 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(Command::MarkSent(args)) => mark_sent::cmd_mark_sent(args, setup(), printer),
         Some(Command::Config(args)) => config::cmd_config(args, setup(), printer),
         Some(Command::Store(args)) => config::cmd_store(args, setup(), printer),
+        Some(Command::Serve(args)) => serve::cmd_serve(args, setup(), printer),
+        Some(Command::Link(args)) => serve::cmd_link(args, setup(), printer),
         None => run_main(cli.run, setup(), printer),
     }
 }

@@ -61,20 +61,7 @@ pub fn cmd_report(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResu
     let mut journals = Vec::new();
     for hire in hires {
         // A journal that cannot be read is in the report, flagged; it hides no other hire.
-        let journal = state
-            .read(&hire)
-            .unwrap_or_else(|e| crate::journal::JournalText {
-                text: String::new(),
-                unreadable: Some(crate::journal::Broken {
-                    line: 1,
-                    problem: format!("cannot be read: {e}"),
-                }),
-            });
-        let j = JournalFile {
-            path: state.journal_name(&hire),
-            hire,
-            journal,
-        };
+        let j = JournalFile::read(state, &hire);
         if report::in_range(&j, args.since, args.until) {
             journals.push(j);
         }

@@ -23,7 +23,7 @@ use crate::state::StateDir;
 use crate::store::Store;
 
 /// The embedded directory starts as the example organisation of the shipped playbooks.
-pub const EXAMPLE_DIRECTORY: &str = include_str!("../backend/directory/example-directory.ldif");
+pub use crate::backend::directory::ldif::EXAMPLE_DIRECTORY;
 
 /// Options of a run.
 #[derive(Debug, Args, Clone)]

@@ -93,13 +93,18 @@ pub fn cmd_sign_off(args: SignOffArgs, setup: &Setup, printer: &Printer) -> CmdR
         resend_uncertain: false,
         failpoint: None,
     };
+    let mut evidence = Vec::new();
+    for file in &args.evidence {
+        let bytes = crate::files::read_regular(file, crate::files::EVIDENCE_LIMIT)
+            .map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "evidence".into());
+        evidence.push(crate::store::Evidence { name, bytes });
+    }
     let outcome = engine::sign_off(
-        state,
-        &args.hire,
-        &args.step,
-        signature,
-        &args.evidence,
-        &settings,
+        state, &args.hire, &args.step, signature, &evidence, &settings,
     )?;
     match outcome {
         Outcome::Applied(changes) => {

@@ -11,7 +11,7 @@ mod step;
 
 pub use outcome::{Counts, Outcome, Progress, Report, StepReport};
 use people::signed;
-pub use people::{mark_sent, sign_off};
+pub use people::{access_refused, mark_sent, sign_off};
 use step::run_step;
 
 use std::collections::BTreeMap;

@@ -118,14 +118,16 @@ pub(super) fn signed(
     Ok((Outcome::Applied(changes), Some(out)))
 }
 
-/// `onboard sign-off`: records a signature for a waiting step, from the journal alone.
-/// Evidence files are copied into the state directory and recorded with their SHA-256.
+/// `onboard sign-off` and the sign-off page: records a signature for a waiting step, from the
+/// journal alone. Evidence files are kept in the store and recorded with their SHA-256.
+/// `settings.actor` is who records it (a sign-in, an OS user, "via link sent to …"); dual
+/// control holds against it as well as against the signer's name.
 pub fn sign_off(
     store: &dyn Store,
     hire: &str,
     step: &str,
     mut signature: steps::human::Signature,
-    evidence_files: &[std::path::PathBuf],
+    evidence_files: &[crate::store::Evidence],
     settings: &Settings,
 ) -> Result<Outcome, EngineError> {
     let holder = format!(
@@ -163,22 +165,21 @@ pub fn sign_off(
                 ),
             })
         })?;
-    for file in evidence_files {
-        let bytes = crate::files::read_regular(file, crate::files::EVIDENCE_LIMIT)
-            .map_err(|e| EngineError::Refused(e.to_string()))?;
-        let sha = crate::digest::sha256(&bytes);
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "evidence".into());
-        store
-            .keep_evidence(hire, &name, &bytes)
-            .map_err(|e| EngineError::Io(format!("cannot keep the evidence file: {e}")))?;
-        signature.evidence.insert(format!("file:{name}"), sha);
-    }
     let operators: Vec<&str> = state.operators.iter().map(String::as_str).collect();
-    steps::human::validate(&request, &signature, &operators)
+    for file in evidence_files {
+        let sha = crate::digest::sha256(&file.bytes);
+        signature
+            .evidence
+            .insert(format!("file:{}", file.name), sha);
+    }
+    steps::human::validate(&request, &signature, &[&settings.actor], &operators)
         .map_err(|p| EngineError::Refused(p.0))?;
+    // Kept only once the signature is valid: a refused one leaves nothing behind.
+    for file in evidence_files {
+        store
+            .keep_evidence(hire, &file.name, &file.bytes)
+            .map_err(|e| EngineError::Io(format!("cannot keep the evidence file: {e}")))?;
+    }
     let mut w = Writer {
         sink: Sink::Journal(&mut *session.log),
         clock: settings.clock,
@@ -190,4 +191,29 @@ pub fn sign_off(
         &mut w, store, hire, step, &request, signature, &at, &outputs,
     )?;
     Ok(outcome)
+}
+
+/// Records that a page refused a request for `hire`'s `step` (a link for another hire or step),
+/// so the attempt is in the hire's journal, not only in the server's log.
+pub fn access_refused(
+    store: &dyn Store,
+    hire: &str,
+    step: &str,
+    actor: &str,
+    reason: &str,
+    clock: Clock,
+) -> Result<(), EngineError> {
+    let holder = format!("serve for {actor} (pid {})", std::process::id());
+    let mut session = store.open(hire, &holder, &crate::secret::random_hex(8), actor)?;
+    session
+        .log
+        .append(
+            &clock.now().to_string(),
+            Event::AccessRefused {
+                step: step.to_owned(),
+                reason: reason.to_owned(),
+            },
+        )
+        .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
+    Ok(())
 }

@@ -225,7 +225,7 @@ fn waiting(
         && let Some(signature) = ctx.operator.sign(step, request)
     {
         let operators: Vec<&str> = ctx.operators.iter().map(String::as_str).collect();
-        match steps::human::validate(request, &signature, &operators) {
+        match steps::human::validate(request, &signature, &[], &operators) {
             Ok(()) => {
                 let at = w.clock.now().to_string();
                 return signed(

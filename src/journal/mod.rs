@@ -135,6 +135,9 @@ pub enum Event {
     StepDrift { step: String, drift: String },
     /// Not attempted because a step it needs is not done.
     StepSkipped { step: String, because: String },
+    /// A page refused a request about this step (a link for another hire or step); the
+    /// record's actor says whose link it was. Changes no state.
+    AccessRefused { step: String, reason: String },
     RunFinished {
         done: u32,
         already_done: u32,
@@ -156,7 +159,8 @@ impl Event {
             | Event::SignedOff { step, .. }
             | Event::StepUncertain { step, .. }
             | Event::StepDrift { step, .. }
-            | Event::StepSkipped { step, .. } => Some(step),
+            | Event::StepSkipped { step, .. }
+            | Event::AccessRefused { step, .. } => Some(step),
             Event::RunStarted { .. } | Event::RunFinished { .. } => None,
         }
     }
@@ -172,6 +176,7 @@ impl Event {
             Event::StepDrift { .. } => "step_drift",
             Event::SignedOff { .. } => "signed_off",
             Event::StepSkipped { .. } => "step_skipped",
+            Event::AccessRefused { .. } => "access_refused",
             Event::RunFinished { .. } => "run_finished",
         }
     }

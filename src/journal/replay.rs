@@ -156,7 +156,8 @@ pub fn replay(records: &[Record]) -> HireState {
                 state.deadlines = deadlines.clone();
                 state.runs += 1;
             }
-            Event::RunFinished { .. } => {}
+            // A refused request changes nothing about the step.
+            Event::RunFinished { .. } | Event::AccessRefused { .. } => {}
             event => {
                 let step = event.step().expect("every other record is about a step");
                 let mut s = state.steps.get(step).cloned().unwrap_or_default();
@@ -240,7 +241,7 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.status = Status::Skipped;
             s.detail = because.clone();
         }
-        Event::RunStarted { .. } | Event::RunFinished { .. } => {}
+        Event::RunStarted { .. } | Event::RunFinished { .. } | Event::AccessRefused { .. } => {}
     }
 }
 

@@ -59,10 +59,12 @@ pub struct Signature {
     pub evidence: BTreeMap<String, String>,
 }
 
-/// Checks a signature against what was asked. `operators` ran the automated steps.
+/// Checks a signature against what was asked. `operators` ran the automated steps;
+/// `known_as` are other names the signer acts under (their sign-in), for dual control.
 pub fn validate(
     request: &SignOffRequest,
     signature: &Signature,
+    known_as: &[&str],
     operators: &[&str],
 ) -> Result<(), crate::diag::Invalid> {
     let by = signature.by.trim();
@@ -76,9 +78,13 @@ pub fn validate(
         )
         .into());
     }
-    if request.not_operator && operators.iter().any(|o| o.eq_ignore_ascii_case(by)) {
+    if request.not_operator
+        && let Some(name) = std::iter::once(&by)
+            .chain(known_as)
+            .find(|n| operators.iter().any(|o| o.eq_ignore_ascii_case(n)))
+    {
         return Err(format!(
-            "dual control: {by} ran the automated steps for this hire, so someone else must sign"
+            "dual control: {name} ran the automated steps for this hire, so someone else must sign"
         )
         .into());
     }
@@ -161,29 +167,36 @@ mod tests {
     #[test]
     fn dual_control_and_completeness() {
         let r = request();
-        assert_eq!(validate(&r, &signature("Tom"), &["alice"]), Ok(()));
+        assert_eq!(validate(&r, &signature("Tom"), &[], &["alice"]), Ok(()));
         assert!(
-            validate(&r, &signature("Alice"), &["alice"])
+            validate(&r, &signature("Alice"), &[], &["alice"])
                 .unwrap_err()
                 .0
                 .starts_with("dual control")
         );
+        // Signing under another name does not get round it: the sign-in counts too.
+        assert!(
+            validate(&r, &signature("Tom"), &["alice"], &["alice"])
+                .unwrap_err()
+                .0
+                .starts_with("dual control: alice")
+        );
         let mut partial = signature("Tom");
         partial.confirmed.pop();
         assert_eq!(
-            validate(&r, &partial, &[]),
+            validate(&r, &partial, &[], &[]),
             Err("not confirmed: \"cleaned\"".into())
         );
         let mut no_evidence = signature("Tom");
         no_evidence.evidence.clear();
         assert_eq!(
-            validate(&r, &no_evidence, &[]),
+            validate(&r, &no_evidence, &[], &[]),
             Err("evidence missing: wipe_certificate_id".into())
         );
         let mut named = r.clone();
         named.signers = vec!["Tina".into()];
         assert!(
-            validate(&named, &signature("Tom"), &[])
+            validate(&named, &signature("Tom"), &[], &[])
                 .unwrap_err()
                 .0
                 .contains("may not sign")

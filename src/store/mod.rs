@@ -24,7 +24,7 @@ use crate::journal::{Event, JournalText, OpenError, Record};
 /// A held lock: released when dropped (and by the system if the process dies).
 pub type Guard = Box<dyn std::any::Any + Send>;
 
-pub trait Store: Sync {
+pub trait Store: Send + Sync {
     /// Where the store is, for messages.
     fn describe(&self) -> String;
     /// Every hire with a journal, sorted.

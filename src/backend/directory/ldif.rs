@@ -18,6 +18,9 @@ use crate::backend::{BackendError, BackendResult};
 use crate::secret::Secret;
 use crate::state;
 
+/// The embedded directory's starting point: the example organisation the shipped playbooks use.
+pub const EXAMPLE_DIRECTORY: &str = include_str!("example-directory.ldif");
+
 pub struct LdifDirectory {
     path: PathBuf,
     /// For a dry run: read the file (or the seed, if there is no file yet), never write.

@@ -39,6 +39,7 @@
 
 mod layers;
 mod servers;
+mod web;
 
 use std::path::{Path, PathBuf};
 
@@ -69,6 +70,8 @@ pub struct Setup {
     /// The servers, for the commands that talk to them (`None`: not resolved).
     servers: Option<Servers>,
     pub failpoint: Option<Failpoint>,
+    /// The web pages and links (`onboard serve`, `onboard link`).
+    pub web: crate::web::WebSettings,
     /// Each setting as resolved and where it came from, for `onboard config`.
     pub shown: Vec<Shown>,
 }
@@ -128,6 +131,7 @@ impl Setup {
         };
         layers.show("config file", config_at, Some(config_origin));
         let (state_dir, store) = store(&mut layers, flags.state_dir)?;
+        let web = web::web(&mut layers, state_dir.as_deref())?;
         let user = std::env::var("USER")
             .ok()
             .or_else(|| std::env::var("LOGNAME").ok());
@@ -143,6 +147,7 @@ impl Setup {
             clock,
             servers,
             failpoint: failpoint(),
+            web,
             shown: layers.shown,
         })
     }
