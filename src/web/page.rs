@@ -15,42 +15,15 @@ use super::guard::User;
 pub const UPLOAD_LIMIT: usize = 8 * 1024 * 1024;
 
 const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "layout.html",
-        include_str!("templates/layout.html.tera"),
-    ),
-    (
-        "signin.html",
-        include_str!("templates/signin.html.tera"),
-    ),
-    (
-        "board.html",
-        include_str!("templates/board.html.tera"),
-    ),
-    (
-        "hire.html",
-        include_str!("templates/hire.html.tera"),
-    ),
-    (
-        "sign.html",
-        include_str!("templates/sign.html.tera"),
-    ),
-    (
-        "welcome.html",
-        include_str!("templates/welcome.html.tera"),
-    ),
-    (
-        "preview.html",
-        include_str!("templates/preview.html.tera"),
-    ),
-    (
-        "report.html",
-        include_str!("templates/report.html.tera"),
-    ),
-    (
-        "message.html",
-        include_str!("templates/message.html.tera"),
-    ),
+    ("layout.html", include_str!("templates/layout.html.tera")),
+    ("signin.html", include_str!("templates/signin.html.tera")),
+    ("board.html", include_str!("templates/board.html.tera")),
+    ("hire.html", include_str!("templates/hire.html.tera")),
+    ("sign.html", include_str!("templates/sign.html.tera")),
+    ("welcome.html", include_str!("templates/welcome.html.tera")),
+    ("preview.html", include_str!("templates/preview.html.tera")),
+    ("report.html", include_str!("templates/report.html.tera")),
+    ("message.html", include_str!("templates/message.html.tera")),
 ];
 
 const STYLESHEET: &str = include_str!("templates/onboard.css");

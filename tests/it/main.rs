@@ -1,6 +1,7 @@
 //! Integration tests: one binary that runs the built `onboard` like a person would.
 
 mod ad;
+mod browser;
 mod cohort;
 mod commands;
 mod common;
@@ -17,6 +18,7 @@ mod readiness;
 mod report;
 mod run;
 mod samba;
+mod serve;
 mod slapd;
 mod smtp;
 mod smtp_server;
