@@ -10,7 +10,7 @@ use super::settings::{Open, Setup};
 use super::{CliError, CmdResult, Printer, emit};
 use crate::engine::read_state;
 use crate::journal::Status;
-use crate::web::{Link, LinkKey, Web};
+use crate::web::{Link, LinkKey, Parts, Web};
 
 /// Serve the web pages: the board, hire pages, sign-off forms and links, HR's preview, reports.
 ///
@@ -41,15 +41,16 @@ pub fn cmd_serve(args: ServeArgs, setup: &Setup, printer: &Printer) -> CmdResult
         None => None,
     };
     let store = setup.store(Open::AsIs)?;
-    let web = Web::new(
-        settings.clone(),
+    let web = Web::new(Parts {
+        settings: settings.clone(),
         store,
-        setup.servers().ldap.clone(),
-        setup.local(Open::AsIs)?,
+        ldap: setup.servers().ldap.clone(),
+        state: setup.local(Open::AsIs)?,
         key,
-        setup.clock,
-        args.playbooks,
-    )
+        clock: setup.clock,
+        playbooks: args.playbooks,
+        log: Box::new(|line| eprintln!("onboard serve: {line}")),
+    })
     .map_err(|e| CliError::failed(format!("the page templates do not load: {e}")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -95,6 +95,7 @@ pub struct Web {
     pub clock: Clock,
     /// Where the pages find checklists for HR's preview.
     pub playbooks: PathBuf,
+    log: Box<dyn Fn(&str) + Send + Sync>,
     sessions: guard::Sessions,
     attempts: guard::Attempts,
     pages: page::Pages,
@@ -102,16 +103,33 @@ pub struct Web {
     previews: preview::Previews,
 }
 
+/// What a `Web` is made of, given by the CLI.
+pub struct Parts {
+    pub settings: WebSettings,
+    pub store: Box<dyn Store>,
+    /// The directory people sign in against; `None`: the embedded directory in `state`.
+    pub ldap: Option<LdapConfig>,
+    pub state: StateDir,
+    pub key: LinkKey,
+    pub clock: Clock,
+    /// Where the pages find checklists for HR's preview.
+    pub playbooks: PathBuf,
+    /// Where the server's log lines go (the CLI writes them to stderr).
+    pub log: Box<dyn Fn(&str) + Send + Sync>,
+}
+
 impl Web {
-    pub fn new(
-        settings: WebSettings,
-        store: Box<dyn Store>,
-        ldap: Option<LdapConfig>,
-        state: StateDir,
-        key: LinkKey,
-        clock: Clock,
-        playbooks: PathBuf,
-    ) -> Result<Web, tera::Error> {
+    pub fn new(parts: Parts) -> Result<Web, tera::Error> {
+        let Parts {
+            settings,
+            store,
+            ldap,
+            state,
+            key,
+            clock,
+            playbooks,
+            log,
+        } = parts;
         Ok(Web {
             settings,
             store,
@@ -120,6 +138,7 @@ impl Web {
             key,
             clock,
             playbooks,
+            log,
             sessions: guard::Sessions::default(),
             attempts: guard::Attempts::default(),
             pages: page::Pages::new()?,
@@ -132,9 +151,9 @@ impl Web {
         self.clock.now().as_second()
     }
 
-    /// A line for the operator (stderr), never with a secret in it.
+    /// A line for the operator, never with a secret in it.
     fn log(&self, line: &str) {
-        eprintln!("{} onboard serve: {line}", self.clock.now());
+        (self.log)(&format!("{} {line}", self.clock.now()));
     }
 }
 
