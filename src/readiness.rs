@@ -184,6 +184,7 @@ mod tests {
             waiting_since: since.map(str::to_owned),
             evidence: BTreeMap::new(),
             drift: None,
+            link_email: None,
         }
     }
 

@@ -216,6 +216,10 @@ pub fn cmd_cohort(
         Mode::Apply => Open::ForRun,
     };
     let store = setup.store(open)?;
+    let links = match mode {
+        Mode::Apply => Some(setup.links()?),
+        Mode::DryRun => None,
+    };
     let state = setup.local(open)?;
     let settings = Settings {
         mode,
@@ -239,6 +243,7 @@ pub fn cmd_cohort(
             let results = Arc::clone(&results);
             let (pb, state, settings, bars, servers) = (&pb, &state, &settings, &bars, &servers);
             let store = store.as_ref();
+            let links = links.as_ref();
             scope.spawn(move || {
                 // Each worker has its own connection and transport.
                 let (mut directory, mut mailer) = match targets(state, mode, servers) {
@@ -258,6 +263,7 @@ pub fn cmd_cohort(
                         Targets {
                             directory: directory.as_mut(),
                             mailer: mailer.as_mut(),
+                            links,
                         },
                         settings,
                         &mut progress,

@@ -296,6 +296,8 @@ fn describe(r: &Record) -> String {
         Event::AccessRefused { step, reason } => {
             format!("{step}: refused a page request: {reason}")
         }
+        Event::LinkSending { step, to, .. } => format!("{step}: emailing a link to {to}"),
+        Event::LinkSent { step, message_id } => format!("{step}: link email sent as {message_id}"),
         Event::StepUncertain { step, reason, .. } => format!("{step}: uncertain: {reason}"),
         Event::StepDrift { step, drift } if drift.is_empty() => {
             format!("{step}: matches the playbook again")

@@ -76,8 +76,16 @@ pub fn cmd_plan(args: PlanArgs, setup: &Setup, printer: &Printer) -> CmdResult {
             failpoint: None,
         };
         let servers = setup.servers();
-        let report = walk(&pb, store.as_ref(), &local, servers, &settings, &mut Quiet)
-            .and_then(|result| planned(result, &sources, printer))?;
+        let report = walk(
+            &pb,
+            store.as_ref(),
+            &local,
+            servers,
+            &settings,
+            None,
+            &mut Quiet,
+        )
+        .and_then(|result| planned(result, &sources, printer))?;
         plan = report.plan;
         for (step, s) in plan.steps.iter_mut().zip(&report.steps) {
             step.now = Some(s.outcome.now());

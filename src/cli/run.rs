@@ -139,12 +139,14 @@ pub fn cmd_run(
     };
     let mut progress =
         StepProgress::new(plan.steps.len(), !options.no_prompt, options.actor.clone());
+    let links = setup.links()?;
     let report = walk(
         &pb,
         store.as_ref(),
         &local,
         servers,
         &settings,
+        Some(&links),
         &mut progress,
     )
     .and_then(|result| planned(result, &sources, printer))?;
@@ -173,6 +175,7 @@ pub fn walk(
     state: &StateDir,
     servers: &Servers,
     settings: &Settings,
+    links: Option<&crate::web::Links>,
     progress: &mut dyn Progress,
 ) -> CmdResult<Result<Report, EngineError>> {
     let (mut directory, mut mailer) = targets(state, settings.mode, servers)?;
@@ -182,6 +185,7 @@ pub fn walk(
         Targets {
             directory: directory.as_mut(),
             mailer: mailer.as_mut(),
+            links,
         },
         settings,
         progress,

@@ -10,7 +10,7 @@ use super::settings::{Open, Setup};
 use super::{CliError, CmdResult, Printer, emit};
 use crate::engine::read_state;
 use crate::journal::Status;
-use crate::web::{Link, LinkKey, Parts, Web};
+use crate::web::{Link, Parts, Web};
 
 /// Serve the web pages: the board, hire pages, sign-off forms and links, HR's preview, reports.
 ///
@@ -32,7 +32,7 @@ pub fn cmd_serve(args: ServeArgs, setup: &Setup, printer: &Printer) -> CmdResult
     if let Some(listen) = args.listen {
         settings.listen = listen;
     }
-    let key = link_key(setup)?;
+    let key = setup.link_key()?;
     let tls = match &settings.tls {
         Some((cert, key)) => Some(Arc::new(
             crate::web::tls_config(cert, key)
@@ -78,18 +78,6 @@ pub fn cmd_serve(args: ServeArgs, setup: &Setup, printer: &Printer) -> CmdResult
     })
 }
 
-/// The link key, created in the state directory on first use unless a file is configured.
-fn link_key(setup: &Setup) -> CmdResult<LinkKey> {
-    let Some(path) = &setup.web.link_key_file else {
-        return Err(CliError::input("no link key: HOME is not set")
-            .hint("set serve.link_key_file in the config file, or ONBOARD_LINK_KEY_FILE"));
-    };
-    LinkKey::load(path, true).map_err(|e| {
-        CliError::input(format!("the link key {}: {e}", path.display()))
-            .hint("give a file whose first line is 32 or more random characters, or remove it to have one made")
-    })
-}
-
 /// Print a single-purpose link that lets one person sign one step of one hire, for IT to hand
 /// over in person (the hire at the desk, a technician without an account).
 ///
@@ -128,7 +116,7 @@ pub fn cmd_link(args: LinkArgs, setup: &Setup, printer: &Printer) -> CmdResult {
             )));
         }
     }
-    let key = link_key(setup)?;
+    let key = setup.link_key()?;
     let now = setup.clock.now().as_second();
     let link = Link {
         hire: args.hire.clone(),

@@ -185,7 +185,7 @@ fn after_looking(f: &Facts<'_>, found: StepResult<Check>) -> Decision {
         ) => Decision::Wait {
             on,
             reason,
-            request,
+            request: request.map(|r| *r),
         },
         (Ok(Check::Uncertain { reason, .. }), Some(_)) => {
             Decision::Report(Outcome::Uncertain(reason))

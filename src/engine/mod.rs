@@ -5,6 +5,7 @@
 //! apply; it writes nothing, not even the journal.
 
 mod decide;
+mod notify;
 mod outcome;
 mod people;
 mod step;
@@ -150,6 +151,8 @@ impl From<StoreError> for EngineError {
 pub struct Targets<'a> {
     pub directory: &'a mut dyn Directory,
     pub mailer: &'a mut dyn Mailer,
+    /// For emailing links to people's steps (`notify`); `None`: no link key, nothing emailed.
+    pub links: Option<&'a crate::web::Links>,
 }
 
 /// Reads a hire's journal without changing it: its verified records, replayed.
@@ -268,6 +271,7 @@ struct HireCtx<'a> {
     from: &'a str,
     settings: &'a Settings,
     store: &'a dyn Store,
+    links: Option<&'a crate::web::Links>,
 }
 
 impl HireCtx<'_> {
@@ -295,6 +299,7 @@ impl HireCtx<'_> {
             outputs,
             operators,
             store: self.store,
+            links: self.links,
         }
     }
 }
@@ -326,13 +331,18 @@ pub fn run(
     };
     w.append(run_started(pb, &hire, &current))?;
 
-    let Targets { directory, mailer } = targets;
+    let Targets {
+        directory,
+        mailer,
+        links,
+    } = targets;
     let hire_ctx = HireCtx {
         pb,
         hire: &hire,
         from: &from,
         settings,
         store,
+        links,
     };
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
     let mut reports = Vec::new();

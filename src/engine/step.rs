@@ -258,8 +258,15 @@ fn waiting(
             step: step.id.clone(),
             on: on.clone(),
             reason: reason.clone(),
-            request,
+            request: request.clone(),
         })?;
     }
+    let reason = match &request {
+        Some(r) => match super::notify::link_email(step, ctx, w, r)? {
+            Some(note) => format!("{reason}; {note}"),
+            None => reason,
+        },
+        None => reason,
+    };
     Ok((Outcome::Waiting { on, reason }, None))
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use file::{Journal, JournalText, OpenError, Opened, read_text};
 
-pub use replay::{HireState, Status, StepState, replay, signed_outputs};
+pub use replay::{HireState, LinkEmail, Status, StepState, replay, signed_outputs};
 
 /// The record format version this build writes and reads.
 pub const VERSION: u32 = 1;
@@ -135,6 +135,16 @@ pub enum Event {
     StepDrift { step: String, drift: String },
     /// Not attempted because a step it needs is not done.
     StepSkipped { step: String, because: String },
+    /// About to email the signer a link for this waiting step (the link itself, a secret, is
+    /// never journaled): a resume that finds no `link_sent` after it knows the send may have
+    /// happened.
+    LinkSending {
+        step: String,
+        message_id: String,
+        to: String,
+    },
+    /// The link email was accepted by the mail target.
+    LinkSent { step: String, message_id: String },
     /// A page refused a request about this step (a link for another hire or step); the
     /// record's actor says whose link it was. Changes no state.
     AccessRefused { step: String, reason: String },
@@ -160,7 +170,9 @@ impl Event {
             | Event::StepUncertain { step, .. }
             | Event::StepDrift { step, .. }
             | Event::StepSkipped { step, .. }
-            | Event::AccessRefused { step, .. } => Some(step),
+            | Event::AccessRefused { step, .. }
+            | Event::LinkSending { step, .. }
+            | Event::LinkSent { step, .. } => Some(step),
             Event::RunStarted { .. } | Event::RunFinished { .. } => None,
         }
     }
@@ -177,9 +189,18 @@ impl Event {
             Event::SignedOff { .. } => "signed_off",
             Event::StepSkipped { .. } => "step_skipped",
             Event::AccessRefused { .. } => "access_refused",
+            Event::LinkSending { .. } => "link_sending",
+            Event::LinkSent { .. } => "link_sent",
             Event::RunFinished { .. } => "run_finished",
         }
     }
+}
+
+/// Whom a waiting step's link is emailed to, and from whom.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NotifyParams {
+    pub to: String,
+    pub from: String,
 }
 
 /// What a person is asked to sign: recorded when the step starts waiting.
@@ -202,6 +223,9 @@ pub struct SignOffRequest {
     /// For a hand-off: the cleaning sign-off step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleaning: Option<String>,
+    /// Whom onboard emails a link to sign, once (`notify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyParams>,
     /// Checksum of the step's parameters when it started waiting.
     pub checksum: String,
 }

@@ -65,6 +65,16 @@ pub struct StepState {
     /// How a done step no longer matches the playbook, as the last run found it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<String>,
+    /// The link emailed to the signer (`notify`), if one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_email: Option<LinkEmail>,
+}
+
+/// A link email: its Message-ID, and whether the mail target accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkEmail {
+    pub message_id: String,
+    pub sent: bool,
 }
 
 /// What the journal says about one hire.
@@ -158,6 +168,23 @@ pub fn replay(records: &[Record]) -> HireState {
             }
             // A refused request changes nothing about the step.
             Event::RunFinished { .. } | Event::AccessRefused { .. } => {}
+            // The link email is the step's own matter: its status stays waiting.
+            Event::LinkSending {
+                step, message_id, ..
+            } => {
+                let s = state.steps.entry(step.clone()).or_default();
+                s.link_email = Some(LinkEmail {
+                    message_id: message_id.clone(),
+                    sent: false,
+                });
+            }
+            Event::LinkSent { step, message_id } => {
+                let s = state.steps.entry(step.clone()).or_default();
+                s.link_email = Some(LinkEmail {
+                    message_id: message_id.clone(),
+                    sent: true,
+                });
+            }
             event => {
                 let step = event.step().expect("every other record is about a step");
                 let mut s = state.steps.get(step).cloned().unwrap_or_default();
@@ -241,7 +268,11 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.status = Status::Skipped;
             s.detail = because.clone();
         }
-        Event::RunStarted { .. } | Event::RunFinished { .. } | Event::AccessRefused { .. } => {}
+        Event::RunStarted { .. }
+        | Event::RunFinished { .. }
+        | Event::AccessRefused { .. }
+        | Event::LinkSending { .. }
+        | Event::LinkSent { .. } => {}
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::human::{self, Asset, AssetParams};
 use super::sign_off::SignOff;
 use super::{Check, Ctx, Kind, Named, StepError, StepRef, StepResult};
-use crate::journal::SignOffRequest;
+use crate::journal::{NotifyParams, SignOffRequest};
 use crate::load::Step;
 use crate::model::Tpl;
 use crate::plan::{Outputs, PlannedStep, Renderer};
@@ -29,6 +29,8 @@ pub struct DeviceHandoff {
     /// What comes with it, e.g. `[charger, dock]` (templates).
     #[serde(default)]
     pub accessories: Vec<Tpl>,
+    /// Email the hire a link to acknowledge on the web, once, when the step starts waiting.
+    pub notify: Option<human::Notify>,
 }
 
 /// The rendered parameters of a `device_handoff` step.
@@ -38,6 +40,8 @@ pub struct HandoffParams {
     pub cleaning: String,
     pub condition: Option<String>,
     pub accessories: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyParams>,
 }
 
 impl Kind for DeviceHandoff {
@@ -66,6 +70,7 @@ impl Kind for DeviceHandoff {
                 .iter()
                 .map(|a| r.line(a, "an accessory"))
                 .collect(),
+            notify: self.notify.as_ref().map(|n| human::render_notify(r, n)),
         })
     }
 
@@ -102,6 +107,9 @@ impl Kind for DeviceHandoff {
         if !p.accessories.is_empty() {
             out.push(("accessories".to_owned(), p.accessories.join(", ")));
         }
+        if let Some(n) = &p.notify {
+            out.push(("link emailed to".to_owned(), n.to.clone()));
+        }
         out
     }
 
@@ -137,6 +145,7 @@ fn request(step: &PlannedStep, p: &HandoffParams) -> SignOffRequest {
         cleaning,
         condition,
         accessories,
+        notify,
     } = p;
     let mut items = vec![
         format!(
@@ -179,6 +188,7 @@ fn request(step: &PlannedStep, p: &HandoffParams) -> SignOffRequest {
         signers: Vec::new(),
         asset: details,
         cleaning: Some(cleaning.clone()),
+        notify: notify.clone(),
         checksum: step.checksum.clone(),
     }
 }

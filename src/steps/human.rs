@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Check;
-use crate::journal::{Refusal, SignOffRequest};
+use crate::journal::{NotifyParams, Refusal, SignOffRequest};
 use crate::model::Tpl;
 use crate::plan::Renderer;
 
@@ -40,12 +40,40 @@ pub(crate) fn render_asset(r: &mut Renderer<'_>, a: &Asset) -> AssetParams {
     }
 }
 
+/// Email the signer a link to sign on the web (`onboard serve`), once, when the step starts
+/// waiting.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// The signer's email address (template), e.g. the bench's shared mailbox.
+    pub to: Tpl,
+    /// The sender, e.g. `IT Service Desk <it@example.org>` (template).
+    pub from: Tpl,
+}
+
+pub(crate) fn render_notify(r: &mut Renderer<'_>, n: &Notify) -> NotifyParams {
+    let to = r.line(&n.to, "`notify.to`");
+    let from = r.line(&n.from, "`notify.from`");
+    for (value, tpl, what) in [(&to, &n.to, "notify.to"), (&from, &n.from, "notify.from")] {
+        if !value.contains('{') && value.parse::<lettre::message::Mailbox>().is_err() {
+            r.fail(
+                crate::diag::Diagnostic::new(format!(
+                    "`{what}`: `{value}` is not an email address"
+                ))
+                .at(tpl.span)
+                .hint("write name@example.org, or Name <name@example.org>"),
+            );
+        }
+    }
+    NotifyParams { to, from }
+}
+
 /// The step waits for `request.role` to sign `request`.
 pub(crate) fn waiting(request: SignOffRequest, reason: String) -> Check {
     Check::Waiting {
         on: request.role.clone(),
         reason,
-        request: Some(request),
+        request: Some(Box::new(request)),
     }
 }
 
@@ -150,6 +178,7 @@ mod tests {
             signers: vec![],
             asset: BTreeMap::new(),
             cleaning: None,
+            notify: None,
             checksum: "c".into(),
         }
     }

@@ -276,6 +276,8 @@ pub struct Ctx<'a> {
     pub operators: &'a std::collections::BTreeSet<String>,
     /// Where the hire's record is kept (allocation lock, receipts).
     pub store: &'a dyn crate::store::Store,
+    /// For emailing a waiting step's link (`notify`).
+    pub links: Option<&'a crate::web::Links>,
 }
 
 /// What `check` found.
@@ -291,7 +293,7 @@ pub enum Check {
     Waiting {
         on: String,
         reason: String,
-        request: Option<SignOffRequest>,
+        request: Option<Box<SignOffRequest>>,
     },
     /// An interrupted send that cannot be checked: the operator decides.
     Uncertain { message_id: String, reason: String },

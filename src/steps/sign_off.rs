@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::human::{self, Asset, AssetParams};
 use super::{Check, Ctx, Kind, StepResult};
 use crate::diag::Diagnostic;
-use crate::journal::SignOffRequest;
+use crate::journal::{NotifyParams, SignOffRequest};
 use crate::load::Step;
 use crate::model::Tpl;
 use crate::plan::{Outputs, PlannedStep, Renderer};
@@ -35,6 +35,8 @@ pub struct SignOff {
     /// If given, only these people may sign (names as they sign, e.g. `[Tom Tech, Tina Tech]`).
     #[serde(default)]
     pub signers: Vec<Spanned<String>>,
+    /// Email the signer a link to sign on the web, once, when the step starts waiting.
+    pub notify: Option<human::Notify>,
 }
 
 /// The rendered parameters of a `sign_off` step.
@@ -47,6 +49,8 @@ pub struct SignOffParams {
     pub not_operator: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyParams>,
 }
 
 /// A technician's one-item sign-off, for tests.
@@ -60,6 +64,7 @@ impl SignOffParams {
             asset: None,
             not_operator: false,
             signers: vec![],
+            notify: None,
         }
     }
 }
@@ -84,6 +89,7 @@ impl Kind for SignOff {
             asset: self.asset.as_ref().map(|a| human::render_asset(r, a)),
             not_operator: self.not_operator,
             signers: self.signers.iter().map(|n| n.value.clone()).collect(),
+            notify: self.notify.as_ref().map(|n| human::render_notify(r, n)),
         })
     }
 
@@ -111,6 +117,9 @@ impl Kind for SignOff {
         }
         if !p.signers.is_empty() {
             out.push(("may sign".to_owned(), p.signers.join(", ")));
+        }
+        if let Some(n) = &p.notify {
+            out.push(("link emailed to".to_owned(), n.to.clone()));
         }
         if let Some(a) = &p.asset {
             out.push((
@@ -143,6 +152,7 @@ fn request(step: &PlannedStep, p: &SignOffParams) -> SignOffRequest {
         evidence: p.evidence.clone(),
         not_operator: p.not_operator,
         signers: p.signers.clone(),
+        notify: p.notify.clone(),
         asset: p
             .asset
             .iter()

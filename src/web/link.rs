@@ -137,6 +137,25 @@ impl LinkKey {
     }
 }
 
+/// What a run needs to email links (`notify`): the key, and the pages' settings for the URL.
+pub struct Links {
+    pub key: LinkKey,
+    pub settings: super::WebSettings,
+}
+
+impl Links {
+    /// A link for `hire`'s `step`, given to `to`, made at `now` (seconds since the epoch).
+    pub fn url(&self, hire: &str, step: &str, to: &str, now: i64) -> String {
+        let link = Link {
+            hire: hire.to_owned(),
+            step: step.to_owned(),
+            to: to.to_owned(),
+            expires: now + self.settings.link_days * 86_400,
+        };
+        self.settings.link_url(&link, &self.key)
+    }
+}
+
 fn write_private(path: &Path, text: &str) -> io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;

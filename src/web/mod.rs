@@ -39,7 +39,7 @@ use crate::engine::Clock;
 use crate::state::StateDir;
 use crate::store::Store;
 pub use guard::Role;
-pub use link::{Link, LinkKey};
+pub use link::{Link, LinkKey, Links};
 
 /// The settings of the pages and links, resolved by the CLI (see `cli/settings/web.rs`).
 #[derive(Debug, Clone)]

@@ -137,6 +137,64 @@ fn second_hire(env: &TestEnv) -> std::path::PathBuf {
     path
 }
 
+/// The standard checklist with `notify` on the cleaning (the bench's mailbox) and the hand-off
+/// (the hire).
+fn checklist_with_notify(env: &TestEnv) -> String {
+    let repo = crate::common::repo();
+    let text = std::fs::read_to_string(repo.join("playbooks/new-hire.yaml"))
+        .unwrap()
+        .replacen(
+            "      not_operator: true\n",
+            "      not_operator: true\n      notify:\n        to: tom@example.org\n        \
+             from: \"IT Service Desk <it@example.org>\"\n",
+            1,
+        )
+        .replacen(
+            "      cleaning: laptop-cleaning\n",
+            "      cleaning: laptop-cleaning\n      notify:\n        to: \"{{ hire.work_email }}\"\n        \
+             from: \"IT Service Desk <it@example.org>\"\n",
+            1,
+        );
+    assert_eq!(text.matches("notify:").count(), 2);
+    let path = env.path("new-hire-notify.yaml");
+    std::fs::write(
+        &path,
+        format!("templates: {}\n{text}", repo.join("templates").display()),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// The link in the one message sent to `to` whose subject starts with `subject`.
+fn emailed_link(smtp: &SmtpServer, to: &str, subject: &str) -> String {
+    let mails: Vec<serde_json::Value> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m["rcpt_tos"] == serde_json::json!([to])
+                && m["headers"]["Subject"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(subject)
+        })
+        .collect();
+    assert_eq!(mails.len(), 1, "one link email to {to}");
+    let text = mails[0]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["content_type"] == "text/plain")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    text.lines()
+        .find(|l| l.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no link in {text}"))
+        .trim()
+        .to_owned()
+}
+
 #[test]
 fn people_without_a_terminal_do_their_part_in_a_browser() {
     let slapd = Slapd::start();
@@ -145,10 +203,8 @@ fn people_without_a_terminal_do_their_part_in_a_browser() {
     let vars = smtp.with_directory(&slapd);
     let vars = pairs(&vars);
     let env = TestEnv::new();
-    env.run_with(&["playbooks/new-hire.yaml"], &vars).success();
-    let e2000 = second_hire(&env);
-    env.run_with(&[e2000.to_str().unwrap()], &vars).success();
-    // Links point where the pages are: the base URL, for `onboard link` as for the server.
+    // Links point where the pages are: the base URL, for the runs and `onboard link` as for
+    // the server.
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let vars = [
@@ -156,6 +212,15 @@ fn people_without_a_terminal_do_their_part_in_a_browser() {
         &[("ONBOARD_SERVE_BASE_URL", base.as_str())],
     ]
     .concat();
+    let checklist = checklist_with_notify(&env);
+    let first = env.run_with(&[&checklist], &vars).success();
+    assert!(
+        first.stdout.contains("link emailed to tom@example.org"),
+        "{}",
+        first.stdout
+    );
+    let e2000 = second_hire(&env);
+    env.run_with(&[e2000.to_str().unwrap()], &vars).success();
     let server = serve(&env, &vars, port);
     let b = Browser::start();
 
@@ -192,8 +257,14 @@ fn people_without_a_terminal_do_their_part_in_a_browser() {
     assert!(b.text().contains("Journal verified"), "{}", b.text());
     b.screenshot("serve-hire");
 
-    // The bench technician opens their link, ticks the items, uploads the wipe certificate.
-    let tech = link(&env, &vars, "E1042", "laptop-cleaning", "tom@example.org");
+    // A run again sends no second link email.
+    env.run_with(&[&checklist], &vars).success();
+    // The bench technician opens the emailed link, ticks the items, uploads the certificate.
+    let tech = emailed_link(
+        &smtp,
+        "tom@example.org",
+        "Please confirm laptop-cleaning of LT-0042",
+    );
     b.forget_cookies();
     b.go(&tech);
     for n in 1..=4 {
@@ -216,14 +287,14 @@ fn people_without_a_terminal_do_their_part_in_a_browser() {
         "{used}"
     );
 
-    // The run resumes; the hand-off now waits for the hire, who acknowledges from their link.
-    env.run_with(&["playbooks/new-hire.yaml"], &vars).success();
-    let hire_link = link(
-        &env,
-        &vars,
-        "E1042",
-        "laptop-handoff",
+    // The run resumes; the hand-off now waits for the hire, who acknowledges from the link
+    // emailed to them (once, however many runs).
+    env.run_with(&[&checklist], &vars).success();
+    env.run_with(&[&checklist], &vars).success();
+    let hire_link = emailed_link(
+        &smtp,
         "ada.lovelace@example.org",
+        "Please confirm you received your laptop",
     );
     b.go(&hire_link);
     let welcome = b.text();
@@ -238,7 +309,7 @@ fn people_without_a_terminal_do_their_part_in_a_browser() {
     b.screenshot("serve-welcome");
     b.submit("#sign");
     assert!(b.text().contains("Thank you, Ada Lovelace"), "{}", b.text());
-    let resumed = env.run_with(&["playbooks/new-hire.yaml"], &vars).success();
+    let resumed = env.run_with(&[&checklist], &vars).success();
     assert!(resumed.stdout.contains("0 waiting"), "{}", resumed.stdout);
 
     refusals(&env, &vars, &b, &base, &hire_link);
@@ -383,10 +454,7 @@ fn journal_record_by_record(env: &TestEnv) {
     let cleaning = signed[0];
     assert_eq!(cleaning["step"], "laptop-cleaning");
     assert_eq!(cleaning["by"], "Tom Tech");
-    assert_eq!(
-        cleaning["actor"],
-        "via link given to tom@example.org by tester"
-    );
+    assert_eq!(cleaning["actor"], "via link sent to tom@example.org");
     assert_eq!(cleaning["evidence"]["wipe_certificate_id"], "WC-2211");
     let sha = {
         use sha2::Digest as _;
@@ -403,8 +471,31 @@ fn journal_record_by_record(env: &TestEnv) {
     assert_eq!(handoff["by"], "Ada Lovelace");
     assert_eq!(
         handoff["actor"],
-        "via link given to ada.lovelace@example.org by tester"
+        "via link sent to ada.lovelace@example.org"
     );
+    // Each link was emailed once: intent, then sent, and never the link itself.
+    for (step, to) in [
+        ("laptop-cleaning", "tom@example.org"),
+        ("laptop-handoff", "ada.lovelace@example.org"),
+    ] {
+        let of = |t: &str| {
+            records
+                .iter()
+                .filter(|r| r["type"] == t && r["step"] == step)
+                .count()
+        };
+        assert_eq!(
+            (of("link_sending"), of("link_sent")),
+            (1, 1),
+            "{step}: {shape:#?}"
+        );
+        assert!(
+            records
+                .iter()
+                .any(|r| r["type"] == "link_sending" && r["to"] == to)
+        );
+    }
+    assert!(!env.journal("E1042").contains("token="));
     // After the hand-off: the resumed run finished every step.
     let last = records.last().unwrap();
     assert_eq!(last["type"], "run_finished", "{shape:#?}");

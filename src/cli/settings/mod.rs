@@ -209,6 +209,29 @@ impl Setup {
         Ok(config)
     }
 
+    /// The key links are signed with: `serve.link_key_file`, else `STATE/link.key`, made on
+    /// first use.
+    pub fn link_key(&self) -> CmdResult<crate::web::LinkKey> {
+        let Some(path) = &self.web.link_key_file else {
+            return Err(CliError::input("no link key: HOME is not set")
+                .hint("set serve.link_key_file in the config file, or ONBOARD_LINK_KEY_FILE"));
+        };
+        crate::web::LinkKey::load(path, true).map_err(|e| {
+            CliError::input(format!("the link key {}: {e}", path.display())).hint(
+                "give a file whose first line is 32 or more random characters, or remove it to \
+                 have one made",
+            )
+        })
+    }
+
+    /// What a run needs to email links (`notify`).
+    pub fn links(&self) -> CmdResult<crate::web::Links> {
+        Ok(crate::web::Links {
+            key: self.link_key()?,
+            settings: self.web.clone(),
+        })
+    }
+
     pub fn servers(&self) -> &Servers {
         self.servers
             .as_ref()

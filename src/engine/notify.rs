@@ -1,0 +1,170 @@
+//! Emailing a waiting step's link (`notify` on `sign_off` and `device_handoff`): once per step,
+//! through the mail target, journaled like any send. `link_sending` (with the Message-ID and
+//! the recipient, never the link) is durable before the message goes; `link_sent` after the
+//! target accepted it. A resume that finds `link_sending` alone asks the target; when the
+//! target cannot tell (SMTP), it does not send again unless `--resend-uncertain`.
+
+use super::{EngineError, Writer};
+use crate::backend::mail::Outgoing;
+use crate::journal::{Event, LinkEmail, NotifyParams, SignOffRequest};
+use crate::plan::PlannedStep;
+use crate::steps::Ctx;
+use crate::steps::email::spec::EmailParams;
+
+/// Emails the link if the step asks for it and it was not sent; what to add to the step's
+/// waiting reason, if anything.
+pub(super) fn link_email(
+    step: &PlannedStep,
+    ctx: &mut Ctx<'_>,
+    w: &mut Writer<'_>,
+    request: &SignOffRequest,
+) -> Result<Option<String>, EngineError> {
+    let Some(n) = &request.notify else {
+        return Ok(None);
+    };
+    if !w.applying() {
+        return Ok(match ctx.prior.and_then(|p| p.link_email.as_ref()) {
+            Some(LinkEmail { sent: true, .. }) => None,
+            _ => Some(format!("would email a link to {}", n.to)),
+        });
+    }
+    let Some(links) = ctx.links else {
+        return Ok(Some(format!(
+            "no link key, so no link was emailed to {}; see `onboard config` (serve.link_key_file)",
+            n.to
+        )));
+    };
+    let message_id = match ctx.prior.and_then(|p| p.link_email.clone()) {
+        Some(LinkEmail { sent: true, .. }) => return Ok(None),
+        Some(LinkEmail {
+            sent: false,
+            message_id,
+        }) => match ctx.mailer.was_sent(&message_id) {
+            Ok(Some(true)) => {
+                w.append(Event::LinkSent {
+                    step: step.id.clone(),
+                    message_id,
+                })?;
+                return Ok(Some(format!("the link email to {} did go out", n.to)));
+            }
+            Ok(Some(false)) => message_id,
+            _ if ctx.resend_uncertain => message_id,
+            _ => {
+                return Ok(Some(format!(
+                    "the link email {message_id} to {} may not have gone out (the run was \
+                     interrupted while sending); hand over a link with `onboard link {} {}`, or \
+                     run again with --resend-uncertain",
+                    n.to, ctx.hire_id, step.id
+                )));
+            }
+        },
+        None => {
+            let id =
+                crate::mail::new_message_id(&format!("{}-link", step.id), ctx.hire_id, &n.from);
+            w.append(Event::LinkSending {
+                step: step.id.clone(),
+                message_id: id.clone(),
+                to: n.to.clone(),
+            })?;
+            id
+        }
+    };
+    let now = jiff::Timestamp::try_from(ctx.now).map_or(0, |t| t.as_second());
+    let url = links.url(ctx.hire_id, &step.id, &format!("sent to {}", n.to), now);
+    let params = message(
+        ctx.hire_id,
+        &step.id,
+        request,
+        n,
+        &url,
+        links.settings.link_days,
+    );
+    let sent = crate::mail::email(&params, &message_id, ctx.now)
+        .map_err(|e| e.to_string())
+        .and_then(|built| {
+            ctx.mailer
+                .send(&Outgoing {
+                    message_id: &message_id,
+                    from: &built.from,
+                    to: &built.to,
+                    bytes: &built.bytes,
+                })
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = sent {
+        return Ok(Some(format!(
+            "the link email to {} failed ({e}); hand over a link with `onboard link {} {}`",
+            n.to, ctx.hire_id, step.id
+        )));
+    }
+    w.append(Event::LinkSent {
+        step: step.id.clone(),
+        message_id,
+    })?;
+    Ok(Some(format!("link emailed to {}", n.to)))
+}
+
+/// The message: what the person is asked, and the link.
+fn message(
+    hire: &str,
+    step: &str,
+    request: &SignOffRequest,
+    n: &NotifyParams,
+    url: &str,
+    days: i64,
+) -> EmailParams {
+    let tag = request.asset.get("asset_tag");
+    let subject = match (request.cleaning.is_some(), tag) {
+        (true, Some(tag)) => format!("Please confirm you received your laptop ({tag})"),
+        (true, None) => "Please confirm you received your device".to_owned(),
+        (false, Some(tag)) => format!("Please confirm {step} of {tag}"),
+        (false, None) => format!("Please sign off {step} for hire {hire}"),
+    };
+    let ask = format!(
+        "onboard asks you, as the {}, to confirm {} for hire {hire}:",
+        request.role,
+        if request.items.len() == 1 {
+            "one item".to_owned()
+        } else {
+            format!("{} items", request.items.len())
+        }
+    );
+    let until = format!(
+        "The link works until it is signed, for {days} days. It is for you only: please do not \
+         forward it."
+    );
+    let mut text = format!("Hello,\n\n{ask}\n\n");
+    for item in &request.items {
+        text.push_str(&format!("  - {item}\n"));
+    }
+    text.push_str(&format!(
+        "\nOpen this link to confirm (or refuse, with a reason):\n{url}\n\n{until}\n"
+    ));
+    let mut html = format!("<p>Hello,</p>\n<p>{}</p>\n<ul>\n", escape(&ask));
+    for item in &request.items {
+        html.push_str(&format!("<li>{}</li>\n", escape(item)));
+    }
+    html.push_str(&format!(
+        "</ul>\n<p><a href=\"{}\">Open the page to confirm</a> (or refuse, with a reason).</p>\n<p>{}</p>\n",
+        escape(url),
+        escape(&until)
+    ));
+    EmailParams {
+        from: n.from.clone(),
+        to: vec![n.to.clone()],
+        cc: Vec::new(),
+        reply_to: None,
+        subject,
+        text,
+        html,
+        policies: None,
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
