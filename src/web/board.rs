@@ -5,7 +5,7 @@
 //! many viewers cost one pass over the journals, not one per request; a change made through
 //! these pages clears it at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,26 +46,56 @@ pub struct Row {
     pub broken: Option<String>,
 }
 
+/// The board as last read, and its table rendered for each filter asked since.
 #[derive(Default)]
-pub struct Cache(Mutex<Option<(Instant, Arc<Vec<Row>>)>>);
+pub struct Cache(Mutex<Option<Snapshot>>);
+
+struct Snapshot {
+    at: Instant,
+    rows: Arc<Vec<Row>>,
+    /// By (state, week) filter.
+    tables: HashMap<(String, String), Arc<String>>,
+}
 
 impl Cache {
     pub fn clear(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The table for a filter of these rows, if rendered.
+    fn table(&self, rows: &Arc<Vec<Row>>, key: &(String, String)) -> Option<Arc<String>> {
+        let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .as_ref()
+            .filter(|s| Arc::ptr_eq(&s.rows, rows))
+            .and_then(|s| s.tables.get(key).cloned())
+    }
+
+    /// Keeps a rendered table, if the board was not read again meanwhile.
+    fn keep(&self, rows: &Arc<Vec<Row>>, key: (String, String), table: Arc<String>) {
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = cached.as_mut().filter(|s| Arc::ptr_eq(&s.rows, rows)) {
+            s.tables.insert(key, table);
+        }
     }
 }
 
 impl Web {
     /// The board, from the cache when it is fresh.
     fn rows(&self) -> Result<Arc<Vec<Row>>, String> {
+        // Held while reading, so that many viewers at once cost one read.
         let mut cached = self.board.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, rows)) = cached.as_ref()
-            && at.elapsed() < FRESH
+        if let Some(s) = cached.as_ref()
+            && s.at.elapsed() < FRESH
         {
-            return Ok(rows.clone());
+            return Ok(s.rows.clone());
         }
         let rows = Arc::new(self.read_rows()?);
-        *cached = Some((Instant::now(), rows.clone()));
+        *cached = Some(Snapshot {
+            at: Instant::now(),
+            rows: rows.clone(),
+            tables: HashMap::new(),
+        });
         Ok(rows)
     }
 
@@ -164,6 +194,12 @@ pub struct Filter {
 }
 
 #[derive(Serialize)]
+struct Table<'a> {
+    rows: Vec<&'a Row>,
+    filtered: bool,
+}
+
+#[derive(Serialize)]
 struct StateCount {
     key: &'static str,
     label: &'static str,
@@ -172,7 +208,7 @@ struct StateCount {
 
 #[derive(Serialize)]
 struct Board<'a> {
-    rows: Vec<&'a Row>,
+    table: &'a str,
     total: usize,
     weeks: Vec<&'a str>,
     state: &'a str,
@@ -215,11 +251,29 @@ pub async fn board(
         }
     }
     weeks.sort_unstable();
-    let shown: Vec<&Row> = rows
-        .iter()
-        .filter(|r| filter.state.is_empty() || state_key(r) == filter.state)
-        .filter(|r| filter.week.is_empty() || r.week == filter.week)
-        .collect();
+    let key = (filter.state.clone(), filter.week.clone());
+    let table = match web.board.table(&rows, &key) {
+        Some(t) => t,
+        None => {
+            let shown: Vec<&Row> = rows
+                .iter()
+                .filter(|r| filter.state.is_empty() || state_key(r) == filter.state)
+                .filter(|r| filter.week.is_empty() || r.week == filter.week)
+                .collect();
+            let table = match web.fragment(
+                "board-table.html",
+                &Table {
+                    rows: shown,
+                    filtered: !key.0.is_empty() || !key.1.is_empty(),
+                },
+            ) {
+                Ok(t) => Arc::new(t),
+                Err(e) => return web.broken(&e),
+            };
+            web.board.keep(&rows, key, table.clone());
+            table
+        }
+    };
     web.render(
         StatusCode::OK,
         "board.html",
@@ -227,7 +281,7 @@ pub async fn board(
         Some(&user),
         Board {
             total: rows.len(),
-            rows: shown,
+            table: &table,
             weeks,
             state: &filter.state,
             week: &filter.week,

@@ -18,6 +18,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("templates/layout.html.tera")),
     ("signin.html", include_str!("templates/signin.html.tera")),
     ("board.html", include_str!("templates/board.html.tera")),
+    (
+        "board-table.html",
+        include_str!("templates/board-table.html.tera"),
+    ),
     ("hire.html", include_str!("templates/hire.html.tera")),
     ("sign.html", include_str!("templates/sign.html.tera")),
     ("welcome.html", include_str!("templates/welcome.html.tera")),
@@ -83,6 +87,15 @@ impl Web {
                 .into_response(),
             Err(e) => self.broken(&format!("{template}: {e}")),
         }
+    }
+
+    /// A part of a page, rendered on its own (to be kept and reused).
+    pub(super) fn fragment(&self, template: &str, data: &impl Serialize) -> Result<String, String> {
+        let ctx = tera::Context::from_serialize(data).map_err(|e| e.to_string())?;
+        self.pages
+            .0
+            .render(template, &ctx)
+            .map_err(|e| format!("{template}: {e}"))
     }
 
     /// A page that says something happened or was refused, and what to do.
@@ -270,7 +283,18 @@ mod tests {
     }
 
     #[test]
-    fn every_page_template_parses() {
+    fn every_page_template_is_listed_and_parses() {
         Pages::new().unwrap();
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/web/templates"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".html.tera")
+            })
+            .count();
+        assert_eq!(files, TEMPLATES.len());
     }
 }
