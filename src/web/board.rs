@@ -1,11 +1,12 @@
 //! The board (every hire by start time: ready, on track, at risk, late; what blocks them and
 //! who must act) and a hire's page (steps, evidence, timeline, what waits on whom).
 //!
-//! The board is read from the store at most every [`FRESH`] and kept, so a thousand hires under
-//! many viewers cost one pass over the journals, not one per request; a change made through
-//! these pages clears it at once.
+//! The board is read from the store at most every [`FRESH`] and kept, with its table rendered
+//! once per filter, so a thousand hires under many viewers cost one pass over the journals,
+//! not one per request; a change made through these pages clears it at once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,7 @@ pub struct Row {
 
 /// The board as last read, and its table rendered for each filter asked since.
 #[derive(Default)]
-pub struct Cache(Mutex<Option<Snapshot>>);
+pub struct Cache(Mutex<Option<Snapshot>>, AtomicBool);
 
 struct Snapshot {
     at: Instant,
@@ -83,14 +84,25 @@ impl Cache {
 impl Web {
     /// The board, from the cache when it is fresh.
     fn rows(&self) -> Result<Arc<Vec<Row>>, String> {
-        // Held while reading, so that many viewers at once cost one read.
-        let mut cached = self.board.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = cached.as_ref()
-            && s.at.elapsed() < FRESH
-        {
-            return Ok(s.rows.clone());
+        // One request reads the store again when the board is stale; the others are shown the
+        // board as it was meanwhile, so a thousand journals read never hold a viewer up.
+        // Cleared (after a change made here) it is read before it is shown.
+        let refreshing = &self.board.1;
+        let refresher = {
+            let cached = self.board.0.lock().unwrap_or_else(|e| e.into_inner());
+            match cached.as_ref() {
+                Some(s) if s.at.elapsed() < FRESH => return Ok(s.rows.clone()),
+                Some(s) if refreshing.swap(true, Ordering::AcqRel) => return Ok(s.rows.clone()),
+                Some(_) => true,
+                None => false,
+            }
+        };
+        let read = self.read_rows();
+        if refresher {
+            refreshing.store(false, Ordering::Release);
         }
-        let rows = Arc::new(self.read_rows()?);
+        let rows = Arc::new(read?);
+        let mut cached = self.board.0.lock().unwrap_or_else(|e| e.into_inner());
         *cached = Some(Snapshot {
             at: Instant::now(),
             rows: rows.clone(),
