@@ -108,6 +108,24 @@ pub struct JournalFile {
     pub journal: journal::JournalText,
 }
 
+impl Report {
+    /// `FILE:LINE: problem` for each journal that does not verify.
+    pub fn broken(&self) -> Vec<String> {
+        self.hires
+            .iter()
+            .filter(|h| !h.journal.verified)
+            .map(|h| {
+                format!(
+                    "{}:{}: {}",
+                    h.journal.file,
+                    h.journal.broken_line.unwrap_or(0),
+                    h.journal.problem.as_deref().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+}
+
 impl JournalFile {
     /// A hire's journal from the store; one that cannot be read is flagged, not an error, so
     /// it hides no other hire.

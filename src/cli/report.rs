@@ -84,19 +84,7 @@ pub fn cmd_report(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResu
         }
         None => emit(printer, &text)?,
     }
-    let broken: Vec<String> = report
-        .hires
-        .iter()
-        .filter(|h| !h.journal.verified)
-        .map(|h| {
-            format!(
-                "{}:{}: {}",
-                h.journal.file,
-                h.journal.broken_line.unwrap_or(0),
-                h.journal.problem.as_deref().unwrap_or("")
-            )
-        })
-        .collect();
+    let broken = report.broken();
     for b in &broken {
         printer.error(&format!("journal does not verify: {b}"));
     }

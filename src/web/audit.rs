@@ -22,6 +22,21 @@ fn auditor(web: &Web, headers: &HeaderMap, path: &str) -> Result<User, Response>
     }
 }
 
+/// The viewer, if an auditor or IT, and the report, read on a blocking thread.
+async fn for_auditor(
+    web: &Arc<Web>,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<(User, Report), Response> {
+    let user = auditor(web, headers, path)?;
+    let reader = web.clone();
+    match tokio::task::spawn_blocking(move || reader.report()).await {
+        Ok(Ok(r)) => Ok((user, r)),
+        Ok(Err(e)) => Err(web.broken(&e)),
+        Err(e) => Err(web.broken(&e.to_string())),
+    }
+}
+
 impl Web {
     /// The full report over every hire in the store.
     fn report(&self) -> Result<Report, String> {
@@ -52,18 +67,9 @@ pub async fn page(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let user = match auditor(&web, &headers, &uri.to_string()) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let report = {
-        let web = web.clone();
-        tokio::task::spawn_blocking(move || web.report()).await
-    };
-    let report = match report {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return web.broken(&e),
-        Err(e) => return web.broken(&e.to_string()),
+    let (user, report) = match for_auditor(&web, &headers, &uri.to_string()).await {
+        Ok(r) => r,
+        Err(page) => return page,
     };
     let banner = Banner {
         verified: report.summary.all_verified,
@@ -71,19 +77,7 @@ pub async fn page(
         complete: report.summary.complete,
         in_progress: report.summary.in_progress,
         failed: report.summary.failed,
-        broken: report
-            .hires
-            .iter()
-            .filter(|h| !h.journal.verified)
-            .map(|h| {
-                format!(
-                    "{}:{}: {}",
-                    h.journal.file,
-                    h.journal.broken_line.unwrap_or(0),
-                    h.journal.problem.as_deref().unwrap_or("")
-                )
-            })
-            .collect(),
+        broken: report.broken(),
         generated_at: report.generated_at.clone(),
     };
     web.render(StatusCode::OK, "report.html", "Report", Some(&user), banner)
@@ -95,18 +89,9 @@ pub async fn download(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let user = match auditor(&web, &headers, &uri.to_string()) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let report = {
-        let web = web.clone();
-        tokio::task::spawn_blocking(move || web.report()).await
-    };
-    let report = match report {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return web.broken(&e),
-        Err(e) => return web.broken(&e.to_string()),
+    let (user, report) = match for_auditor(&web, &headers, &uri.to_string()).await {
+        Ok(r) => r,
+        Err(page) => return page,
     };
     let (body, kind) = match format.as_str() {
         "csv" => (report::csv(&report), "text/csv; charset=utf-8"),

@@ -246,6 +246,27 @@ pub async fn not_found(State(web): State<Arc<Web>>, headers: HeaderMap) -> Respo
     )
 }
 
+/// A file name as uploaded, without folders and with only plain characters (`-_.`, ASCII
+/// letters and digits), at most 100 characters; empty when nothing is left.
+pub fn plain_file_name(name: &str) -> String {
+    name.rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .chars()
+        .take(100)
+        .collect()
+}
+
 /// Percent-encodes a path segment (a hire or step id).
 pub fn path_segment(value: &str) -> String {
     encode(value, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))

@@ -363,24 +363,11 @@ fn relative(text: &str, dir: &Path) -> String {
 
 /// A file name without folders or odd characters, keeping its extension.
 fn plain_name(name: &str) -> String {
-    let base: String = name
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let base = base.trim_start_matches('.');
+    let base = super::page::plain_file_name(name);
     if base.is_empty() {
         "upload.csv".into()
     } else {
-        base.chars().take(100).collect()
+        base
     }
 }
 

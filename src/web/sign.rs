@@ -577,19 +577,7 @@ fn evidence_file(name: &str, bytes: Vec<u8>) -> Result<Evidence, String> {
     } else {
         return Err("the file must be a PDF, PNG, JPEG or plain text".into());
     };
-    let base: String = name
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let base = super::page::plain_file_name(name);
     let stem = base
         .trim_start_matches('.')
         .rsplit_once('.')
