@@ -519,3 +519,72 @@ fn journal_record_by_record(env: &TestEnv) {
     // The dual-control refusal recorded nothing: the step still waits.
     assert!(!other.contains("\"by\":\"tester\""), "{other}");
 }
+
+/// With a certificate and key, the pages are HTTPS (rustls) and their cookies are Secure.
+#[test]
+fn pages_over_tls_carry_secure_cookies() {
+    use std::process::{Command, Stdio};
+    let env = TestEnv::new();
+    let certs = env.path("tls");
+    std::fs::create_dir(&certs).unwrap();
+    crate::slapd::make_certificates(&certs);
+    let (cert, key) = (certs.join("server.crt"), certs.join("server.key"));
+    let vars = [
+        ("ONBOARD_SERVE_TLS_CERT", cert.to_str().unwrap()),
+        ("ONBOARD_SERVE_TLS_KEY", key.to_str().unwrap()),
+    ];
+    let port = free_port();
+    let server = serve(&env, &vars, port);
+    let mut client = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ])
+        .arg("-connect")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-CAfile")
+        .arg(certs.join("ca.crt"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET /signin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = client.wait_with_output().unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "{reply}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let cookie = reply
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: onboard_signin=")
+        })
+        .unwrap_or_else(|| panic!("{reply}"));
+    for attr in ["HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    // Plain HTTP to the TLS port gets no page.
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain
+        .write_all(b"GET /signin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(!String::from_utf8_lossy(&got).contains("Sign in"));
+}
