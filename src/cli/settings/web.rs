@@ -87,14 +87,7 @@ pub(super) fn web(layers: &mut Layers, state_dir: Option<&Path>) -> CmdResult<We
                 p.display().to_string()
             }),
     );
-    let mut text = |key: &'static str, value: Option<&toml::Spanned<String>>, default: &str| {
-        let found = layers.in_file(key, value);
-        let v = found
-            .as_ref()
-            .map_or(default.to_owned(), |f| f.value.clone());
-        layers.show_found(key, &found, v.clone());
-        v
-    };
+    let mut text = |key, value, default| file_text(layers, key, value, default);
     let users_base = text(
         "serve.users_base",
         s.users_base.as_ref(),
@@ -115,6 +108,21 @@ pub(super) fn web(layers: &mut Layers, state_dir: Option<&Path>) -> CmdResult<We
         contact,
         roles,
     })
+}
+
+/// A text from the file, or the default; shown with its origin.
+fn file_text(
+    layers: &mut Layers,
+    key: &'static str,
+    value: Option<&toml::Spanned<String>>,
+    default: &str,
+) -> String {
+    let found = layers.in_file(key, value);
+    let v = found
+        .as_ref()
+        .map_or(default.to_owned(), |f| f.value.clone());
+    layers.show_found(key, &found, v.clone());
+    v
 }
 
 /// A whole number from the file, at least 1.
@@ -163,14 +171,7 @@ fn tls(layers: &mut Layers, s: &Serve) -> CmdResult<Option<(PathBuf, PathBuf)>> 
 
 /// `[roles]`: the group whose members hold each role.
 fn roles(layers: &mut Layers, r: &Roles) -> Vec<(Role, String)> {
-    let mut text = |key: &'static str, value: Option<&toml::Spanned<String>>, default: &str| {
-        let found = layers.in_file(key, value);
-        let v = found
-            .as_ref()
-            .map_or(default.to_owned(), |f| f.value.clone());
-        layers.show_found(key, &found, v.clone());
-        v
-    };
+    let mut text = |key, value, default| file_text(layers, key, value, default);
     vec![
         (
             Role::It,
