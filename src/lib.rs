@@ -12,6 +12,7 @@ pub mod diag;
 pub mod digest;
 pub mod engine;
 pub mod escape;
+pub mod evidence;
 pub mod files;
 pub mod hires;
 pub mod journal;

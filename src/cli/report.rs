@@ -48,9 +48,17 @@ pub struct ReportArgs {
     /// Write to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// One hire's evidence pack: every signature and hand-off with its journal record and hash,
+    /// every evidence file's SHA-256, the journal check; written as JSON (--output, default
+    /// evidence-HIRE.json) and a printable HTML page beside it, each SHA-256 printed.
+    #[arg(long, conflicts_with_all = ["since", "until", "format", "view"])]
+    evidence: bool,
 }
 
 pub fn cmd_report(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResult {
+    if args.evidence {
+        return evidence_pack(args, setup, printer);
+    }
     let state = setup.store(Open::AsIs)?;
     let state = state.as_ref();
     let hires = if args.hires.is_empty() {
@@ -93,4 +101,78 @@ pub fn cmd_report(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResu
     } else {
         Err(CliError::Reported(Exit::Failed))
     }
+}
+
+/// `onboard report HIRE --evidence`: the pack's two files, never over an existing file.
+fn evidence_pack(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResult {
+    let [hire] = args.hires.as_slice() else {
+        return Err(CliError::input("--evidence is for one hire: name it")
+            .hint("e.g. `onboard report E1042 --evidence`"));
+    };
+    let store = super::journal::with_hire(setup, hire)?;
+    let journal = JournalFile::read(store.as_ref(), hire);
+    let files: Vec<(String, Vec<u8>)> = store
+        .evidence(hire)
+        .map_err(|e| CliError::failed(format!("cannot read the evidence files: {e}")))?
+        .into_iter()
+        .map(|e| (e.name, e.bytes))
+        .collect();
+    let pack = crate::evidence::build(
+        hire,
+        &journal.path,
+        &journal.journal,
+        &files,
+        setup.clock.now(),
+    );
+    let json_path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("evidence-{hire}.json")));
+    let html_path = json_path.with_extension("html");
+    let json = serde_json::to_string_pretty(&pack).expect("a pack serializes") + "\n";
+    let html = crate::evidence::html(&pack).context("cannot render the evidence page")?;
+    for (path, text) in [(&json_path, &json), (&html_path, &html)] {
+        write_new(path, text)?;
+        emit(
+            printer,
+            &format!(
+                "{}  sha256 {}\n",
+                path.display(),
+                crate::digest::sha256(text)
+            ),
+        )?;
+    }
+    if pack.journal.verified {
+        printer.info(&format!(
+            "{} signatures, {} evidence files; the journal verifies up to {}.",
+            pack.signatures.len(),
+            pack.files.len(),
+            pack.journal.head
+        ));
+        Ok(())
+    } else {
+        printer.error(&format!(
+            "journal does not verify: {}:{}: {}",
+            pack.journal.name,
+            pack.journal.broken_line.unwrap_or(0),
+            pack.journal.problem.as_deref().unwrap_or("")
+        ));
+        Err(CliError::Reported(Exit::Failed))
+    }
+}
+
+/// Writes a file that must not exist yet: a pack is kept, never replaced by accident.
+fn write_new(path: &std::path::Path, text: &str) -> CmdResult {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| {
+            CliError::input(format!("cannot write {}: {e}", path.display()))
+                .hint("name another file with --output FILE.json")
+        })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))
 }

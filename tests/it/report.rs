@@ -297,3 +297,95 @@ fn changed_removed_and_reordered_records_are_detected_and_flagged() {
         verify.stderr
     );
 }
+
+/// One hire's evidence pack: both signatures with their records' hashes, the evidence file's
+/// SHA-256, the printed SHA-256 of each file written, never over an existing one; a tampered
+/// journal is flagged in the pack and exits 1.
+#[test]
+fn an_evidence_pack_holds_each_signature_with_its_record() {
+    let env = TestEnv::new().env("USER", "alice");
+    let e1 = hire(&env, "E1", "Ann", "Engineering");
+    env.run(&[&e1]).success();
+    let certificate = env.path("wipe.pdf");
+    std::fs::write(&certificate, b"%PDF wipe certificate").unwrap();
+    env.run(&[
+        "sign-off",
+        "E1",
+        "laptop-cleaning",
+        "--by",
+        "Tom Tech",
+        "--all",
+        "--value",
+        "wipe_certificate_id=WC-0001",
+        "--evidence",
+        certificate.to_str().unwrap(),
+    ])
+    .success();
+    env.run(&[&e1]).success();
+    env.run(&[
+        "sign-off",
+        "E1",
+        "laptop-handoff",
+        "--by",
+        "Ann Tester",
+        "--all",
+    ])
+    .success();
+    let out = env.path("pack.json");
+    let made = env
+        .run(&["report", "E1", "--evidence", "-o", out.to_str().unwrap()])
+        .success();
+    let json = read(&out);
+    let html = read(&env.path("pack.html"));
+    for (path, text) in [("pack.json", &json), ("pack.html", &html)] {
+        let line = made
+            .stdout
+            .lines()
+            .find(|l| l.contains(path))
+            .unwrap_or_else(|| panic!("{}", made.stdout));
+        assert!(line.ends_with(&sha(text.as_bytes())), "{line}");
+    }
+    let pack: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(pack["format"], "onboard.evidence/1");
+    assert_eq!(pack["journal"]["verified"], true);
+    let signatures = pack["signatures"].as_array().unwrap();
+    assert_eq!(signatures.len(), 2);
+    assert_eq!(signatures[0]["kind"], "sign_off");
+    assert_eq!(signatures[0]["by"], "Tom Tech");
+    assert_eq!(signatures[0]["evidence"]["wipe_certificate_id"], "WC-0001");
+    assert_eq!(
+        signatures[0]["evidence"]["file:wipe.pdf"],
+        sha(b"%PDF wipe certificate")
+    );
+    assert_eq!(signatures[1]["kind"], "handoff");
+    assert_eq!(signatures[1]["by"], "Ann Tester");
+    // Each record's hash is the one the journal chains to.
+    let journal = env.journal("E1");
+    let lines: Vec<&str> = journal.lines().collect();
+    for s in signatures {
+        let line = s["line"].as_u64().unwrap() as usize;
+        let record: serde_json::Value = serde_json::from_str(lines[line - 1]).unwrap();
+        assert_eq!(record["type"], "signed_off");
+        assert_eq!(s["record_hash"], record["hash"]);
+    }
+    assert_eq!(pack["files"][0]["sha256"], sha(b"%PDF wipe certificate"));
+    assert!(html.contains("hand-off acknowledged by Ann Tester"));
+    // Never over an existing pack.
+    env.run(&["report", "E1", "--evidence", "-o", out.to_str().unwrap()])
+        .code(2);
+    // A tampered journal: the pack says so, and the command exits 1.
+    env.tamper("E1", &journal.replace("Tom Tech", "Tim Tech"));
+    let other = env.path("tampered.json");
+    env.run(&["report", "E1", "--evidence", "-o", other.to_str().unwrap()])
+        .code(1);
+    let tampered: serde_json::Value = serde_json::from_str(&read(&other)).unwrap();
+    assert_eq!(tampered["journal"]["verified"], false);
+}
+
+fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
