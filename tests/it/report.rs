@@ -26,9 +26,17 @@ fn hire(env: &TestEnv, id: &str, given: &str, department: &str) -> String {
 /// E1 complete, E2 waiting on the technician, E3 failed (no such group).
 fn three_hires() -> TestEnv {
     let env = TestEnv::new().env("USER", "alice");
-    let e1 = hire(&env, "E1", "Ann", "Engineering");
-    env.run(&[&e1]).success();
-    env.run(&[
+    complete(&env, &hire(&env, "E1", "Ann", "Engineering"), &[]);
+    env.run(&[&hire(&env, "E2", "Ben", "Research")]).success();
+    env.run(&[&hire(&env, "E3", "Cat", "Nowhere")]).code(1);
+    env
+}
+
+/// Runs E1 to completion: Tom Tech signs the cleaning (with `cleaning` arguments added), Ann
+/// acknowledges the laptop, and the last run finishes.
+fn complete(env: &TestEnv, e1: &str, cleaning: &[&str]) {
+    env.run(&[e1]).success();
+    let mut args = vec![
         "sign-off",
         "E1",
         "laptop-cleaning",
@@ -37,9 +45,10 @@ fn three_hires() -> TestEnv {
         "--all",
         "--value",
         "wipe_certificate_id=WC-0001",
-    ])
-    .success();
-    env.run(&[&e1]).success();
+    ];
+    args.extend_from_slice(cleaning);
+    env.run(&args).success();
+    env.run(&[e1]).success();
     env.run(&[
         "sign-off",
         "E1",
@@ -49,10 +58,7 @@ fn three_hires() -> TestEnv {
         "--all",
     ])
     .success();
-    env.run(&[&e1]).success();
-    env.run(&[&hire(&env, "E2", "Ben", "Research")]).success();
-    env.run(&[&hire(&env, "E3", "Cat", "Nowhere")]).code(1);
-    env
+    env.run(&[e1]).success();
 }
 
 fn chromium(args: &[&str]) -> std::process::Output {
@@ -304,33 +310,10 @@ fn changed_removed_and_reordered_records_are_detected_and_flagged() {
 #[test]
 fn an_evidence_pack_holds_each_signature_with_its_record() {
     let env = TestEnv::new().env("USER", "alice");
-    let e1 = hire(&env, "E1", "Ann", "Engineering");
-    env.run(&[&e1]).success();
     let certificate = env.path("wipe.pdf");
     std::fs::write(&certificate, b"%PDF wipe certificate").unwrap();
-    env.run(&[
-        "sign-off",
-        "E1",
-        "laptop-cleaning",
-        "--by",
-        "Tom Tech",
-        "--all",
-        "--value",
-        "wipe_certificate_id=WC-0001",
-        "--evidence",
-        certificate.to_str().unwrap(),
-    ])
-    .success();
-    env.run(&[&e1]).success();
-    env.run(&[
-        "sign-off",
-        "E1",
-        "laptop-handoff",
-        "--by",
-        "Ann Tester",
-        "--all",
-    ])
-    .success();
+    let e1 = hire(&env, "E1", "Ann", "Engineering");
+    complete(&env, &e1, &["--evidence", certificate.to_str().unwrap()]);
     let out = env.path("pack.json");
     let made = env
         .run(&["report", "E1", "--evidence", "-o", out.to_str().unwrap()])
