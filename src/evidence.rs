@@ -40,7 +40,8 @@ pub struct Check {
 #[derive(Debug, Serialize)]
 pub struct Signature {
     pub step: String,
-    /// `sign_off`, `handoff` (the hire acknowledged a device), or `refusal`.
+    /// `sign_off`, `handoff` (the hire acknowledged a device), `acceptance` (of a policy
+    /// text), or `refusal`.
     pub kind: &'static str,
     pub role: String,
     pub by: String,
@@ -52,6 +53,14 @@ pub struct Signature {
     pub refused: Option<String>,
     pub evidence: BTreeMap<String, String>,
     pub asset: BTreeMap<String, String>,
+    /// For an acceptance: the policy file, version and SHA-256 of the text accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<journal::PolicyRef>,
+    /// How it was given (`terminal`, `link`, `web`, `in person`) and the witness, if any.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub how: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub witness: String,
     /// The record's line in the journal, and its hash.
     pub line: usize,
     pub record_hash: String,
@@ -105,11 +114,16 @@ pub fn build(
                 refused,
                 evidence,
                 asset,
+                policy,
+                how,
+                witness,
                 ..
             } => signatures.push(Signature {
                 step: step.clone(),
                 kind: if refused.is_some() {
                     "refusal"
+                } else if policy.is_some() {
+                    "acceptance"
                 } else if handoffs.contains(step) {
                     "handoff"
                 } else {
@@ -125,6 +139,9 @@ pub fn build(
                     .map(|f| format!("\"{}\": {}", f.item, f.reason)),
                 evidence: evidence.clone(),
                 asset: asset.clone(),
+                policy: policy.clone(),
+                how: how.clone(),
+                witness: witness.clone(),
                 line: i + 1,
                 record_hash: hash_of(i),
             }),

@@ -20,6 +20,7 @@ pub mod load;
 pub mod mail;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod readiness;
 pub mod receipt;
 pub mod report;

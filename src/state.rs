@@ -199,6 +199,44 @@ impl crate::store::Store for StateDir {
         Ok(())
     }
 
+    fn publish_policy(
+        &self,
+        policy: &crate::policy::Published,
+    ) -> io::Result<crate::policy::Published> {
+        let dir = self.root.join("policies");
+        private_dir(&dir)?;
+        // Named by a hash of the name and version: any file name (`sub/it.md`) stays one file.
+        let key = crate::digest::sha256(format!("{}\0{}", policy.file, policy.version));
+        let path = dir.join(format!("{}.json", &key[..32]));
+        let _lock = lock_file(&dir.join(".lock"))?;
+        match read_policy(&path) {
+            Ok(kept) => return Ok(kept),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let json = serde_json::to_vec_pretty(policy).map_err(io::Error::other)?;
+        write_atomic(&path, &json)?;
+        Ok(policy.clone())
+    }
+
+    fn policies(&self) -> io::Result<Vec<crate::policy::Published>> {
+        let dir = self.root.join("policies");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                found.push(read_policy(&path)?);
+            }
+        }
+        found.sort_by(|a, b| (&a.kept_at, &a.file, &a.version).cmp(&(&b.kept_at, &b.file, &b.version)));
+        Ok(found)
+    }
+
     fn keep_receipt(&self, hire: &str, step: &str, text: &str, html: &str) -> io::Result<String> {
         let dir = self.root.join("receipts");
         private_dir(&dir)?;
@@ -208,6 +246,16 @@ impl crate::store::Store for StateDir {
         write_atomic(&path, text.as_bytes())?;
         Ok(path.display().to_string())
     }
+}
+
+fn read_policy(path: &Path) -> io::Result<crate::policy::Published> {
+    let bytes = crate::files::read_regular(path, crate::files::EVIDENCE_LIMIT)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
 }
 
 /// Creates `dir` (and parents) private to the user; refuses a symlink.

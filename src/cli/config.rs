@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::settings::{Open, Setup, open_postgres};
 use super::{CliError, CmdResult, Printer, emit};
 use crate::store::Store;
-use crate::store::copy::{Copied, CopyError, copy_hire};
+use crate::store::copy::{Copied, CopyError, copy_hire, copy_policies};
 
 /// Show the settings in effect (config file, environment, flags, defaults) and where each
 /// came from; secrets are shown as where they are read from, never their value.
@@ -93,6 +93,16 @@ pub fn cmd_store(args: StoreArgs, setup: &Setup, printer: &Printer) -> CmdResult
                     printer.hint("compare both with `onboard log`; nothing was overwritten");
                 }
             }
+        }
+    }
+    match copy_policies(from.as_ref(), to.as_ref()) {
+        Ok(n) if n > 0 => printer.info(&format!(
+            "policies: {n} published versions, the same text on both sides"
+        )),
+        Ok(_) => {}
+        Err(e) => {
+            problems += 1;
+            printer.error(&format!("policies: {e}"));
         }
     }
     emit(

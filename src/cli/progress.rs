@@ -66,6 +66,13 @@ fn converse(
     if !yes(ask("Sign it now at this terminal? [y/N] "))? {
         return None;
     }
+    if let crate::steps::Params::Acknowledge(p) = &step.params {
+        // The text itself, before anything is confirmed: what is accepted is what was read.
+        crate::cli::output::err_line(&format!(
+            "\n{} version {} (sha256 {}):\n\n{}\n",
+            p.policy.file, p.policy.version, p.policy.sha256, p.text
+        ));
+    }
     let by = match signer {
         Some(name) => {
             crate::cli::output::err_line(&format!("Signing as {name}."));
@@ -88,6 +95,8 @@ fn converse(
                 }),
                 note: String::new(),
                 evidence: Default::default(),
+                how: "terminal".into(),
+                witness: String::new(),
             });
         }
     }
@@ -102,6 +111,8 @@ fn converse(
         refused: None,
         note,
         evidence,
+        how: "terminal".into(),
+        witness: String::new(),
     })
 }
 

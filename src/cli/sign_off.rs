@@ -45,6 +45,10 @@ pub struct SignOffArgs {
     /// recorded with its SHA-256. Repeatable.
     #[arg(long = "evidence", value_name = "FILE")]
     evidence: Vec<PathBuf>,
+    /// Given in person before this witness (e.g. the technician at the desk), not by the signer
+    /// at their own terminal: recorded as `in person` with the witness.
+    #[arg(long, value_name = "NAME")]
+    witness: Option<String>,
     /// Who records it, if not the signer at their own terminal (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     actor: Option<String>,
@@ -80,7 +84,7 @@ pub fn cmd_sign_off(args: SignOffArgs, setup: &Setup, printer: &Printer) -> CmdR
         return Err(CliError::input(&why));
     };
     if !args.all && args.items.is_empty() && args.refuse.is_none() {
-        show_request(&args, &request, current.waiting_since.as_deref(), printer)?;
+        show_request(state, &args, &request, current.waiting_since.as_deref(), printer)?;
         return Err(CliError::Reported(Exit::Input));
     }
     let signature = signature(&args, &request)?;
@@ -128,6 +132,7 @@ pub fn cmd_sign_off(args: SignOffArgs, setup: &Setup, printer: &Printer) -> CmdR
 
 /// Without --all, --item or --refuse: what the step asks, and how to sign it.
 fn show_request(
+    state: &dyn crate::store::Store,
     args: &SignOffArgs,
     request: &crate::journal::SignOffRequest,
     since: Option<&str>,
@@ -140,6 +145,13 @@ fn show_request(
         request.role,
         since.map(|s| format!(" (since {s})")).unwrap_or_default()
     );
+    if let Some(policy) = &request.policy {
+        let text = crate::policy::text_of(state, policy).map_err(CliError::failed)?;
+        out.push_str(&format!(
+            "\n{} version {} (sha256 {}):\n\n{}\n\n",
+            policy.file, policy.version, policy.sha256, text.text
+        ));
+    }
     for (i, item) in request.items.iter().enumerate() {
         out.push_str(&format!("  {}. {item}\n", i + 1));
     }
@@ -148,9 +160,14 @@ fn show_request(
     }
     emit(printer, &out)?;
     printer.hint(&format!(
-        "sign with: onboard sign-off {} {} --by NAME --all{}",
+        "sign with: onboard sign-off {} {} --by NAME --all{}{}",
         args.hire,
         args.step,
+        if request.policy.is_some() {
+            " [--witness NAME, if given in person]"
+        } else {
+            ""
+        },
         request
             .evidence
             .iter()
@@ -208,5 +225,12 @@ fn signature(args: &SignOffArgs, request: &crate::journal::SignOffRequest) -> Cm
         refused,
         note: args.note.clone(),
         evidence,
+        how: if args.witness.is_some() {
+            "in person"
+        } else {
+            "terminal"
+        }
+        .into(),
+        witness: args.witness.clone().unwrap_or_default(),
     })
 }

@@ -242,6 +242,12 @@ fn run_started(pb: &Playbook, hire: &str, plan: &Plan) -> Event {
             .iter()
             .filter_map(|s| Some((s.id.clone(), s.deadline.clone()?)))
             .collect(),
+        email: pb
+            .hire
+            .as_ref()
+            .and_then(|h| h.work_email.as_ref().or(h.personal_email.as_ref()))
+            .map(|e| e.value.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -314,6 +320,13 @@ pub fn run(
 ) -> Result<Report, EngineError> {
     let hire = pb.hire_id().ok_or(EngineError::NoHire)?;
     let run_id = crate::secret::random_hex(8);
+    // Before anything is journaled: a policy version names one text.
+    crate::policy::publish_playbook(
+        store,
+        pb,
+        &settings.clock.now().to_string(),
+        settings.mode == Mode::Apply,
+    )?;
 
     let (mut session, mut state, torn_bytes) = open(store, &hire, &run_id, settings)?;
 

@@ -5,7 +5,7 @@
 //! target cannot tell (SMTP), it does not send again unless `--resend-uncertain`.
 
 use super::{EngineError, Writer};
-use crate::backend::mail::Outgoing;
+use crate::backend::mail::{Mailer, Outgoing};
 use crate::journal::{Event, LinkEmail, NotifyParams, SignOffRequest};
 use crate::plan::PlannedStep;
 use crate::steps::Ctx;
@@ -22,8 +22,9 @@ pub(super) fn link_email(
     let Some(n) = &request.notify else {
         return Ok(None);
     };
+    let prior = ctx.prior.and_then(|p| p.link_email.as_ref());
     if !w.applying() {
-        return Ok(match ctx.prior.and_then(|p| p.link_email.as_ref()) {
+        return Ok(match prior {
             Some(LinkEmail { sent: true, .. }) => None,
             _ => Some(format!("would email a link to {}", n.to)),
         });
@@ -34,55 +35,113 @@ pub(super) fn link_email(
             n.to
         )));
     };
-    let message_id = match ctx.prior.and_then(|p| p.link_email.clone()) {
-        Some(LinkEmail { sent: true, .. }) => return Ok(None),
-        Some(LinkEmail {
-            sent: false,
-            message_id,
-        }) => match ctx.mailer.was_sent(&message_id) {
+    let now = jiff::Timestamp::try_from(ctx.now).map_or(0, |t| t.as_second());
+    let url = links.url(ctx.hire_id, &step.id, &format!("sent to {}", n.to), now);
+    let days = links.settings.link_days;
+    let once = Once {
+        hire: ctx.hire_id,
+        step: &step.id,
+        to: n,
+        reminder: 0,
+        resend_uncertain: ctx.resend_uncertain,
+        now: ctx.now,
+    };
+    let sent = send_once(&once, prior, &mut *ctx.mailer, w, |_| {
+        message(ctx.hire_id, &step.id, request, n, &url, days)
+    })?;
+    Ok(match sent {
+        Sent::Already => None,
+        Sent::Now => Some(format!("link emailed to {}", n.to)),
+        Sent::DidGoOut => Some(format!("the link email to {} did go out", n.to)),
+        Sent::Uncertain(message_id) => Some(format!(
+            "the link email {message_id} to {} may not have gone out (the run was interrupted \
+             while sending); hand over a link with `onboard link {} {}`, or run again with \
+             --resend-uncertain",
+            n.to, ctx.hire_id, step.id
+        )),
+        Sent::Failed(e) => Some(format!(
+            "the link email to {} failed ({e}); hand over a link with `onboard link {} {}`",
+            n.to, ctx.hire_id, step.id
+        )),
+    })
+}
+
+/// One message about a waiting step (its link, a policy campaign's notice, a reminder).
+pub(super) struct Once<'a> {
+    pub hire: &'a str,
+    pub step: &'a str,
+    pub to: &'a NotifyParams,
+    /// 0 for the first message, n for the n-th reminder.
+    pub reminder: u32,
+    pub resend_uncertain: bool,
+    pub now: std::time::SystemTime,
+}
+
+/// What [`send_once`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Sent {
+    /// Journaled as sent before.
+    Already,
+    /// Sent now.
+    Now,
+    /// An interrupted run's send did go out (the target says so); now journaled.
+    DidGoOut,
+    /// An interrupted run's send may or may not have gone out, and the target cannot tell:
+    /// not sent again (unless `resend_uncertain`). Its Message-ID.
+    Uncertain(String),
+    /// The target refused it or could not be reached; the record of the attempt stays.
+    Failed(String),
+}
+
+/// Sends the message `once` names at most once: `link_sending` (Message-ID, recipient,
+/// reminder number; never a link) is durable before it goes, `link_sent` after the target
+/// accepted it. `build` makes the message for a Message-ID.
+pub(super) fn send_once(
+    once: &Once<'_>,
+    prior: Option<&LinkEmail>,
+    mailer: &mut dyn Mailer,
+    w: &mut Writer<'_>,
+    build: impl FnOnce(&str) -> EmailParams,
+) -> Result<Sent, EngineError> {
+    let step = once.step.to_owned();
+    let message_id = match prior.filter(|p| p.reminder == once.reminder) {
+        Some(LinkEmail { sent: true, .. }) => return Ok(Sent::Already),
+        Some(LinkEmail { message_id, .. }) => match mailer.was_sent(message_id) {
             Ok(Some(true)) => {
                 w.append(Event::LinkSent {
-                    step: step.id.clone(),
-                    message_id,
+                    step,
+                    message_id: message_id.clone(),
                 })?;
-                return Ok(Some(format!("the link email to {} did go out", n.to)));
+                return Ok(Sent::DidGoOut);
             }
-            Ok(Some(false)) => message_id,
-            _ if ctx.resend_uncertain => message_id,
-            _ => {
-                return Ok(Some(format!(
-                    "the link email {message_id} to {} may not have gone out (the run was \
-                     interrupted while sending); hand over a link with `onboard link {} {}`, or \
-                     run again with --resend-uncertain",
-                    n.to, ctx.hire_id, step.id
-                )));
-            }
+            Ok(Some(false)) => message_id.clone(),
+            _ if once.resend_uncertain => message_id.clone(),
+            _ => return Ok(Sent::Uncertain(message_id.clone())),
         },
         None => {
-            let id =
-                crate::mail::new_message_id(&format!("{}-link", step.id), ctx.hire_id, &n.from);
+            let suffix = match once.reminder {
+                0 => "link".to_owned(),
+                n => format!("reminder{n}"),
+            };
+            let id = crate::mail::new_message_id(
+                &format!("{}-{suffix}", once.step),
+                once.hire,
+                &once.to.from,
+            );
             w.append(Event::LinkSending {
-                step: step.id.clone(),
+                step: step.clone(),
                 message_id: id.clone(),
-                to: n.to.clone(),
+                to: once.to.to.clone(),
+                reminder: once.reminder,
             })?;
             id
         }
     };
-    let now = jiff::Timestamp::try_from(ctx.now).map_or(0, |t| t.as_second());
-    let url = links.url(ctx.hire_id, &step.id, &format!("sent to {}", n.to), now);
-    let params = message(
-        ctx.hire_id,
-        &step.id,
-        request,
-        n,
-        &url,
-        links.settings.link_days,
-    );
-    let sent = crate::mail::email(&params, &message_id, ctx.now)
+    let params = build(&message_id);
+    let sent = crate::mail::email(&params, &message_id, once.now)
         .map_err(|e| e.to_string())
         .and_then(|built| {
-            ctx.mailer
+            mailer
                 .send(&Outgoing {
                     message_id: &message_id,
                     from: &built.from,
@@ -91,17 +150,12 @@ pub(super) fn link_email(
                 })
                 .map_err(|e| e.to_string())
         });
+    w.failpoint(&format!("sent:{step}"));
     if let Err(e) = sent {
-        return Ok(Some(format!(
-            "the link email to {} failed ({e}); hand over a link with `onboard link {} {}`",
-            n.to, ctx.hire_id, step.id
-        )));
+        return Ok(Sent::Failed(e));
     }
-    w.append(Event::LinkSent {
-        step: step.id.clone(),
-        message_id,
-    })?;
-    Ok(Some(format!("link emailed to {}", n.to)))
+    w.append(Event::LinkSent { step, message_id })?;
+    Ok(Sent::Now)
 }
 
 /// The message: what the person is asked, and the link.

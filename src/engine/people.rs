@@ -76,6 +76,8 @@ pub(super) fn signed(
         refused,
         note,
         evidence,
+        how,
+        witness,
     } = signature;
     w.append(Event::SignedOff {
         step: step.to_owned(),
@@ -87,6 +89,9 @@ pub(super) fn signed(
         note,
         evidence,
         asset: request.asset.clone(),
+        policy: request.policy.clone(),
+        how,
+        witness,
     })?;
     if let Some(refusal) = refused {
         return Ok((
@@ -98,7 +103,13 @@ pub(super) fn signed(
         ));
     }
     let out = journal::signed_outputs(&by, at, &request.asset, request.cleaning.is_some());
-    let mut changes = vec![format!("signed off by {by} ({})", request.role)];
+    let mut changes = vec![match &request.policy {
+        Some(p) => format!(
+            "{by} accepted {} version {} (sha256 {})",
+            p.file, p.version, p.sha256
+        ),
+        None => format!("signed off by {by} ({})", request.role),
+    }];
     if let Some(cleaning) = &request.cleaning {
         let receipt = crate::receipt::Receipt {
             hire,
@@ -174,6 +185,10 @@ pub fn sign_off(
     }
     steps::human::validate(&request, &signature, &[&settings.actor], &operators)
         .map_err(|p| EngineError::Refused(p.0))?;
+    // An acceptance is of a text people can read again: the one published under its version.
+    if let Some(policy) = &request.policy {
+        crate::policy::text_of(store, policy).map_err(EngineError::Refused)?;
+    }
     // Kept only once the signature is valid: a refused one leaves nothing behind.
     for file in evidence_files {
         store

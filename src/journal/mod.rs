@@ -65,6 +65,10 @@ pub enum Event {
         /// Each step's deadline (RFC 3339), where it has one.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         deadlines: BTreeMap<String, String>,
+        /// The hire's address (work, else personal), for messages after onboarding (a policy
+        /// campaign).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        email: String,
     },
     /// About to act. `intent` names what the effect will be known by (a Message-ID, an
     /// allocated uidNumber) so that an interrupted step can be recognised on resume.
@@ -122,6 +126,16 @@ pub enum Event {
         /// The device it is about (`asset_tag`, `serial`, …), if any.
         #[serde(default)]
         asset: BTreeMap<String, String>,
+        /// For an `acknowledge`: the policy text accepted, by version and SHA-256.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<PolicyRef>,
+        /// How it was given: `terminal`, `link`, `web` (a signed-in member of staff) or
+        /// `in person` (with a witness).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        how: String,
+        /// Who saw it given in person.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        witness: String,
     },
     /// A send was interrupted and the server cannot be asked whether it went out: the operator
     /// decides (`--resend-uncertain`, or `onboard mark-sent`).
@@ -142,6 +156,9 @@ pub enum Event {
         step: String,
         message_id: String,
         to: String,
+        /// 0 for the first message; 1, 2, … for reminders.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        reminder: u32,
     },
     /// The link email was accepted by the mail target.
     LinkSent { step: String, message_id: String },
@@ -226,8 +243,24 @@ pub struct SignOffRequest {
     /// Whom onboard emails a link to sign, once (`notify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyParams>,
+    /// For an `acknowledge`: the policy text to accept, by version and SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRef>,
     /// Checksum of the step's parameters when it started waiting.
     pub checksum: String,
+}
+
+/// A policy document's version and the SHA-256 of its text: what an acceptance is of.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PolicyRef {
+    /// Its file name, e.g. `it-policies.md`.
+    pub file: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An item the signer would not confirm, and why.

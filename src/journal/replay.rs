@@ -75,6 +75,10 @@ pub struct StepState {
 pub struct LinkEmail {
     pub message_id: String,
     pub sent: bool,
+    /// When the last message (first or reminder) was journaled as sending or sent.
+    pub at: String,
+    /// 0 for the first message; n for the n-th reminder.
+    pub reminder: u32,
 }
 
 /// What the journal says about one hire.
@@ -82,6 +86,9 @@ pub struct LinkEmail {
 pub struct HireState {
     pub hire: String,
     pub playbook: String,
+    /// The hire's address, as the last run knew it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub email: String,
     pub runs: u32,
     /// When the hire starts, as the last run knew it.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -155,9 +162,13 @@ pub fn replay(records: &[Record]) -> HireState {
                 start,
                 start_at,
                 deadlines,
+                email,
                 ..
             } => {
                 state.hire = hire.clone();
+                if !email.is_empty() {
+                    state.email = email.clone();
+                }
                 state.playbook = playbook.clone();
                 if !start.is_empty() {
                     state.start = start.clone();
@@ -170,19 +181,27 @@ pub fn replay(records: &[Record]) -> HireState {
             Event::RunFinished { .. } | Event::AccessRefused { .. } => {}
             // The link email is the step's own matter: its status stays waiting.
             Event::LinkSending {
-                step, message_id, ..
+                step,
+                message_id,
+                reminder,
+                ..
             } => {
                 let s = state.steps.entry(step.clone()).or_default();
                 s.link_email = Some(LinkEmail {
                     message_id: message_id.clone(),
                     sent: false,
+                    at: r.at.clone(),
+                    reminder: *reminder,
                 });
             }
             Event::LinkSent { step, message_id } => {
                 let s = state.steps.entry(step.clone()).or_default();
+                let reminder = s.link_email.as_ref().map_or(0, |l| l.reminder);
                 s.link_email = Some(LinkEmail {
                     message_id: message_id.clone(),
                     sent: true,
+                    at: r.at.clone(),
+                    reminder,
                 });
             }
             event => {

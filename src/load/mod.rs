@@ -366,6 +366,16 @@ impl Loader<'_> {
     ) -> (Templates, BTreeMap<String, PolicyDoc>) {
         let mut templates = Templates::new();
         let mut policies = BTreeMap::new();
+        for step in steps {
+            let p = match &step.kind {
+                StepKind::Email(e) => e.policies.as_ref(),
+                StepKind::Acknowledge(a) => Some(&a.policies),
+                _ => None,
+            };
+            if let Some(p) = p {
+                self.policy_file(p, dir, &mut policies);
+            }
+        }
         for email in steps
             .iter()
             .filter_map(|s| match &s.kind {
@@ -397,8 +407,26 @@ impl Loader<'_> {
                 self.diags.push(d);
             }
         }
-        if let Some(p) = &email.policies
-            && !policies.contains_key(&p.file.value)
+        if let Some(p) = &email.policies {
+            self.policy_file(p, dir, policies);
+        }
+    }
+
+    /// Reads a policy document once, and checks the version it is given.
+    fn policy_file(
+        &mut self,
+        p: &crate::steps::email::spec::Policies,
+        dir: &Path,
+        policies: &mut BTreeMap<String, PolicyDoc>,
+    ) {
+        if let Err(problem) = crate::policy::check_version(&p.version.value) {
+            self.diags.push(
+                Diagnostic::new(problem)
+                    .at(p.version.span)
+                    .hint("quote it in YAML, e.g. version: \"2026.2\""),
+            );
+        }
+        if !policies.contains_key(&p.file.value)
             && let Some((_, text)) = self.read_template(dir, &p.file)
         {
             let sha256 = crate::digest::sha256(&text);

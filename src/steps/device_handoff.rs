@@ -189,6 +189,7 @@ fn request(step: &PlannedStep, p: &HandoffParams) -> SignOffRequest {
         asset: details,
         cleaning: Some(cleaning.clone()),
         notify: notify.clone(),
+        policy: None,
         checksum: step.checksum.clone(),
     }
 }

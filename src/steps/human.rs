@@ -85,6 +85,10 @@ pub struct Signature {
     pub refused: Option<Refusal>,
     pub note: String,
     pub evidence: BTreeMap<String, String>,
+    /// How it was given: `terminal`, `link`, `web`, `in person`.
+    pub how: String,
+    /// Who saw it given in person (required then).
+    pub witness: String,
 }
 
 /// Checks a signature against what was asked. `operators` ran the automated steps;
@@ -115,6 +119,15 @@ pub fn validate(
             "dual control: {name} ran the automated steps for this hire, so someone else must sign"
         )
         .into());
+    }
+    if signature.how == "in person" {
+        let witness = signature.witness.trim();
+        if witness.is_empty() || witness.chars().any(char::is_control) {
+            return Err("given in person: the witness's name is missing".into());
+        }
+        if witness.eq_ignore_ascii_case(by) {
+            return Err(format!("{by} cannot witness their own signature").into());
+        }
     }
     if let Some(refusal) = &signature.refused {
         if !request.items.contains(&refusal.item) {
@@ -179,6 +192,7 @@ mod tests {
             asset: BTreeMap::new(),
             cleaning: None,
             notify: None,
+            policy: None,
             checksum: "c".into(),
         }
     }
@@ -190,6 +204,8 @@ mod tests {
             refused: None,
             note: String::new(),
             evidence: BTreeMap::from([("wipe_certificate_id".into(), "WC-1".into())]),
+            how: "terminal".into(),
+            witness: String::new(),
         }
     }
 

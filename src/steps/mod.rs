@@ -9,6 +9,7 @@
 //! - `apply` makes the change and verifies it by reading it back.
 
 pub mod account;
+pub mod acknowledge;
 pub mod device_handoff;
 pub mod email;
 pub mod groups;
@@ -239,6 +240,8 @@ kinds! {
     sign_off: SignOff(sign_off::SignOff),
     /// Send an email (the welcome).
     email: Email(email::spec::Email),
+    /// The hire accepts a policy document (e.g. the IT policies), item by item.
+    acknowledge: Acknowledge(acknowledge::Acknowledge),
 }
 
 /// Where the engine asks for things only the operator's terminal can do.

@@ -166,6 +166,7 @@ fn request(step: &PlannedStep, p: &SignOffParams) -> SignOffRequest {
             .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.clone())))
             .collect::<BTreeMap<_, _>>(),
         cleaning: None,
+        policy: None,
         checksum: step.checksum.clone(),
     }
 }

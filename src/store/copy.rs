@@ -27,6 +27,22 @@ pub enum CopyError {
     Io(#[from] io::Error),
 }
 
+/// Copies the published policy texts from `from` to `to`; how many there are. A version
+/// published with another text at the destination is refused.
+pub fn copy_policies(from: &dyn Store, to: &dyn Store) -> Result<usize, CopyError> {
+    let policies = from.policies()?;
+    for p in &policies {
+        let kept = to.publish_policy(p)?;
+        if kept.sha256 != p.sha256 {
+            return Err(CopyError::Differs {
+                name: format!("{} version {} in {}", p.file, p.version, to.describe()),
+                from: from.describe(),
+            });
+        }
+    }
+    Ok(policies.len())
+}
+
 /// Copies one hire's journal and evidence from `from` to `to`.
 pub fn copy_hire(from: &dyn Store, to: &dyn Store, hire: &str) -> Result<Copied, CopyError> {
     let source = from.read(hire)?;

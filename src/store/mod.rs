@@ -12,7 +12,8 @@
 //! - the records are the same bytes in every store, so one `verify` checks them all, and a
 //!   journal copied between stores (`import`) keeps its chain;
 //! - a lock is released by the system when its holder dies, and a refusal names the holder;
-//! - evidence is kept by its SHA-256, which the journal records.
+//! - evidence is kept by its SHA-256, which the journal records;
+//! - a policy version, once published, keeps its text (the first publication wins).
 
 pub mod copy;
 pub mod postgres;
@@ -20,6 +21,7 @@ pub mod postgres;
 use std::io;
 
 use crate::journal::{Event, JournalText, OpenError, Record};
+use crate::policy::Published;
 
 /// A held lock: released when dropped (and by the system if the process dies).
 pub type Guard = Box<dyn std::any::Any + Send>;
@@ -52,6 +54,12 @@ pub trait Store: Send + Sync {
     /// Writes a whole journal (verified by the caller) for a hire that has none here, under
     /// the hire's lock; `AlreadyExists` when it has one.
     fn import(&self, hire: &str, text: &str) -> Result<(), StoreError>;
+    /// Publishes a policy text under its file name and version, unless that version is
+    /// published already; returns what is published under it (compare the SHA-256: a version
+    /// names one text for good).
+    fn publish_policy(&self, policy: &Published) -> io::Result<Published>;
+    /// Every published policy version, oldest first.
+    fn policies(&self) -> io::Result<Vec<Published>>;
 }
 
 /// An evidence file: its name as given, its content (its SHA-256 is its address).

@@ -202,6 +202,17 @@ struct Form<'a> {
     start: &'a str,
     ready: Vec<Ready>,
     contact: &'a str,
+    /// For an `acknowledge`: the text to accept.
+    policy: Option<PolicyView>,
+}
+
+/// A policy text as the page shows it: Markdown made HTML (raw HTML in it escaped).
+#[derive(Serialize)]
+struct PolicyView {
+    file: String,
+    version: String,
+    sha256: String,
+    html: String,
 }
 
 #[derive(Serialize)]
@@ -265,6 +276,18 @@ impl Web {
             Signer::Link(_) => (posted.name.clone(), false),
         };
         let welcome = request.cleaning.is_some();
+        let policy = match &request.policy {
+            None => None,
+            Some(p) => match crate::policy::text_of(self.store.as_ref(), p) {
+                Ok(text) => Some(PolicyView {
+                    file: text.file,
+                    version: text.version,
+                    sha256: text.sha256,
+                    html: crate::steps::email::spec::markdown_to_html(&text.text),
+                }),
+                Err(problem) => return self.broken(&problem),
+            },
+        };
         let form = Form {
             hire,
             step,
@@ -306,9 +329,12 @@ impl Web {
                 })
                 .collect(),
             contact: &self.settings.contact,
+            policy,
         };
         let (template, title) = if welcome {
             ("welcome.html", "Welcome".to_owned())
+        } else if let Some(p) = &request.policy {
+            ("sign.html", format!("Accept {} {}", p.file, p.version))
         } else {
             ("sign.html", format!("Sign off {step}"))
         };
@@ -451,6 +477,11 @@ impl Web {
             }),
             note: String::new(),
             evidence: posted.values.clone(),
+            how: match signer {
+                Signer::Staff(_) => "web".into(),
+                Signer::Link(_) => "link".into(),
+            },
+            witness: String::new(),
         };
         let settings = Settings {
             mode: Mode::Apply,

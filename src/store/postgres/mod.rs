@@ -33,6 +33,7 @@ use connect::Pool;
 pub use connect::{PgConfig, PgError, PgUrl, UrlProblem};
 
 use super::{Evidence, Guard, Log, Session, Store, StoreError};
+use crate::policy::Published;
 use crate::journal::{Chain, Event, JournalText, OpenError, Record, last_hash, verify};
 
 /// Advisory lock keys are 64-bit; onboard's are derived from a name so they do not collide
@@ -261,6 +262,45 @@ impl Store for PgStore {
         })
     }
 
+    fn publish_policy(&self, p: &Published) -> io::Result<Published> {
+        self.pool.with(|c| {
+            c.execute(
+                "INSERT INTO onboard_policy (file, version, sha256, text, kept_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[&p.file, &p.version, &p.sha256, &p.text, &p.kept_at],
+            )?;
+            let r = c.query_one(
+                "SELECT file, version, sha256, text, kept_at FROM onboard_policy
+                 WHERE file = $1 AND version = $2",
+                &[&p.file, &p.version],
+            )?;
+            Ok(published(&r))
+        })
+    }
+
+    fn policies(&self) -> io::Result<Vec<Published>> {
+        if self.empty {
+            return Ok(Vec::new());
+        }
+        self.pool.with(|c| {
+            // A database last written by an onboard before policies has no table for them.
+            let there: bool = c
+                .query_one("SELECT to_regclass('onboard_policy') IS NOT NULL", &[])?
+                .get(0);
+            if !there {
+                return Ok(Vec::new());
+            }
+            Ok(c.query(
+                "SELECT file, version, sha256, text, kept_at FROM onboard_policy
+                 ORDER BY kept_at, file, version",
+                &[],
+            )?
+            .iter()
+            .map(published)
+            .collect())
+        })
+    }
+
     fn keep_receipt(&self, hire: &str, step: &str, text: &str, html: &str) -> io::Result<String> {
         self.pool.with(|c| {
             c.execute(
@@ -359,6 +399,16 @@ impl PgStore {
 }
 
 /// A hire's journal as the file journal's text: each row's record and a newline, in order.
+fn published(r: &postgres::Row) -> Published {
+    Published {
+        file: r.get(0),
+        version: r.get(1),
+        sha256: r.get(2),
+        text: r.get(3),
+        kept_at: r.get(4),
+    }
+}
+
 fn journal_text(client: &mut Client, hire: &str) -> Result<String, postgres::Error> {
     let rows = client.query(
         "SELECT record FROM onboard_journal WHERE hire = $1 ORDER BY seq",

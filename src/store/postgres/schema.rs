@@ -9,11 +9,18 @@ use super::lock_key;
 
 /// The migrations, in order: (version, what it does, SQL). Never edit one that has shipped:
 /// add the next.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "journals, lock holders, evidence, receipts",
-    include_str!("migrations/0001_record.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "journals, lock holders, evidence, receipts",
+        include_str!("migrations/0001_record.sql"),
+    ),
+    (
+        2,
+        "published policy texts",
+        include_str!("migrations/0002_policy.sql"),
+    ),
+];
 
 /// Applies the migrations this database lacks, one transaction each, under an advisory lock
 /// so that two onboards starting at once do not both apply them. Says whether onboard's
