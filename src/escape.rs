@@ -150,6 +150,16 @@ fn split_unescaped(s: &str, sep: char) -> Vec<String> {
     parts
 }
 
+/// Text for HTML (an element's content or a quoted attribute), for pages and messages built
+/// without a template.
+pub fn html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

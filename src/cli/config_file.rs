@@ -30,6 +30,12 @@
 //! tls_cert = "/etc/onboard/tls.pem"
 //! tls_key = "/etc/onboard/tls.key"
 //!
+//! [policies]
+//! from = "IT Service Desk <it@example.org>"
+//! max_age_days = 365
+//! remind_days = 7
+//! reminders = 2
+//!
 //! [roles]
 //! it = "cn=it-staff,ou=groups,dc=example,dc=org"
 //! hr = "cn=hr,ou=groups,dc=example,dc=org"
@@ -67,6 +73,22 @@ pub struct Doc {
     pub serve: Serve,
     #[serde(default)]
     pub roles: Roles,
+    #[serde(default)]
+    pub policies: Policies,
+}
+
+/// `[policies]`: acknowledgement campaigns and who counts as behind.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    /// The sender of campaign messages, e.g. `IT Service Desk <it@example.org>`.
+    pub from: Option<Spanned<String>>,
+    /// An acceptance older than this many days is behind (0: never).
+    pub max_age_days: Option<Spanned<u64>>,
+    /// Days between a campaign message and a reminder.
+    pub remind_days: Option<Spanned<u64>>,
+    /// At most this many reminders (0: none).
+    pub reminders: Option<Spanned<u64>>,
 }
 
 /// `[serve]`: the web pages (`onboard serve`) and the links they open.

@@ -13,6 +13,7 @@ mod journal;
 mod mark_sent;
 mod output;
 mod plan;
+mod policies;
 mod progress;
 mod report;
 mod run;
@@ -127,6 +128,7 @@ enum Command {
     Store(config::StoreArgs),
     Serve(serve::ServeArgs),
     Link(serve::LinkArgs),
+    Policies(policies::PoliciesArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -166,6 +168,7 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(Command::Plan(_) | Command::Config(_) | Command::Serve(_)) | None => {
             Some(Talks::ToServers)
         }
+        Some(Command::Policies(p)) if p.sends() => Some(Talks::ToServers),
         Some(_) => Some(Talks::ToStateOnly),
     };
     let setup = match talks {
@@ -199,6 +202,7 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(Command::Store(args)) => config::cmd_store(args, setup(), printer),
         Some(Command::Serve(args)) => serve::cmd_serve(args, setup(), printer),
         Some(Command::Link(args)) => serve::cmd_link(args, setup(), printer),
+        Some(Command::Policies(args)) => policies::cmd_policies(args, setup(), printer),
         None => run_main(cli.run, setup(), printer),
     }
 }

@@ -4,12 +4,14 @@
 //! A dry run is the same walk with [`Mode::DryRun`]: it checks (read-only) and stops before
 //! apply; it writes nothing, not even the journal.
 
+mod campaign;
 mod decide;
 mod notify;
 mod outcome;
 mod people;
 mod step;
 
+pub use campaign::{Campaign, Reached, Row, campaign};
 pub use outcome::{Counts, Outcome, Progress, Report, StepReport};
 use people::signed;
 pub use people::{access_refused, mark_sent, sign_off};

@@ -194,14 +194,14 @@ fn message(
     text.push_str(&format!(
         "\nOpen this link to confirm (or refuse, with a reason):\n{url}\n\n{until}\n"
     ));
-    let mut html = format!("<p>Hello,</p>\n<p>{}</p>\n<ul>\n", escape(&ask));
+    let mut html = format!("<p>Hello,</p>\n<p>{}</p>\n<ul>\n", crate::escape::html(&ask));
     for item in &request.items {
-        html.push_str(&format!("<li>{}</li>\n", escape(item)));
+        html.push_str(&format!("<li>{}</li>\n", crate::escape::html(item)));
     }
     html.push_str(&format!(
         "</ul>\n<p><a href=\"{}\">Open the page to confirm</a> (or refuse, with a reason).</p>\n<p>{}</p>\n",
-        escape(url),
-        escape(&until)
+        crate::escape::html(url),
+        crate::escape::html(&until)
     ));
     EmailParams {
         from: n.from.clone(),
@@ -213,12 +213,4 @@ fn message(
         html,
         policies: None,
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }

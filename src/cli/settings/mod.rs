@@ -38,6 +38,7 @@
 //! `allow_plaintext`.
 
 mod layers;
+mod policies;
 mod servers;
 mod web;
 
@@ -72,6 +73,8 @@ pub struct Setup {
     pub failpoint: Option<Failpoint>,
     /// The web pages and links (`onboard serve`, `onboard link`).
     pub web: crate::web::WebSettings,
+    /// `[policies]`: campaigns and who is behind.
+    pub policies: policies::PolicySettings,
     /// Each setting as resolved and where it came from, for `onboard config`.
     pub shown: Vec<Shown>,
 }
@@ -132,6 +135,7 @@ impl Setup {
         layers.show("config file", config_at, Some(config_origin));
         let (state_dir, store) = store(&mut layers, flags.state_dir)?;
         let web = web::web(&mut layers, state_dir.as_deref())?;
+        let policies = policies::policies(&mut layers);
         let user = std::env::var("USER")
             .ok()
             .or_else(|| std::env::var("LOGNAME").ok());
@@ -148,6 +152,7 @@ impl Setup {
             servers,
             failpoint: failpoint(),
             web,
+            policies,
             shown: layers.shown,
         })
     }

@@ -67,8 +67,9 @@ pub(super) fn web(layers: &mut Layers, state_dir: Option<&Path>) -> CmdResult<We
         "serve.session_minutes",
         s.session_minutes.as_ref(),
         480,
+        1,
     );
-    let link_days = number(layers, "serve.link_days", s.link_days.as_ref(), 14);
+    let link_days = number(layers, "serve.link_days", s.link_days.as_ref(), 14, 1);
     let key_file = layers.path(
         "ONBOARD_LINK_KEY_FILE",
         "serve.link_key_file",
@@ -125,15 +126,16 @@ fn file_text(
     v
 }
 
-/// A whole number from the file, at least 1.
-fn number(
+/// A whole number from the file, at least `min`.
+pub(super) fn number(
     layers: &mut Layers,
     key: &'static str,
     value: Option<&toml::Spanned<u64>>,
     default: u64,
+    min: u64,
 ) -> u64 {
     let found: Option<Found<u64>> = layers.in_file(key, value);
-    let n = found.as_ref().map_or(default, |f| f.value).max(1);
+    let n = found.as_ref().map_or(default, |f| f.value).max(min);
     layers.show_found(key, &found, n.to_string());
     n
 }

@@ -6,6 +6,8 @@
 //! onboard sends, shows or campaigns it, and a different text under the same version is refused
 //! everywhere after that (an acceptance of "2026.1" must mean one text).
 
+pub mod report;
+
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Event, PolicyRef, Record};
