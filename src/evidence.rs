@@ -224,6 +224,9 @@ mod tests {
                 note: String::new(),
                 evidence: BTreeMap::new(),
                 asset: BTreeMap::new(),
+                policy: None,
+                how: "link".into(),
+                witness: String::new(),
             },
         )
         .unwrap();

@@ -233,7 +233,9 @@ impl crate::store::Store for StateDir {
                 found.push(read_policy(&path)?);
             }
         }
-        found.sort_by(|a, b| (&a.kept_at, &a.file, &a.version).cmp(&(&b.kept_at, &b.file, &b.version)));
+        found.sort_by(|a, b| {
+            (&a.kept_at, &a.file, &a.version).cmp(&(&b.kept_at, &b.file, &b.version))
+        });
         Ok(found)
     }
 

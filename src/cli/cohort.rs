@@ -221,6 +221,20 @@ pub fn cmd_cohort(
         Mode::DryRun => None,
     };
     let state = setup.local(open)?;
+    // A policy version published with other text stops the whole cohort, located, before any
+    // hire starts (each run checks again).
+    match crate::policy::publish_playbook(
+        store.as_ref(),
+        &pb,
+        &setup.clock.now().to_string(),
+        mode == Mode::Apply,
+    ) {
+        Err(crate::engine::EngineError::Plan(diags)) => {
+            super::report(diags.sorted(), &sources, printer);
+            return Err(CliError::Reported(Exit::Input));
+        }
+        other => other?,
+    }
     let settings = Settings {
         mode,
         actor: setup.actor(options.actor.clone()),

@@ -242,6 +242,48 @@ pub fn cmd_log(args: LogArgs, setup: &Setup, printer: &Printer) -> CmdResult {
 }
 
 /// One record for people.
+/// A `signed_off` record's line: an acceptance, a signature or a refusal, and how it was given.
+fn signed_off(e: &Event) -> String {
+    let Event::SignedOff {
+        step,
+        role,
+        by,
+        confirmed,
+        refused,
+        evidence,
+        policy,
+        how,
+        witness,
+        ..
+    } = e
+    else {
+        unreachable!("called with a signed_off record")
+    };
+    let how = match (how.as_str(), witness.as_str()) {
+        ("", _) => String::new(),
+        (how, "") => format!(" ({how})"),
+        (how, witness) => format!(" ({how}, witnessed by {witness})"),
+    };
+    let mut s = match (refused, policy) {
+        (None, Some(p)) => format!(
+            "{step}: {by} accepted {} version {} (sha256 {}){how}",
+            p.file, p.version, p.sha256
+        ),
+        (None, None) => format!(
+            "{step}: signed off by {by} ({role}){how}: {}",
+            confirmed.join("; ")
+        ),
+        (Some(r), _) => format!(
+            "{step}: {by} ({role}) refused \"{}\": {}{how}",
+            r.item, r.reason
+        ),
+    };
+    for (k, v) in evidence {
+        let _ = write!(s, "\n{:>34}{k}: {v}", "");
+    }
+    s
+}
+
 fn describe(r: &Record) -> String {
     let what = match &r.event {
         Event::RunStarted {
@@ -271,33 +313,30 @@ fn describe(r: &Record) -> String {
         Event::StepWaiting {
             step, on, reason, ..
         } => format!("{step}: waiting on the {on}: {reason}"),
-        Event::SignedOff {
-            step,
-            role,
-            by,
-            confirmed,
-            refused,
-            evidence,
-            ..
-        } => {
-            let mut s = match refused {
-                None => format!(
-                    "{step}: signed off by {by} ({role}): {}",
-                    confirmed.join("; ")
-                ),
-                Some(r) => format!("{step}: {by} ({role}) refused \"{}\": {}", r.item, r.reason),
-            };
-            for (k, v) in evidence {
-                let _ = write!(s, "\n{:>34}{k}: {v}", "");
-            }
-            s
-        }
+        e @ Event::SignedOff { .. } => signed_off(e),
         Event::StepSkipped { step, because } => format!("{step}: skipped: {because}"),
         Event::AccessRefused { step, reason } => {
             format!("{step}: refused a page request: {reason}")
         }
-        Event::LinkSending { step, to, .. } => format!("{step}: emailing a link to {to}"),
-        Event::LinkSent { step, message_id } => format!("{step}: link email sent as {message_id}"),
+        Event::LinkSending {
+            step,
+            to,
+            reminder: 0,
+            ..
+        } => format!("{step}: emailing a link to {to}"),
+        Event::LinkSending {
+            step, to, reminder, ..
+        } => format!("{step}: emailing reminder {reminder} to {to}"),
+        Event::LinkSent {
+            step,
+            message_id,
+            note,
+        } if note.is_empty() => format!("{step}: link email sent as {message_id}"),
+        Event::LinkSent {
+            step,
+            message_id,
+            note,
+        } => format!("{step}: link email {message_id} {note}"),
         Event::StepUncertain { step, reason, .. } => format!("{step}: uncertain: {reason}"),
         Event::StepDrift { step, drift } if drift.is_empty() => {
             format!("{step}: matches the playbook again")

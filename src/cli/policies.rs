@@ -178,56 +178,24 @@ fn status(args: StatusArgs, setup: &Setup, printer: &Printer) -> CmdResult {
 
 /// The name a policy file is known by: its file name.
 fn file_name(path: &std::path::Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn campaign(args: CampaignArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     policy::check_version(&args.version).map_err(CliError::input)?;
-    let bytes = crate::files::read_regular(&args.policy, crate::files::TEMPLATE_LIMIT)
-        .map_err(|e| CliError::input(format!("{}: {e}", args.policy.display())))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| CliError::input(format!("{} is not UTF-8 text", args.policy.display())))?;
-    let name = file_name(&args.policy);
-    let from = args
-        .from
-        .clone()
-        .or_else(|| setup.policies.from.clone())
-        .ok_or_else(|| {
-            CliError::input("who sends the campaign? no sender is set").hint(
-                "pass --from 'IT Service Desk <it@example.org>', or set policies.from in the config file",
-            )
-        })?;
-    if from.parse::<lettre::message::Mailbox>().is_err() {
-        return Err(CliError::input(format!("--from: `{from}` is not an email address"))
-            .hint("write name@example.org, or Name <name@example.org>"));
-    }
-    let mode = if args.dry_run { Mode::DryRun } else { Mode::Apply };
-    let open = if args.dry_run { Open::AsIs } else { Open::ForRun };
+    let from = sender(&args, setup)?;
+    let (mode, open) = if args.dry_run {
+        (Mode::DryRun, Open::AsIs)
+    } else {
+        (Mode::Apply, Open::ForRun)
+    };
     let store = setup.store(open)?;
     let store = store.as_ref();
-    let now = setup.clock.now();
-    let wanted = Published::new(&name, &args.version, &text, &now.to_string());
-    let published = store
-        .policies()
-        .map_err(|e| CliError::failed(format!("cannot read the published policies: {e}")))?;
-    let kept = published
-        .iter()
-        .find(|p| p.file == name && p.version == args.version);
-    let policy = match kept {
-        Some(kept) => kept.clone(),
-        None if args.dry_run => wanted.clone(),
-        None => store
-            .publish_policy(&wanted)
-            .map_err(|e| CliError::failed(format!("cannot publish {name}: {e}")))?,
-    };
-    if let Err(c) = policy::compare(&policy, &wanted.sha256) {
-        return Err(CliError::input(format!("{}: {}", args.policy.display(), c.message)).hint(c.hint));
-    }
-    let previous = published
-        .iter()
-        .filter(|p| p.file == name && p.version != args.version)
-        .next_back();
+    let (policy, previous) = publish(&args, store, setup.clock.now())?;
+    let previous = previous.as_ref();
     let settings = Settings {
         mode,
         actor: setup.actor(args.actor.clone()),
@@ -252,7 +220,8 @@ fn campaign(args: CampaignArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     if let Some(before) = previous {
         let changes = policy::diff_summary(&before.text, &policy.text);
         printer.info(&format!(
-            "{name} {} (sha256 {}) after {}: {}",
+            "{} {} (sha256 {}) after {}: {}",
+            policy.file,
             policy.version,
             &policy.sha256[..12],
             before.version,
@@ -269,7 +238,10 @@ fn campaign(args: CampaignArgs, setup: &Setup, printer: &Printer) -> CmdResult {
         .iter()
         .filter(|r| matches!(r.reached, Reached::Failed(_) | Reached::Uncertain(_)))
         .count();
-    if rows.iter().any(|r| matches!(r.reached, Reached::Uncertain(_))) {
+    if rows
+        .iter()
+        .any(|r| matches!(r.reached, Reached::Uncertain(_)))
+    {
         printer.hint("look for the Message-ID in the recipient's mailbox: if it is there, record it with `onboard mark-sent HIRE STEP`; else run the campaign again with --resend-uncertain");
     }
     if trouble > 0 {
@@ -277,6 +249,63 @@ fn campaign(args: CampaignArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     } else {
         Ok(())
     }
+}
+
+/// The campaign's sender: `--from`, else `policies.from`.
+fn sender(args: &CampaignArgs, setup: &Setup) -> CmdResult<String> {
+    let from = args
+        .from
+        .clone()
+        .or_else(|| setup.policies.from.clone())
+        .ok_or_else(|| {
+            CliError::input("who sends the campaign? no sender is set").hint(
+                "pass --from 'IT Service Desk <it@example.org>', or set policies.from in the config file",
+            )
+        })?;
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(
+            CliError::input(format!("--from: `{from}` is not an email address"))
+                .hint("write name@example.org, or Name <name@example.org>"),
+        );
+    }
+    Ok(from)
+}
+
+/// Reads the text and publishes it under the version (not in a dry run); the same version with
+/// other text is refused. Returns it and the version of the same file before it, if any.
+fn publish(
+    args: &CampaignArgs,
+    store: &dyn crate::store::Store,
+    now: jiff::Timestamp,
+) -> CmdResult<(Published, Option<Published>)> {
+    let bytes = crate::files::read_regular(&args.policy, crate::files::TEMPLATE_LIMIT)
+        .map_err(|e| CliError::input(format!("{}: {e}", args.policy.display())))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| CliError::input(format!("{} is not UTF-8 text", args.policy.display())))?;
+    let name = file_name(&args.policy);
+    let wanted = Published::new(&name, &args.version, &text, &now.to_string());
+    let published = store
+        .policies()
+        .map_err(|e| CliError::failed(format!("cannot read the published policies: {e}")))?;
+    let kept = published
+        .iter()
+        .find(|p| p.file == name && p.version == args.version);
+    let policy = match kept {
+        Some(kept) => kept.clone(),
+        None if args.dry_run => wanted.clone(),
+        None => store
+            .publish_policy(&wanted)
+            .map_err(|e| CliError::failed(format!("cannot publish {name}: {e}")))?,
+    };
+    if let Err(c) = policy::compare(&policy, &wanted.sha256, &published) {
+        return Err(
+            CliError::input(format!("{}: {}", args.policy.display(), c.message)).hint(c.hint),
+        );
+    }
+    let previous = published
+        .into_iter()
+        .rfind(|p| p.file == name && p.version != args.version);
+    Ok((policy, previous))
 }
 
 /// A line per person who was behind, then the counts.

@@ -84,7 +84,13 @@ pub fn cmd_sign_off(args: SignOffArgs, setup: &Setup, printer: &Printer) -> CmdR
         return Err(CliError::input(&why));
     };
     if !args.all && args.items.is_empty() && args.refuse.is_none() {
-        show_request(state, &args, &request, current.waiting_since.as_deref(), printer)?;
+        show_request(
+            state,
+            &args,
+            &request,
+            current.waiting_since.as_deref(),
+            printer,
+        )?;
         return Err(CliError::Reported(Exit::Input));
     }
     let signature = signature(&args, &request)?;

@@ -109,7 +109,10 @@ fn reach(
         Err(b) => {
             return failed(
                 row,
-                format!("{}:{b}; run `onboard verify {hire}`", store.journal_name(hire)),
+                format!(
+                    "{}:{b}; run `onboard verify {hire}`",
+                    store.journal_name(hire)
+                ),
             );
         }
     };
@@ -140,7 +143,16 @@ fn reach(
         row.reached = due.map_or(Reached::AlreadySent, Reached::WouldSend);
         return row;
     }
-    match send(store, mailer, c, settings, hire, &step, &row.email, &row.reason) {
+    match send(
+        store,
+        mailer,
+        c,
+        settings,
+        hire,
+        &step,
+        &row.email,
+        &row.reason,
+    ) {
         Ok(reached) => Row { reached, ..row },
         Err(e) => failed(row, e.to_string()),
     }
@@ -159,9 +171,7 @@ fn due(step: Option<&journal::StepState>, c: &Campaign<'_>, now: jiff::Timestamp
         .at
         .parse::<jiff::Timestamp>()
         .map_or(0, |at| now.as_second() - at.as_second());
-    (c.remind_days > 0
-        && sent.reminder < c.reminders
-        && since >= i64::from(c.remind_days) * 86_400)
+    (c.remind_days > 0 && sent.reminder < c.reminders && since >= i64::from(c.remind_days) * 86_400)
         .then_some(sent.reminder + 1)
 }
 
@@ -190,9 +200,9 @@ fn send(
             &settings.actor,
         )
         .map_err(|e| match e {
-            StoreError::Locked { holder, .. } => {
-                EngineError::Io(format!("another run is working on it ({holder}); run again later"))
-            }
+            StoreError::Locked { holder, .. } => EngineError::Io(format!(
+                "another run is working on it ({holder}); run again later"
+            )),
             e => EngineError::Io(e.to_string()),
         })?;
     let state = journal::replay(&session.records);
@@ -207,7 +217,10 @@ fn send(
     };
     let current = state.steps.get(step);
     match current {
-        Some(s) if s.request.as_ref().and_then(|r| r.policy.as_ref()) != Some(&c.policy.reference()) => {
+        Some(s)
+            if s.request.as_ref().and_then(|r| r.policy.as_ref())
+                != Some(&c.policy.reference()) =>
+        {
             return Err(EngineError::Io(format!(
                 "the journal has a step {step} that is not this campaign's"
             )));

@@ -47,7 +47,7 @@ pub(super) enum Decision {
     Wait {
         on: String,
         reason: String,
-        request: Option<SignOffRequest>,
+        request: Option<Box<SignOffRequest>>,
     },
     /// An interrupted send that cannot be checked; journaled unless already so.
     Uncertain {
@@ -185,7 +185,7 @@ fn after_looking(f: &Facts<'_>, found: StepResult<Check>) -> Decision {
         ) => Decision::Wait {
             on,
             reason,
-            request: request.map(|r| *r),
+            request,
         },
         (Ok(Check::Uncertain { reason, .. }), Some(_)) => {
             Decision::Report(Outcome::Uncertain(reason))

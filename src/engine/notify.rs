@@ -111,6 +111,7 @@ pub(super) fn send_once(
                 w.append(Event::LinkSent {
                     step,
                     message_id: message_id.clone(),
+                    note: String::new(),
                 })?;
                 return Ok(Sent::DidGoOut);
             }
@@ -154,7 +155,11 @@ pub(super) fn send_once(
     if let Err(e) = sent {
         return Ok(Sent::Failed(e));
     }
-    w.append(Event::LinkSent { step, message_id })?;
+    w.append(Event::LinkSent {
+        step,
+        message_id,
+        note: String::new(),
+    })?;
     Ok(Sent::Now)
 }
 
@@ -169,6 +174,9 @@ fn message(
 ) -> EmailParams {
     let tag = request.asset.get("asset_tag");
     let subject = match (request.cleaning.is_some(), tag) {
+        _ if let Some(p) = &request.policy => {
+            format!("Please read and accept {} version {}", p.file, p.version)
+        }
         (true, Some(tag)) => format!("Please confirm you received your laptop ({tag})"),
         (true, None) => "Please confirm you received your device".to_owned(),
         (false, Some(tag)) => format!("Please confirm {step} of {tag}"),
@@ -194,7 +202,10 @@ fn message(
     text.push_str(&format!(
         "\nOpen this link to confirm (or refuse, with a reason):\n{url}\n\n{until}\n"
     ));
-    let mut html = format!("<p>Hello,</p>\n<p>{}</p>\n<ul>\n", crate::escape::html(&ask));
+    let mut html = format!(
+        "<p>Hello,</p>\n<p>{}</p>\n<ul>\n",
+        crate::escape::html(&ask)
+    );
     for item in &request.items {
         html.push_str(&format!("<li>{}</li>\n", crate::escape::html(item)));
     }

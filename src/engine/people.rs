@@ -23,6 +23,27 @@ pub fn mark_sent(
     let holder = format!("mark-sent by {actor} (pid {})", std::process::id());
     let mut session = store.open(hire, &holder, &crate::secret::random_hex(8), actor)?;
     let state = journal::replay(&session.records);
+    // A waiting step's interrupted link email (a sign-off's link, a policy campaign's message).
+    if let Some(s) = state
+        .steps
+        .get(step)
+        .filter(|s| s.status == Status::Waiting)
+        && let Some(link) = s.link_email.as_ref().filter(|l| !l.sent)
+    {
+        let message_id = link.message_id.clone();
+        session
+            .log
+            .append(
+                &clock.now().to_string(),
+                Event::LinkSent {
+                    step: step.to_owned(),
+                    message_id: message_id.clone(),
+                    note: format!("marked as sent by {actor}: {note}"),
+                },
+            )
+            .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
+        return Ok(message_id);
+    }
     let prior = state
         .steps
         .get(step)

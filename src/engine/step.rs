@@ -86,7 +86,7 @@ pub(super) fn run_step(
             on,
             reason,
             request,
-        } => return waiting(step, ctx, w, on, reason, request),
+        } => return waiting(step, ctx, w, on, reason, request.map(|r| *r)),
         Decision::Uncertain {
             message_id,
             reason,

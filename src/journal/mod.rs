@@ -160,8 +160,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "is_zero")]
         reminder: u32,
     },
-    /// The link email was accepted by the mail target.
-    LinkSent { step: String, message_id: String },
+    /// The link email was accepted by the mail target, or (with a `note`) the operator found
+    /// an interrupted one in the mailbox (`onboard mark-sent`).
+    LinkSent {
+        step: String,
+        message_id: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        note: String,
+    },
     /// A page refused a request about this step (a link for another hire or step); the
     /// record's actor says whose link it was. Changes no state.
     AccessRefused { step: String, reason: String },
@@ -418,6 +424,7 @@ mod tests {
                 start: String::new(),
                 start_at: String::new(),
                 deadlines: BTreeMap::new(),
+                email: String::new(),
             },
         )
         .unwrap();

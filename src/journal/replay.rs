@@ -194,7 +194,9 @@ pub fn replay(records: &[Record]) -> HireState {
                     reminder: *reminder,
                 });
             }
-            Event::LinkSent { step, message_id } => {
+            Event::LinkSent {
+                step, message_id, ..
+            } => {
                 let s = state.steps.entry(step.clone()).or_default();
                 let reminder = s.link_email.as_ref().map_or(0, |l| l.reminder);
                 s.link_email = Some(LinkEmail {

@@ -60,26 +60,29 @@ pub fn publish_playbook(
     use crate::diag::{Diagnostic, Diagnostics};
     use crate::engine::EngineError;
     use crate::steps::StepKind;
-    let wanted = pb.steps.iter().filter_map(|s| match &s.kind {
-        StepKind::Email(e) => e.policies.as_ref(),
-        StepKind::Acknowledge(a) => Some(&a.policies),
-        _ => None,
-    });
-    let mut published = None;
+    let wanted: Vec<_> = pb
+        .steps
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::Email(e) => e.policies.as_ref(),
+            StepKind::Acknowledge(a) => Some(&a.policies),
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let io = |e: std::io::Error| {
+        EngineError::Io(format!(
+            "cannot read the published policies in {}: {e}",
+            store.describe()
+        ))
+    };
+    let all = store.policies().map_err(io)?;
     let mut diags = Diagnostics::default();
     for p in wanted {
         let Some(doc) = pb.policies.get(&p.file.value) else {
             continue;
-        };
-        let io = |e: std::io::Error| {
-            EngineError::Io(format!(
-                "cannot read the published policies in {}: {e}",
-                store.describe()
-            ))
-        };
-        let all: &Vec<Published> = match &published {
-            Some(all) => all,
-            None => published.insert(store.policies().map_err(io)?),
         };
         let kept = match all
             .iter()
@@ -96,7 +99,7 @@ pub fn publish_playbook(
                 .map_err(io)?,
             None => continue,
         };
-        if let Err(c) = compare(&kept, &doc.sha256) {
+        if let Err(c) = compare(&kept, &doc.sha256, &all) {
             diags.push(Diagnostic::new(c.message).at(p.version.span).hint(c.hint));
         }
     }
@@ -146,8 +149,9 @@ pub struct Conflict {
     pub hint: String,
 }
 
-/// `kept` was published under the version `text` claims: the same text, or a conflict.
-pub fn compare(kept: &Published, sha256: &str) -> Result<(), Conflict> {
+/// `kept` was published under the version `text` claims: the same text, or a conflict (whose
+/// hint suggests a version none of `published` has).
+pub fn compare(kept: &Published, sha256: &str, published: &[Published]) -> Result<(), Conflict> {
     if kept.sha256 == sha256 {
         return Ok(());
     }
@@ -165,9 +169,21 @@ pub fn compare(kept: &Published, sha256: &str) -> Result<(), Conflict> {
             "people accepted version {} as it was published: give the changed text a new version \
              (e.g. {}), or restore the published text",
             kept.version,
-            next_version(&kept.version)
+            unused_version(&kept.file, &kept.version, published)
         ),
     })
+}
+
+/// The first of the versions after `version` that `file` has not published.
+fn unused_version(file: &str, version: &str, published: &[Published]) -> String {
+    let mut next = next_version(version);
+    while published
+        .iter()
+        .any(|p| p.file == file && p.version == next)
+    {
+        next = next_version(&next);
+    }
+    next
 }
 
 /// A plausible next version, for hints: the last number plus one.
@@ -436,7 +452,7 @@ mod tests {
         assert_eq!(
             diff_summary(OLD, NEW),
             [
-                "Changed: IT policies (1 line added, 1 removed)",
+                "Changed: IT policies (1 line added, 1 line removed)",
                 "Changed: Your account (1 line added)",
                 "New section: AI tools",
                 "Removed section: Fax",
@@ -467,8 +483,7 @@ mod tests {
     fn standing_says_why_someone_is_behind() {
         let current = Published::new("it-policies.md", "2026.2", NEW, "2026-11-01T00:00:00Z");
         let now: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
-        let behind = |accepted: &[Acceptance], days| match standing(accepted, &current, days, now)
-        {
+        let behind = |accepted: &[Acceptance], days| match standing(accepted, &current, days, now) {
             Standing::Behind { reason } => reason,
             s => panic!("{s:?}"),
         };
@@ -496,10 +511,13 @@ mod tests {
     fn a_version_names_one_text() {
         let kept = Published::new("it-policies.md", "2026.1", OLD, "2026-01-02T00:00:00Z");
         assert!(kept.intact());
-        assert_eq!(compare(&kept, &kept.sha256), Ok(()));
-        let conflict = compare(&kept, &crate::digest::sha256(NEW)).unwrap_err();
+        assert_eq!(compare(&kept, &kept.sha256, &[]), Ok(()));
+        let conflict = compare(&kept, &crate::digest::sha256(NEW), &[]).unwrap_err();
         assert!(conflict.message.contains("published on 2026-01-02"));
         assert!(conflict.hint.contains("(e.g. 2026.2)"), "{}", conflict.hint);
+        let taken = Published::new("it-policies.md", "2026.2", NEW, "2026-06-01T00:00:00Z");
+        let conflict = compare(&kept, &crate::digest::sha256(NEW), &[kept.clone(), taken]);
+        assert!(conflict.unwrap_err().hint.contains("(e.g. 2026.3)"));
         assert_eq!(next_version("v3"), "v4");
         assert_eq!(next_version("final"), "final.1");
     }

@@ -72,7 +72,10 @@ pub fn build(
     now: jiff::Timestamp,
 ) -> Status {
     let mut current: Vec<&Published> = Vec::new();
-    for p in published.iter().filter(|p| only.is_none_or(|f| p.file == f)) {
+    for p in published
+        .iter()
+        .filter(|p| only.is_none_or(|f| p.file == f))
+    {
         // Published oldest first: the last of a file is its current version.
         match current.iter_mut().find(|c| c.file == p.file) {
             Some(c) => *c = p,
@@ -136,7 +139,13 @@ impl Status {
             .policies
             .iter()
             .flat_map(|p| &p.people)
-            .filter_map(|p| Some(format!("{}: {}", p.journal.name, p.journal.problem.as_ref()?)))
+            .filter_map(|p| {
+                Some(format!(
+                    "{}: {}",
+                    p.journal.name,
+                    p.journal.problem.as_ref()?
+                ))
+            })
             .collect();
         out.sort();
         out.dedup();

@@ -95,14 +95,15 @@ impl Kind for Acknowledge {
     fn check(step: &PlannedStep, p: &AcknowledgeParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
         // The text shown must be the text published under this version (the run publishes
         // the playbook's versions before its first step; this holds for any other way in).
-        if let Some(kept) = ctx
+        let published = ctx
             .store
             .policies()
-            .map_err(|e| StepError::new(format!("cannot read the published policies: {e}")))?
+            .map_err(|e| StepError::new(format!("cannot read the published policies: {e}")))?;
+        if let Some(kept) = published
             .iter()
             .find(|k| k.file == p.policy.file && k.version == p.policy.version)
         {
-            crate::policy::compare(kept, &p.policy.sha256)
+            crate::policy::compare(kept, &p.policy.sha256, &published)
                 .map_err(|c| StepError::new(c.message).hint(c.hint).nothing_done())?;
         }
         let reason = format!(

@@ -12,6 +12,7 @@ mod ldap;
 mod never_panics;
 mod ownership;
 mod playbooks;
+mod policies;
 mod postgres;
 mod probe;
 mod readiness;

@@ -365,7 +365,7 @@ fn an_evidence_pack_holds_each_signature_with_its_record() {
     assert_eq!(tampered["journal"]["verified"], false);
 }
 
-fn sha(bytes: &[u8]) -> String {
+pub fn sha(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes)
         .iter()

@@ -33,8 +33,8 @@ use connect::Pool;
 pub use connect::{PgConfig, PgError, PgUrl, UrlProblem};
 
 use super::{Evidence, Guard, Log, Session, Store, StoreError};
-use crate::policy::Published;
 use crate::journal::{Chain, Event, JournalText, OpenError, Record, last_hash, verify};
+use crate::policy::Published;
 
 /// Advisory lock keys are 64-bit; onboard's are derived from a name so they do not collide
 /// with an application sharing the database by accident.
