@@ -450,3 +450,75 @@ fn a_policy_campaign_reaches_everyone_behind_once_and_status_says_who_is_behind(
         "nothing more was sent"
     );
 }
+
+#[test]
+fn the_hire_reads_and_accepts_the_policies_on_the_page_the_link_opens() {
+    let smtp = SmtpServer::start(Mode::Plain);
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    let csv = write_csv(&env, 1, &[]);
+    let port = crate::slapd::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let url = smtp.url();
+    let vars = [
+        ("ONBOARD_SMTP_URL", url.as_str()),
+        ("ONBOARD_SERVE_BASE_URL", base.as_str()),
+    ];
+    let cohort = [playbook.as_str(), "--hires", &csv];
+    env.run_with(&cohort, &vars).success();
+    let link = crate::serve::emailed_link(
+        &smtp,
+        "c0@example.org",
+        "Please read and accept it-policies.md version 2026.1",
+    );
+    let server = crate::serve::serve(&env, &vars, port);
+    let b = crate::browser::Browser::start();
+    b.go(&link);
+    let page = b.text();
+    for expected in [
+        "Read and accept it-policies.md, version 2026.1",
+        "Never share your password.",
+        "Do not fax customer data.",
+        &crate::report::sha(V1.as_bytes()),
+        "I will report a lost or stolen device at once",
+    ] {
+        assert!(
+            page.contains(expected),
+            "{expected}: {page}\n{}",
+            server.log()
+        );
+    }
+    b.click("#item-1");
+    b.click("#item-2");
+    b.fill("#name", "Zoë Müller-0");
+    b.screenshot("policies-accept");
+    b.submit("#sign");
+    assert!(b.text().contains("Thank you, Zoë Müller-0"), "{}", b.text());
+
+    let accepted = env
+        .journal("C000")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["type"] == "signed_off")
+        .expect("the acceptance is journaled");
+    assert_eq!(accepted["how"], "link");
+    assert_eq!(accepted["by"], "Zoë Müller-0");
+    assert_eq!(accepted["policy"]["version"], "2026.1");
+    assert_eq!(
+        accepted["policy"]["sha256"],
+        crate::report::sha(V1.as_bytes())
+    );
+    assert!(
+        accepted["actor"]
+            .as_str()
+            .unwrap()
+            .contains("c0@example.org")
+    );
+    // The VPN group follows on the next run.
+    let run = env.run_with(&cohort, &vars).success();
+    assert!(run.stdout.contains("1 ok"), "{}", run.stdout);
+    assert!(
+        env.journal("C000")
+            .contains(r#""type":"step_done","step":"vpn""#)
+    );
+}

@@ -31,7 +31,7 @@ fn add_staff(slapd: &Slapd) {
     slapd.modify(&ldif);
 }
 
-struct Server {
+pub struct Server {
     child: Child,
     /// What the server wrote to stderr, read as it comes (a full pipe would stall it).
     log: std::sync::Arc<std::sync::Mutex<String>>,
@@ -45,12 +45,12 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
 
-fn serve(env: &TestEnv, vars: &[(&str, &str)], port: u16) -> Server {
+pub fn serve(env: &TestEnv, vars: &[(&str, &str)], port: u16) -> Server {
     let listen = format!("127.0.0.1:{port}");
     let mut child = env.spawn(&["serve", "--listen", &listen], vars);
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -166,7 +166,7 @@ fn checklist_with_notify(env: &TestEnv) -> String {
 }
 
 /// The link in the one message sent to `to` whose subject starts with `subject`.
-fn emailed_link(smtp: &SmtpServer, to: &str, subject: &str) -> String {
+pub fn emailed_link(smtp: &SmtpServer, to: &str, subject: &str) -> String {
     let mails: Vec<serde_json::Value> = smtp
         .messages()
         .into_iter()
