@@ -193,13 +193,14 @@ fn schema_is_json_schema_with_every_step_kind() {
     let schema: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(schema["title"], "onboard playbook");
     let step = &schema["$defs"]["step"];
-    assert_eq!(step["oneOf"].as_array().unwrap().len(), 5);
+    assert_eq!(step["oneOf"].as_array().unwrap().len(), 6);
     for kind in [
         "ldap_account",
         "ldap_groups",
         "device_handoff",
         "sign_off",
         "email",
+        "acknowledge",
     ] {
         assert!(step["properties"][kind].is_object(), "{kind}");
     }

@@ -46,7 +46,7 @@ fn shipped_playbooks_check_clean() {
     assert_eq!(
         run.stdout,
         "playbooks/new-hire.yaml: ok (5 steps, hire E1042)\n\
-         playbooks/contractor.yaml: ok (6 steps, hire C0317)\n\
+         playbooks/contractor.yaml: ok (4 steps, hire C0317)\n\
          playbooks/hires/grace-hopper.yaml: ok (5 steps, hire E1043)\n"
     );
 }

@@ -276,7 +276,7 @@ fn bad_store_settings_are_clear_errors_and_change_nothing() {
     assert!(
         newer
             .stderr
-            .contains("schema version 99, newer than this onboard knows (1)")
+            .contains("schema version 99, newer than this onboard knows (2)")
             && newer.stderr.contains("hint: use the onboard that upgraded"),
         "{}",
         newer.stderr
