@@ -370,3 +370,70 @@ fn message(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{LinkEmail, StepState};
+
+    fn campaign<'a>(policy: &'a Published) -> Campaign<'a> {
+        Campaign {
+            policy,
+            previous: None,
+            from: "it@example.org",
+            max_age_days: 365,
+            remind_days: 7,
+            reminders: 2,
+            links: None,
+        }
+    }
+
+    fn sent(reminder: u32, sent: bool, at: &str) -> StepState {
+        StepState {
+            link_email: Some(LinkEmail {
+                message_id: "<m>".into(),
+                sent,
+                at: at.into(),
+                reminder,
+            }),
+            ..StepState::default()
+        }
+    }
+
+    /// The first message once, an interrupted one settled before anything else, then a
+    /// reminder each interval up to the limit.
+    #[test]
+    fn which_message_is_due() {
+        let p = Published::new("it.md", "2", "text", "2026-11-01T00:00:00Z");
+        let c = campaign(&p);
+        let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
+        let day0 = "2026-11-23T10:00:00Z";
+        assert_eq!(due(None, &c, at(day0)), Some(0));
+        assert_eq!(due(Some(&sent(0, false, day0)), &c, at(day0)), Some(0));
+        assert_eq!(
+            due(Some(&sent(0, true, day0)), &c, at("2026-11-29T10:00:00Z")),
+            None
+        );
+        assert_eq!(
+            due(Some(&sent(0, true, day0)), &c, at("2026-11-30T10:00:00Z")),
+            Some(1)
+        );
+        assert_eq!(due(Some(&sent(1, false, day0)), &c, at(day0)), Some(1));
+        assert_eq!(
+            due(Some(&sent(2, true, day0)), &c, at("2027-01-30T10:00:00Z")),
+            None
+        );
+        let none = Campaign {
+            remind_days: 0,
+            ..campaign(&p)
+        };
+        assert_eq!(
+            due(
+                Some(&sent(0, true, day0)),
+                &none,
+                at("2027-01-30T10:00:00Z")
+            ),
+            None
+        );
+    }
+}

@@ -522,6 +522,46 @@ mod tests {
         assert_eq!(next_version("final"), "final.1");
     }
 
+    /// Acceptances are the signed records that name a policy; a refusal is not one.
+    #[test]
+    fn acceptances_are_read_from_signed_records() {
+        let record = |seq: u64, refused: Option<crate::journal::Refusal>| Record {
+            v: 1,
+            seq,
+            at: format!("2026-11-2{seq}T10:00:00Z"),
+            actor: "via link sent to ada@example.org".into(),
+            run: "r".into(),
+            event: Event::SignedOff {
+                step: "policies".into(),
+                checksum: "c".into(),
+                role: "hire".into(),
+                by: "Ada".into(),
+                confirmed: vec!["I accept".into()],
+                refused,
+                note: String::new(),
+                evidence: Default::default(),
+                asset: Default::default(),
+                policy: Some(PolicyRef {
+                    file: "it-policies.md".into(),
+                    version: "2026.1".into(),
+                    sha256: "ab".into(),
+                }),
+                how: "link".into(),
+                witness: String::new(),
+            },
+            prev: String::new(),
+        };
+        let refusal = crate::journal::Refusal {
+            item: "I accept".into(),
+            reason: "unclear".into(),
+        };
+        let found = acceptances("E1", &[record(1, Some(refusal)), record(2, None)]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].line, 2);
+        assert_eq!(found[0].how, "link");
+        assert_eq!(found[0].recorded_by, "via link sent to ada@example.org");
+    }
+
     #[test]
     fn campaign_steps_and_versions() {
         assert_eq!(
