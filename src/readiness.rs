@@ -62,9 +62,10 @@ pub struct Blocker {
     pub summary: String,
 }
 
-/// Whether a step counts for readiness (the notifications about readiness do not).
-pub fn counts(step: &str) -> bool {
-    !step.starts_with("notify-")
+/// Whether a step counts for readiness (the notifications about readiness do not, nor a
+/// policy campaign's request, which comes after onboarding).
+pub fn counts(step: &str, state: &crate::journal::StepState) -> bool {
+    !step.starts_with("notify-") && !state.request.as_ref().is_some_and(|r| r.campaign)
 }
 
 pub fn assess(state: &HireState, now: Timestamp) -> Assessment {
@@ -73,7 +74,7 @@ pub fn assess(state: &HireState, now: Timestamp) -> Assessment {
     let mut blockers = Vec::new();
     let mut worst = Readiness::OnTrack;
     let mut all_done = true;
-    for (id, s) in state.steps.iter().filter(|(id, _)| counts(id)) {
+    for (id, s) in state.steps.iter().filter(|(id, s)| counts(id, s)) {
         if s.status == Status::Done {
             continue;
         }
@@ -266,6 +267,27 @@ mod tests {
             assess(&undated, at("2026-12-07T08:00:01Z")).readiness,
             Readiness::Late,
             "the start passed"
+        );
+        // A policy campaign's request, months later, does not make a hire late for day one.
+        let mut asked = step(
+            Status::Waiting,
+            "accept it-policies.md version 2026.2",
+            None,
+        );
+        asked.request = Some(crate::journal::SignOffRequest {
+            campaign: true,
+            ..Default::default()
+        });
+        let onboarded = hire(
+            vec![
+                ("account", step(Status::Done, "", None)),
+                ("ack-it-policies-2026-2", asked),
+            ],
+            &[],
+        );
+        assert_eq!(
+            assess(&onboarded, at("2027-03-01T00:00:00Z")).readiness,
+            Readiness::Ready
         );
     }
 }

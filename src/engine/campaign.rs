@@ -233,6 +233,7 @@ fn send(
                 items: vec![policy::default_item(&c.policy.file, &c.policy.version)],
                 notify: Some(notify.clone()),
                 policy: Some(c.policy.reference()),
+                campaign: true,
                 checksum: crate::digest::sha256(format!("{step}\n{}", c.policy.sha256)),
                 ..SignOffRequest::default()
             };

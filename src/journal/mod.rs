@@ -252,6 +252,10 @@ pub struct SignOffRequest {
     /// For an `acknowledge`: the policy text to accept, by version and SHA-256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyRef>,
+    /// Asked by a policy campaign (`onboard policies campaign`), not by the checklist: day-one
+    /// readiness does not wait for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub campaign: bool,
     /// Checksum of the step's parameters when it started waiting.
     pub checksum: String,
 }

@@ -190,6 +190,7 @@ fn request(step: &PlannedStep, p: &HandoffParams) -> SignOffRequest {
         cleaning: Some(cleaning.clone()),
         notify: notify.clone(),
         policy: None,
+        campaign: false,
         checksum: step.checksum.clone(),
     }
 }

@@ -193,6 +193,7 @@ mod tests {
             cleaning: None,
             notify: None,
             policy: None,
+            campaign: false,
             checksum: "c".into(),
         }
     }

@@ -167,6 +167,7 @@ fn request(step: &PlannedStep, p: &SignOffParams) -> SignOffRequest {
             .collect::<BTreeMap<_, _>>(),
         cleaning: None,
         policy: None,
+        campaign: false,
         checksum: step.checksum.clone(),
     }
 }
