@@ -364,38 +364,48 @@ pub async fn form(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let state = {
-        let (web, hire) = (web.clone(), hire.clone());
-        tokio::task::spawn_blocking(move || read_state(web.store.as_ref(), &hire)).await
+    // The store is read (the journal, a policy's text) on a blocking thread.
+    let page = {
+        let web = web.clone();
+        tokio::task::spawn_blocking(move || web.show_form(&hire, &step, &signer, &q.token)).await
     };
-    let state = match state {
-        Ok(Ok((s, _))) if !s.hire.is_empty() => s,
-        Ok(Ok(_)) => {
-            return web.message(
-                StatusCode::NOT_FOUND,
-                "No such hire",
-                "There is no journal for this hire.",
-                "Check the address.",
-                signer.user(),
-            );
-        }
-        Ok(Err(e)) => return web.broken(&e.to_string()),
-        Err(e) => return web.broken(&e.to_string()),
-    };
-    let request = match web.waiting(&state, &step, &signer) {
-        Ok(r) => r,
-        Err(page) => return page,
-    };
-    web.form_page(
-        StatusCode::OK,
-        &state,
-        &step,
-        &request,
-        &signer,
-        &q.token,
-        &Posted::default(),
-        "",
-    )
+    match page {
+        Ok(page) => page,
+        Err(e) => web.broken(&e.to_string()),
+    }
+}
+
+impl Web {
+    /// The sign-off form for a waiting step, or the page that says why not.
+    fn show_form(&self, hire: &str, step: &str, signer: &Signer, token: &str) -> Response {
+        let state = match read_state(self.store.as_ref(), hire) {
+            Ok((s, _)) if !s.hire.is_empty() => s,
+            Ok(_) => {
+                return self.message(
+                    StatusCode::NOT_FOUND,
+                    "No such hire",
+                    "There is no journal for this hire.",
+                    "Check the address.",
+                    signer.user(),
+                );
+            }
+            Err(e) => return self.broken(&e.to_string()),
+        };
+        let request = match self.waiting(&state, step, signer) {
+            Ok(r) => r,
+            Err(page) => return page,
+        };
+        self.form_page(
+            StatusCode::OK,
+            &state,
+            step,
+            &request,
+            signer,
+            token,
+            &Posted::default(),
+            "",
+        )
+    }
 }
 
 pub async fn submit(
