@@ -225,7 +225,14 @@ fn hire_report(j: &JournalFile, view: View, now: jiff::Timestamp) -> HireReport 
         .any(|s| matches!(s.status, Status::Failed | Status::Uncertain))
     {
         "failed"
-    } else if !state.steps.is_empty() && state.steps.values().all(|s| s.status == Status::Done) {
+    } else if !state.steps.is_empty()
+        && state
+            .steps
+            .values()
+            // A policy campaign's request, after onboarding, is listed but does not reopen it.
+            .filter(|s| !s.request.as_ref().is_some_and(|r| r.campaign))
+            .all(|s| s.status == Status::Done)
+    {
         "complete"
     } else {
         "in_progress"

@@ -341,6 +341,13 @@ fn a_policy_campaign_reaches_everyone_behind_once_and_status_says_who_is_behind(
         "{page}"
     );
 
+    // Onboarding stays complete while a campaign waits on the person; the request is listed.
+    let report = env.run(&["report", "C000", "--format", "json"]).success();
+    let report: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    let c000 = &report["hires"][0];
+    assert_eq!(c000["state"], "complete", "{c000}");
+    assert!(c000.to_string().contains(STEP2));
+
     // Eight days later: one reminder to each of the 18; a re-run sends none.
     let later = [vars[0], ("ONBOARD_NOW", "2026-12-01T10:00:00Z")];
     let reminded = env.run_with(&campaign, &later).success();
