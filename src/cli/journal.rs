@@ -241,7 +241,6 @@ pub fn cmd_log(args: LogArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     Ok(())
 }
 
-/// One record for people.
 /// A `signed_off` record's line: an acceptance, a signature or a refusal, and how it was given.
 fn signed_off(e: &Event) -> String {
     let Event::SignedOff {
@@ -259,10 +258,9 @@ fn signed_off(e: &Event) -> String {
     else {
         unreachable!("called with a signed_off record")
     };
-    let how = match (how.as_str(), witness.as_str()) {
-        ("", _) => String::new(),
-        (how, "") => format!(" ({how})"),
-        (how, witness) => format!(" ({how}, witnessed by {witness})"),
+    let how = match crate::steps::human::how_given(how, witness) {
+        how if how.is_empty() => how,
+        how => format!(" ({how})"),
     };
     let mut s = match (refused, policy) {
         (None, Some(p)) => format!(
@@ -284,6 +282,7 @@ fn signed_off(e: &Event) -> String {
     s
 }
 
+/// One record for people.
 fn describe(r: &Record) -> String {
     let what = match &r.event {
         Event::RunStarted {

@@ -155,25 +155,10 @@ fn status(args: StatusArgs, setup: &Setup, printer: &Printer) -> CmdResult {
         Format::Csv => report::csv(&status),
         Format::Html => report::html(&status).context("cannot render the page")?,
     };
-    match &args.output {
-        Some(path) => {
-            fs_err::write(path, &text)?;
-            printer.info(&format!("Written to {}", path.display()));
-        }
-        None => emit(printer, &text)?,
-    }
     if status.policies.is_empty() {
         printer.info("No policy version is published yet: a run publishes the versions its playbook sends or asks to accept.");
     }
-    let broken = status.broken();
-    for b in &broken {
-        printer.error(&format!("journal does not verify: {b}"));
-    }
-    if broken.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Reported(Exit::Failed))
-    }
+    super::report::deliver(printer, args.output.as_deref(), &text, &status.broken())
 }
 
 /// The name a policy file is known by: its file name.

@@ -85,15 +85,25 @@ pub fn cmd_report(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResu
         Format::Csv => report::csv(&report),
         Format::Html => report::html(&report).context("cannot render the report")?,
     };
-    match &args.output {
+    deliver(printer, args.output.as_deref(), &text, &report.broken())
+}
+
+/// Writes a document for auditors to FILE (or stdout), then names each journal that does not
+/// verify: exit 1 if any does (the document shows it, flagged).
+pub(super) fn deliver(
+    printer: &Printer,
+    output: Option<&std::path::Path>,
+    text: &str,
+    broken: &[String],
+) -> CmdResult {
+    match output {
         Some(path) => {
-            fs_err::write(path, &text)?;
+            fs_err::write(path, text)?;
             printer.info(&format!("Report written to {}", path.display()));
         }
-        None => emit(printer, &text)?,
+        None => emit(printer, text)?,
     }
-    let broken = report.broken();
-    for b in &broken {
+    for b in broken {
         printer.error(&format!("journal does not verify: {b}"));
     }
     if broken.is_empty() {

@@ -175,7 +175,12 @@ pub fn text(status: &Status) -> String {
                     person
                         .accepted
                         .as_ref()
-                        .map(|a| format!(" by {} ({})", a.by, how(a)))
+                        .map(
+                            |a| match crate::steps::human::how_given(&a.how, &a.witness) {
+                                how if how.is_empty() => format!(" by {}", a.by),
+                                how => format!(" by {} ({how})", a.by),
+                            }
+                        )
                         .unwrap_or_default()
                 ),
                 Standing::Behind { reason } => format!("BEHIND    {reason}"),
@@ -189,14 +194,6 @@ pub fn text(status: &Status) -> String {
         }
     }
     out
-}
-
-fn how(a: &Acceptance) -> String {
-    match (a.how.as_str(), a.witness.as_str()) {
-        ("", _) => "recorded".to_owned(),
-        (how, "") => how.to_owned(),
-        (how, witness) => format!("{how}, witnessed by {witness}"),
-    }
 }
 
 /// One row per person and policy, for spreadsheets.

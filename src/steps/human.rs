@@ -91,6 +91,15 @@ pub struct Signature {
     pub witness: String,
 }
 
+/// How a signature was given, for people: `link`, `in person, witnessed by Tom Tech`; empty
+/// for records from before onboard recorded it.
+pub fn how_given(how: &str, witness: &str) -> String {
+    match (how, witness) {
+        (how, "") => how.to_owned(),
+        (how, witness) => format!("{how}, witnessed by {witness}"),
+    }
+}
+
 /// Checks a signature against what was asked. `operators` ran the automated steps;
 /// `known_as` are other names the signer acts under (their sign-in), for dual control.
 pub fn validate(
