@@ -123,7 +123,13 @@ pub(super) fn signed(
             None,
         ));
     }
-    let out = journal::signed_outputs(&by, at, &request.asset, request.cleaning.is_some());
+    let out = journal::signed_outputs(
+        &by,
+        at,
+        &request.asset,
+        request.cleaning.is_some(),
+        request.policy.as_ref(),
+    );
     let mut changes = vec![match &request.policy {
         Some(p) => format!(
             "{by} accepted {} version {} (sha256 {})",

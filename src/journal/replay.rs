@@ -107,12 +107,14 @@ pub struct HireState {
 }
 
 /// The outputs of a signed step (`signed_by`, `signed_at`, the device's `asset_tag` and
-/// `serial`, and for a hand-off `received_by`): one definition for the run and the replay.
+/// `serial`, for a hand-off `received_by`, for an acceptance `policy_file`, `policy_version`
+/// and `policy_sha256`): one definition for the run and the replay.
 pub fn signed_outputs(
     by: &str,
     at: &str,
     asset: &BTreeMap<String, String>,
     handoff: bool,
+    policy: Option<&super::PolicyRef>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::from([
         ("signed_by".to_owned(), by.to_owned()),
@@ -125,6 +127,11 @@ pub fn signed_outputs(
     }
     if handoff {
         out.insert("received_by".to_owned(), by.to_owned());
+    }
+    if let Some(p) = policy {
+        out.insert("policy_file".to_owned(), p.file.clone());
+        out.insert("policy_version".to_owned(), p.version.clone());
+        out.insert("policy_sha256".to_owned(), p.sha256.clone());
     }
     out
 }
@@ -245,6 +252,8 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.intent.clear();
             s.detail.clear();
             s.drift = None;
+            s.waiting_since = None;
+            s.request = None;
         }
         Event::StepFailed {
             checksum,
@@ -308,6 +317,9 @@ fn signed_off(s: &mut StepState, event: &Event, at: &str) {
         note,
         evidence,
         asset,
+        policy,
+        how,
+        witness,
         ..
     } = event
     else {
@@ -323,13 +335,22 @@ fn signed_off(s: &mut StepState, event: &Event, at: &str) {
     if !note.is_empty() {
         s.evidence.insert("note".into(), note.clone());
     }
+    if !how.is_empty() {
+        s.evidence
+            .insert("how".into(), crate::steps::human::how_given(how, witness));
+    }
+    if let Some(p) = policy {
+        s.evidence
+            .insert("policy_version".into(), p.version.clone());
+        s.evidence.insert("policy_sha256".into(), p.sha256.clone());
+    }
     s.checksum = checksum.clone();
     s.waiting_since = None;
     s.request = None;
     match refused {
         None => {
             s.status = Status::Done;
-            s.outputs = signed_outputs(by, at, asset, handoff);
+            s.outputs = signed_outputs(by, at, asset, handoff, policy.as_ref());
             s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
             s.detail.clear();
         }

@@ -44,7 +44,13 @@ pub struct AcknowledgeParams {
 
 impl Kind for Acknowledge {
     type Params = AcknowledgeParams;
-    const OUTPUTS: &'static [&'static str] = &["signed_by", "signed_at"];
+    const OUTPUTS: &'static [&'static str] = &[
+        "signed_by",
+        "signed_at",
+        "policy_file",
+        "policy_version",
+        "policy_sha256",
+    ];
     const AUTOMATED: bool = false;
 
     fn render(&self, r: &mut Renderer<'_>, _: &Step, _: &Outputs) -> Option<AcknowledgeParams> {
@@ -105,6 +111,22 @@ impl Kind for Acknowledge {
         {
             crate::policy::compare(kept, &p.policy.sha256, &published)
                 .map_err(|c| StepError::new(c.message).hint(c.hint).nothing_done())?;
+        }
+        // The same text accepted elsewhere in this hire's journal (a campaign's request) is
+        // this step's acceptance too: the person is not asked twice.
+        if let Some((id, out)) = ctx.outputs.iter().find(|(_, out)| {
+            [
+                ("policy_file", &p.policy.file),
+                ("policy_version", &p.policy.version),
+                ("policy_sha256", &p.policy.sha256),
+            ]
+            .iter()
+            .all(|(k, v)| out.get(*k) == Some(*v))
+        }) {
+            return Ok(Check::Holds {
+                outputs: out.clone(),
+                note: Some(super::Note::Info(format!("accepted in {id}"))),
+            });
         }
         let reason = format!(
             "accept {} version {} ({} item{})",

@@ -529,3 +529,52 @@ fn the_hire_reads_and_accepts_the_policies_on_the_page_the_link_opens() {
             .contains(r#""type":"step_done","step":"vpn""#)
     );
 }
+
+/// A person who accepted the text through a campaign is not asked again by their checklist:
+/// the acknowledgement step finds the acceptance, and the access it holds follows.
+#[test]
+fn an_acceptance_given_to_a_campaign_satisfies_the_checklist_step_of_the_same_text() {
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    let csv = write_csv(&env, 1, &[]);
+    let cohort = [playbook.as_str(), "--hires", &csv];
+    env.run(&cohort).success();
+    let text = env.path("templates/it-policies.md").display().to_string();
+    let from = "IT <it@example.org>";
+    let campaign = [
+        "policies",
+        "campaign",
+        "--policy",
+        &text,
+        "--version",
+        "2026.1",
+        "--from",
+        from,
+    ];
+    let sent = env.run(&campaign).success();
+    assert!(sent.stdout.contains("1 messages sent"), "{}", sent.stdout);
+    env.run(&[
+        "sign-off",
+        "C000",
+        "ack-it-policies-2026-1",
+        "--by",
+        "Zoë",
+        "--all",
+    ])
+    .success();
+    let run = env.run(&cohort).success();
+    assert!(run.stdout.contains("1 ok"), "{}", run.stdout);
+    let journal = env.journal("C000");
+    assert!(
+        journal.contains(r#""type":"step_done","step":"policies""#),
+        "{journal}"
+    );
+    assert!(
+        journal.contains(r#""type":"step_done","step":"vpn""#),
+        "{journal}"
+    );
+    assert!(journal.contains("accepted in ack-it-policies-2026-1"), "{journal}");
+    let status = env.run(&["status", "C000"]).success();
+    assert!(status.stdout.contains("C000  ready"), "{}", status.stdout);
+    assert!(!status.stdout.contains("since"), "done is not waiting: {}", status.stdout);
+}
