@@ -316,6 +316,10 @@ fn campaign_lines(rows: &[engine::Row], dry_run: bool) -> String {
                 reminded += 1;
                 format!("reminder {n} sent to {}", r.email)
             }
+            Reached::Asked(step) => {
+                before += 1;
+                format!("not sent: their checklist's step {step} asks them already")
+            }
             Reached::AlreadySent => {
                 before += 1;
                 "sent before; no reminder due".to_owned()

@@ -42,6 +42,8 @@ pub enum Reached {
     /// Accepted this version, longer ago than the period: a campaign for a new version (the
     /// yearly one) reaches them, not this one.
     Expired(String),
+    /// Their checklist already asks them to accept this version (the step named).
+    Asked(String),
     /// The first message went now.
     Sent,
     /// Reminder n went now.
@@ -127,6 +129,17 @@ fn reach(
     }
     if accepted.iter().any(|a| a.policy == c.policy.reference()) {
         row.reached = Reached::Expired(row.reason.clone());
+        return row;
+    }
+    // Someone being onboarded whose checklist asks for this very text is not asked twice.
+    if let Some((id, _)) = state.steps.iter().find(|(id, s)| {
+        **id != step
+            && s.status == Status::Waiting
+            && s.request
+                .as_ref()
+                .is_some_and(|r| r.policy.as_ref() == Some(&c.policy.reference()))
+    }) {
+        row.reached = Reached::Asked(id.clone());
         return row;
     }
     if row.email.is_empty() {

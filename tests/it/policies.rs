@@ -531,14 +531,23 @@ fn the_hire_reads_and_accepts_the_policies_on_the_page_the_link_opens() {
 }
 
 /// A person who accepted the text through a campaign is not asked again by their checklist:
-/// the acknowledgement step finds the acceptance, and the access it holds follows.
+/// the acknowledgement step finds the acceptance, and the access it holds follows. Someone whose
+/// checklist already asks for that text gets no campaign message.
 #[test]
-fn an_acceptance_given_to_a_campaign_satisfies_the_checklist_step_of_the_same_text() {
+fn a_campaign_and_a_checklist_never_ask_for_the_same_text_twice() {
     let env = TestEnv::new();
     let playbook = checklist(&env);
-    let csv = write_csv(&env, 1, &[]);
-    let cohort = [playbook.as_str(), "--hires", &csv];
-    env.run(&cohort).success();
+    // C000 was onboarded before the checklist asked for the policies; C001 with it.
+    let full = std::fs::read_to_string(&playbook).unwrap();
+    let early = env.path("early-checklist.yaml");
+    std::fs::write(&early, &full[..full.find("  - id: policies").unwrap()]).unwrap();
+    let early = early.display().to_string();
+    let csv = write_csv(&env, 2, &[]);
+    env.run(&[&early, "--hires", &csv, "--only", "C000"])
+        .success();
+    env.run(&[&playbook, "--hires", &csv, "--only", "C001"])
+        .success();
+
     let text = env.path("templates/it-policies.md").display().to_string();
     let from = "IT <it@example.org>";
     let campaign = [
@@ -552,7 +561,19 @@ fn an_acceptance_given_to_a_campaign_satisfies_the_checklist_step_of_the_same_te
         from,
     ];
     let sent = env.run(&campaign).success();
-    assert!(sent.stdout.contains("1 messages sent"), "{}", sent.stdout);
+    assert!(
+        sent.stdout
+            .contains("C000  never accepted: sent to c0@example.org"),
+        "{}",
+        sent.stdout
+    );
+    assert!(
+        sent.stdout.contains(
+            "C001  never accepted: not sent: their checklist's step policies asks them already"
+        ),
+        "{}",
+        sent.stdout
+    );
     env.run(&[
         "sign-off",
         "C000",
@@ -562,19 +583,32 @@ fn an_acceptance_given_to_a_campaign_satisfies_the_checklist_step_of_the_same_te
         "--all",
     ])
     .success();
-    let run = env.run(&cohort).success();
-    assert!(run.stdout.contains("1 ok"), "{}", run.stdout);
+
+    // C000's checklist now asks for the policies: the campaign's acceptance is theirs.
+    let run = env.run(&[&playbook, "--hires", &csv]).success();
+    assert!(run.stdout.contains("2 ok"), "{}", run.stdout);
     let journal = env.journal("C000");
     assert!(
         journal.contains(r#""type":"step_done","step":"policies""#),
         "{journal}"
     );
     assert!(
+        journal.contains("accepted in ack-it-policies-2026-1"),
+        "{journal}"
+    );
+    assert!(
         journal.contains(r#""type":"step_done","step":"vpn""#),
         "{journal}"
     );
-    assert!(journal.contains("accepted in ack-it-policies-2026-1"), "{journal}");
     let status = env.run(&["status", "C000"]).success();
     assert!(status.stdout.contains("C000  ready"), "{}", status.stdout);
-    assert!(!status.stdout.contains("since"), "done is not waiting: {}", status.stdout);
+    assert!(
+        !status.stdout.contains("since"),
+        "done is not waiting: {}",
+        status.stdout
+    );
+    assert!(
+        !env.journal("C001")
+            .contains(r#""step":"ack-it-policies-2026-1""#)
+    );
 }
