@@ -9,6 +9,7 @@
 
 pub mod directory;
 pub mod mail;
+pub mod scim;
 pub mod tls;
 
 /// Why a target operation failed, in terms an IT tech acts on.

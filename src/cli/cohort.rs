@@ -251,6 +251,7 @@ pub fn cmd_cohort(
     let results = Arc::new(Mutex::new(Vec::<Done>::new()));
     let bars = Bars::new(total);
     let jobs = cohort.jobs.clamp(1, total.max(1));
+    let scim = super::run::scim_apps(servers)?;
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let queue = Arc::clone(&queue);
@@ -258,6 +259,7 @@ pub fn cmd_cohort(
             let (pb, state, settings, bars, servers) = (&pb, &state, &settings, &bars, &servers);
             let store = store.as_ref();
             let links = links.as_ref();
+            let scim = &scim;
             scope.spawn(move || {
                 // Each worker has its own connection and transport.
                 let (mut directory, mut mailer) = match targets(state, mode, servers) {
@@ -278,6 +280,7 @@ pub fn cmd_cohort(
                             directory: directory.as_mut(),
                             mailer: mailer.as_mut(),
                             links,
+                            scim,
                         },
                         settings,
                         &mut progress,

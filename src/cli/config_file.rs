@@ -30,6 +30,10 @@
 //! tls_cert = "/etc/onboard/tls.pem"
 //! tls_key = "/etc/onboard/tls.key"
 //!
+//! [scim.chat]
+//! url = "https://chat.example.org/scim/v2"
+//! token_file = "/etc/onboard/chat-scim-token"
+//!
 //! [policies]
 //! from = "IT Service Desk <it@example.org>"
 //! max_age_days = 365
@@ -75,6 +79,23 @@ pub struct Doc {
     pub roles: Roles,
     #[serde(default)]
     pub policies: Policies,
+    /// `[scim.NAME]`: one section per application (`app: NAME` in a playbook).
+    #[serde(default)]
+    pub scim: std::collections::BTreeMap<String, Scim>,
+}
+
+/// `[scim.NAME]`: an application provisioned over SCIM 2.0.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scim {
+    /// The SCIM base URL, e.g. `https://chat.example.org/scim/v2` (HTTPS, or HTTP to loopback).
+    pub url: Option<Spanned<String>>,
+    /// The bearer token: a file (its first line), or an environment variable.
+    pub token_file: Option<Spanned<String>>,
+    pub token_env: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    /// Seconds for each request.
+    pub timeout: Option<Spanned<u64>>,
 }
 
 /// `[policies]`: acknowledgement campaigns and who counts as behind.

@@ -63,6 +63,12 @@ pub struct StateArgs {
 /// The directory and mail targets a run uses.
 pub type TargetPair = (Box<dyn Directory>, Box<dyn Mailer>);
 
+/// The SCIM applications' clients (a CA file that cannot be used is an input error).
+pub fn scim_apps(servers: &Servers) -> CmdResult<crate::backend::scim::ScimApps> {
+    crate::backend::scim::ScimApps::connect(&servers.scim)
+        .map_err(|e| CliError::input(format!("SCIM: {e}")))
+}
+
 /// The targets: the configured servers, else the embedded ones in the state directory.
 pub fn targets(state: &StateDir, mode: Mode, servers: &Servers) -> CmdResult<TargetPair> {
     Ok((
@@ -179,6 +185,7 @@ pub fn walk(
     progress: &mut dyn Progress,
 ) -> CmdResult<Result<Report, EngineError>> {
     let (mut directory, mut mailer) = targets(state, settings.mode, servers)?;
+    let scim = scim_apps(servers)?;
     Ok(engine::run(
         pb,
         store,
@@ -186,6 +193,7 @@ pub fn walk(
             directory: directory.as_mut(),
             mailer: mailer.as_mut(),
             links,
+            scim: &scim,
         },
         settings,
         progress,

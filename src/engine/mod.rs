@@ -155,6 +155,8 @@ pub struct Targets<'a> {
     pub mailer: &'a mut dyn Mailer,
     /// For emailing links to people's steps (`notify`); `None`: no link key, nothing emailed.
     pub links: Option<&'a crate::web::Links>,
+    /// The SCIM applications (`scim_user`, `scim_groups`).
+    pub scim: &'a crate::backend::scim::ScimApps,
 }
 
 /// Reads a hire's journal without changing it: its verified records, replayed.
@@ -280,6 +282,7 @@ struct HireCtx<'a> {
     settings: &'a Settings,
     store: &'a dyn Store,
     links: Option<&'a crate::web::Links>,
+    scim: &'a crate::backend::scim::ScimApps,
 }
 
 impl HireCtx<'_> {
@@ -308,6 +311,7 @@ impl HireCtx<'_> {
             operators,
             store: self.store,
             links: self.links,
+            scim: self.scim,
         }
     }
 }
@@ -347,9 +351,7 @@ pub fn run(
     w.append(run_started(pb, &hire, &current))?;
 
     let Targets {
-        directory,
-        mailer,
-        links,
+        directory, mailer, ..
     } = targets;
     let hire_ctx = HireCtx {
         pb,
@@ -357,7 +359,8 @@ pub fn run(
         from: &from,
         settings,
         store,
-        links,
+        links: targets.links,
+        scim: targets.scim,
     };
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
     let mut reports = Vec::new();

@@ -14,6 +14,8 @@ pub mod device_handoff;
 pub mod email;
 pub mod groups;
 pub mod human;
+pub mod scim_groups;
+pub mod scim_user;
 pub mod sign_off;
 
 use std::collections::BTreeMap;
@@ -242,6 +244,10 @@ kinds! {
     email: Email(email::spec::Email),
     /// The hire accepts a policy document (e.g. the IT policies), item by item.
     acknowledge: Acknowledge(acknowledge::Acknowledge),
+    /// Create the hire's user in an application over SCIM 2.0.
+    scim_user: ScimUser(scim_user::ScimUser),
+    /// Add that user to groups of the application (SCIM PATCH).
+    scim_groups: ScimGroups(scim_groups::ScimGroups),
 }
 
 /// Where the engine asks for things only the operator's terminal can do.
@@ -281,6 +287,8 @@ pub struct Ctx<'a> {
     pub store: &'a dyn crate::store::Store,
     /// For emailing a waiting step's link (`notify`).
     pub links: Option<&'a crate::web::Links>,
+    /// The SCIM applications.
+    pub scim: &'a crate::backend::scim::ScimApps,
 }
 
 /// What `check` found.

@@ -193,7 +193,7 @@ fn schema_is_json_schema_with_every_step_kind() {
     let schema: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(schema["title"], "onboard playbook");
     let step = &schema["$defs"]["step"];
-    assert_eq!(step["oneOf"].as_array().unwrap().len(), 6);
+    assert_eq!(step["oneOf"].as_array().unwrap().len(), 8);
     for kind in [
         "ldap_account",
         "ldap_groups",
@@ -201,6 +201,8 @@ fn schema_is_json_schema_with_every_step_kind() {
         "sign_off",
         "email",
         "acknowledge",
+        "scim_user",
+        "scim_groups",
     ] {
         assert!(step["properties"][kind].is_object(), "{kind}");
     }

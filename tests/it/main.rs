@@ -19,6 +19,8 @@ mod readiness;
 mod report;
 mod run;
 mod samba;
+mod scim;
+mod scim_server;
 mod serve;
 mod slapd;
 mod smtp;

@@ -14,7 +14,7 @@ use crate::secret::Secret;
 
 /// One resolved setting, as `onboard config` prints it: never a secret's value.
 pub struct Shown {
-    pub key: &'static str,
+    pub key: String,
     pub value: String,
     pub origin: Origin,
 }
@@ -215,9 +215,9 @@ impl Layers {
         Ok(None)
     }
 
-    pub(super) fn show(&mut self, key: &'static str, value: String, origin: Option<Origin>) {
+    pub(super) fn show(&mut self, key: impl Into<String>, value: String, origin: Option<Origin>) {
         self.shown.push(Shown {
-            key,
+            key: key.into(),
             value,
             origin: origin.unwrap_or(Origin::Default),
         });
@@ -225,7 +225,7 @@ impl Layers {
 
     pub(super) fn show_found<T>(
         &mut self,
-        key: &'static str,
+        key: impl Into<String>,
         found: &Option<Found<T>>,
         value: String,
     ) {

@@ -39,6 +39,7 @@
 
 mod layers;
 mod policies;
+mod scim;
 mod servers;
 mod web;
 

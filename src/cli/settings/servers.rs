@@ -91,12 +91,15 @@ pub(super) fn postgres(layers: &mut Layers, url: Found<String>) -> CmdResult<PgC
 pub struct Servers {
     pub ldap: Option<LdapConfig>,
     pub smtp: Option<SmtpConfig>,
+    /// The SCIM applications, by name.
+    pub scim: Vec<crate::backend::scim::ScimConfig>,
 }
 
 pub(super) fn servers(layers: &mut Layers) -> CmdResult<Servers> {
     Ok(Servers {
         ldap: ldap(layers)?,
         smtp: smtp(layers)?,
+        scim: super::scim::apps(layers)?,
     })
 }
 
