@@ -411,4 +411,82 @@ mod tests {
         );
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
     }
+
+    /// Answers each connection's request with the next of `replies`, then closes it.
+    fn responder(replies: Vec<&'static str>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for reply in replies {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let n = conn.read(&mut buf).unwrap();
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                conn.write_all(reply.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (url, handle)
+    }
+
+    /// A 429 is tried again after its Retry-After; the token goes only in its header.
+    #[test]
+    fn too_many_requests_waits_for_retry_after() {
+        let busy = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let body = r#"{"Resources":[],"totalResults":0}"#;
+        let ok: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        );
+        let (url, server) = responder(vec![busy, ok]);
+        let scim = Scim::new(ScimConfig {
+            name: "chat".into(),
+            url,
+            token: Secret::new("t0ken".into()),
+            ca_file: None,
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let start = std::time::Instant::now();
+        let found = scim.find_users("userName eq \"a\\\"b\"").unwrap();
+        assert!(found.is_empty());
+        assert!(start.elapsed() >= Duration::from_secs(1), "waited for Retry-After");
+        let seen = server.join().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen[1].contains("authorization: Bearer t0ken") || seen[1].contains("Authorization: Bearer t0ken"));
+        assert!(!seen[1].lines().next().unwrap().contains("t0ken"), "not in the URL");
+    }
+
+    /// A SCIM error is explained with its scimType and the server's detail.
+    #[test]
+    fn scim_errors_are_explained() {
+        let body = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidFilter","detail":"bad filter"}"#;
+        let reply: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        );
+        let (url, server) = responder(vec![reply]);
+        let scim = Scim::new(ScimConfig {
+            name: "chat".into(),
+            url,
+            token: Secret::new("t".into()),
+            ca_file: None,
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let e = scim.find_users("x").unwrap_err().to_string();
+        assert!(
+            e.contains("400 invalidFilter: the server did not accept the search filter (the server says: bad filter)"),
+            "{e}"
+        );
+        server.join().unwrap();
+    }
 }

@@ -180,14 +180,7 @@ impl Kind for ScimUser {
         ctx: &mut Ctx<'_>,
     ) -> StepResult<Applied> {
         let scim = app(ctx, p)?;
-        let created = match scim.create_user(&body(p)) {
-            Ok(user) => user,
-            // The reply may be lost after the server created it: look before failing.
-            Err(e) => match find(scim, p)? {
-                Some(user) => user,
-                None => return Err(e.into()),
-            },
-        };
+        let created = create(scim, p)?;
         let id = created["id"]
             .as_str()
             .ok_or_else(|| {
@@ -223,6 +216,29 @@ impl Kind for ScimUser {
                 ("scim_id".to_owned(), id),
             ]),
         })
+    }
+}
+
+/// POSTs the user. A POST that failed for a reason that may pass (no answer, 429, 5xx) may
+/// still have created it: the user is looked for by its `externalId` before each new try, so
+/// a retry never makes a second one.
+fn create(scim: &Scim, p: &ScimUserParams) -> StepResult<Value> {
+    let mut attempt = 0;
+    loop {
+        match scim.create_user(&body(p)) {
+            Ok(user) => return Ok(user),
+            Err(e) => {
+                if let Some(user) = find(scim, p)? {
+                    return Ok(user);
+                }
+                let passing = matches!(e, crate::backend::BackendError::Unavailable(_));
+                if !passing || attempt >= 2 {
+                    return Err(e.into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
+                attempt += 1;
+            }
+        }
     }
 }
 

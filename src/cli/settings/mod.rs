@@ -30,6 +30,11 @@
 //! | `ONBOARD_LDAP_ALLOW_PLAINTEXT` | `allow_plaintext` | `1`: allow a clear-text bind to a non-loopback host | `0` |
 //! | `ONBOARD_LDAP_FLAVOR` | `flavor` | `openldap` or `active_directory` | `openldap` |
 //!
+//! SCIM applications, one `[scim.NAME]` each (see `scim.rs`): `ONBOARD_SCIM_NAME_URL` / `url`
+//! (HTTPS, or HTTP to loopback), `ONBOARD_SCIM_NAME_TOKEN_FILE` / `ONBOARD_SCIM_NAME_TOKEN` /
+//! `token_file` / `token_env`, `ONBOARD_SCIM_NAME_CA_FILE` / `ca_file`,
+//! `ONBOARD_SCIM_NAME_TIMEOUT` / `timeout` (seconds, 10).
+//!
 //! The SMTP server (unset: the embedded outbox), `[smtp]`: `ONBOARD_SMTP_URL` / `url`
 //! (`smtp://host:25`, `smtps://host:465`), `ONBOARD_SMTP_STARTTLS` / `starttls` (default `1`
 //! except to loopback), `ONBOARD_SMTP_CA_FILE` / `ca_file`, `ONBOARD_SMTP_USER` / `user`,
