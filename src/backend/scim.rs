@@ -455,11 +455,20 @@ mod tests {
         let start = std::time::Instant::now();
         let found = scim.find_users("userName eq \"a\\\"b\"").unwrap();
         assert!(found.is_empty());
-        assert!(start.elapsed() >= Duration::from_secs(1), "waited for Retry-After");
+        assert!(
+            start.elapsed() >= Duration::from_secs(1),
+            "waited for Retry-After"
+        );
         let seen = server.join().unwrap();
         assert_eq!(seen.len(), 2);
-        assert!(seen[1].contains("authorization: Bearer t0ken") || seen[1].contains("Authorization: Bearer t0ken"));
-        assert!(!seen[1].lines().next().unwrap().contains("t0ken"), "not in the URL");
+        assert!(
+            seen[1].contains("authorization: Bearer t0ken")
+                || seen[1].contains("Authorization: Bearer t0ken")
+        );
+        assert!(
+            !seen[1].lines().next().unwrap().contains("t0ken"),
+            "not in the URL"
+        );
     }
 
     /// A SCIM error is explained with its scimType and the server's detail.

@@ -174,6 +174,22 @@ fn a_hostile_cohort_becomes_one_user_each_in_two_groups_and_a_rerun_changes_noth
         let journal = env.journal(&format!("C{i:03}"));
         assert!(!journal.contains(TOKEN), "no token in a journal");
     }
+
+    // A change made in the application is reported as drift, and left as it is.
+    let c000 = users_by_hire(&scim)["C000"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    scim.rename(&c000, "Someone Else");
+    let drift = env.run_with(&[&playbook, "--hires", &csv, "--only", "C000"], &vars);
+    let text = format!("{}{}", drift.stdout, env.journal("C000"));
+    assert!(
+        text.contains("displayName is `Someone Else`, the playbook says"),
+        "{}\n{}",
+        drift.stdout,
+        drift.stderr
+    );
+    assert_eq!(scim.users().len(), HIRES);
 }
 
 #[test]

@@ -100,6 +100,11 @@ impl ScimServer {
                 .header("Authorization", &auth)
                 .header("Content-Type", "application/scim+json")
                 .send(b.to_string()),
+            ("PATCH", Some(b)) => agent
+                .patch(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/scim+json")
+                .send(b.to_string()),
             other => panic!("{other:?}"),
         };
         let mut response = result.expect("the SCIM server answers");
@@ -127,6 +132,19 @@ impl ScimServer {
             Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name, "externalId": "someone-else"})),
         );
         assert_eq!(status, 201, "{user}");
+    }
+
+    /// Changes a user's displayName, as an administrator of the application would.
+    pub fn rename(&self, id: &str, display_name: &str) {
+        let (status, body) = self.call(
+            "PATCH",
+            &format!("/Users/{id}"),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "displayName", "value": display_name}],
+            })),
+        );
+        assert!(status == 200 || status == 204, "{status} {body}");
     }
 
     /// Every user.
