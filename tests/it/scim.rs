@@ -111,17 +111,49 @@ fn assert_one_user_each(scim: &ScimServer, groups: &[String]) {
     }
 }
 
+/// A SCIM server with the two groups; an environment with the checklist, HR's CSV, and the
+/// settings that point onboard at the server as `chat`.
+struct Fixture {
+    scim: ScimServer,
+    groups: [String; 2],
+    env: TestEnv,
+    playbook: String,
+    csv: String,
+    scim_env: Vec<(String, String)>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let scim = ScimServer::start();
+        let groups = [
+            scim.create_group("everyone"),
+            scim.create_group("engineering"),
+        ];
+        let env = TestEnv::new();
+        let playbook = checklist(&env);
+        let csv = write_csv(&env);
+        let scim_env = scim.env("chat");
+        Fixture {
+            scim,
+            groups,
+            env,
+            playbook,
+            csv,
+            scim_env,
+        }
+    }
+}
+
 #[test]
 fn a_hostile_cohort_becomes_one_user_each_in_two_groups_and_a_rerun_changes_nothing() {
-    let scim = ScimServer::start();
-    let groups = [
-        scim.create_group("everyone"),
-        scim.create_group("engineering"),
-    ];
-    let env = TestEnv::new();
-    let playbook = checklist(&env);
-    let csv = write_csv(&env);
-    let scim_env = scim.env("chat");
+    let Fixture {
+        scim,
+        groups,
+        env,
+        playbook,
+        csv,
+        scim_env,
+    } = Fixture::new();
     let vars = vars(&scim_env);
     let cohort = [playbook.as_str(), "--hires", &csv, "--jobs", "4"];
 
@@ -194,12 +226,13 @@ fn a_hostile_cohort_becomes_one_user_each_in_two_groups_and_a_rerun_changes_noth
 
 #[test]
 fn a_wrong_token_is_a_clear_error_and_creates_nothing() {
-    let scim = ScimServer::start();
-    scim.create_group("everyone");
-    scim.create_group("engineering");
-    let env = TestEnv::new();
-    let playbook = checklist(&env);
-    let csv = write_csv(&env);
+    let Fixture {
+        scim,
+        env,
+        playbook,
+        csv,
+        ..
+    } = Fixture::new();
     let wrong = env.path("wrong-token");
     std::fs::write(&wrong, "not-the-token\n").unwrap();
     let url = scim.url();
@@ -221,16 +254,15 @@ fn a_wrong_token_is_a_clear_error_and_creates_nothing() {
 
 #[test]
 fn a_user_name_that_is_someone_elses_is_refused_not_adopted() {
-    let scim = ScimServer::start();
-    let groups = [
-        scim.create_group("everyone"),
-        scim.create_group("engineering"),
-    ];
-    let env = TestEnv::new();
-    let playbook = checklist(&env);
-    let csv = write_csv(&env);
+    let Fixture {
+        scim,
+        groups,
+        env,
+        playbook,
+        csv,
+        scim_env,
+    } = Fixture::new();
     scim.create_user(&user_name(3));
-    let scim_env = scim.env("chat");
     let vars = vars(&scim_env);
     let run = env.run_with(&[&playbook, "--hires", &csv, "--jobs", "4"], &vars);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
@@ -254,15 +286,14 @@ fn a_user_name_that_is_someone_elses_is_refused_not_adopted() {
 
 #[test]
 fn killed_at_random_moments_then_resumed_one_user_each() {
-    let scim = ScimServer::start();
-    let groups = [
-        scim.create_group("everyone"),
-        scim.create_group("engineering"),
-    ];
-    let env = TestEnv::new();
-    let playbook = checklist(&env);
-    let csv = write_csv(&env);
-    let scim_env = scim.env("chat");
+    let Fixture {
+        scim,
+        groups,
+        env,
+        playbook,
+        csv,
+        scim_env,
+    } = Fixture::new();
     let vars = vars(&scim_env);
     let cohort = [playbook.as_str(), "--hires", &csv, "--jobs", "4"];
     let mut state: u64 = 0x5c1a_0000_0000_0017;
@@ -282,15 +313,14 @@ fn killed_at_random_moments_then_resumed_one_user_each() {
 
 #[test]
 fn a_server_stopped_mid_run_fails_the_hires_it_hits_and_a_resume_completes() {
-    let scim = ScimServer::start();
-    let groups = [
-        scim.create_group("everyone"),
-        scim.create_group("engineering"),
-    ];
-    let env = TestEnv::new();
-    let playbook = checklist(&env);
-    let csv = write_csv(&env);
-    let mut scim_env = scim.env("chat");
+    let Fixture {
+        scim,
+        groups,
+        env,
+        playbook,
+        csv,
+        mut scim_env,
+    } = Fixture::new();
     scim_env.push(("ONBOARD_SCIM_CHAT_TIMEOUT".into(), "2".into()));
     let vars = vars(&scim_env);
     let cohort = [playbook.as_str(), "--hires", &csv, "--jobs", "4"];
