@@ -146,25 +146,20 @@ impl Fixture {
 
 #[test]
 fn a_hostile_cohort_becomes_one_user_each_in_two_groups_and_a_rerun_changes_nothing() {
-    let Fixture {
-        scim,
-        groups,
-        env,
-        playbook,
-        csv,
-        scim_env,
-    } = Fixture::new();
-    let vars = vars(&scim_env);
-    let cohort = [playbook.as_str(), "--hires", &csv, "--jobs", "4"];
+    let f = Fixture::new();
+    let vars = vars(&f.scim_env);
+    let cohort = [f.playbook.as_str(), "--hires", &f.csv, "--jobs", "4"];
 
     // The dry run says what it would create, with the request body and no token.
-    let hire = env.path("c001.yaml");
+    let hire = f.env.path("c001.yaml");
     std::fs::write(
         &hire,
         "checklist: scim-checklist.yaml\nhire:\n  id: C001\n  given_name: \"Seán) or (userName pr\"\n  family_name: \"Müller-1, Jr.\"\n  work_email: c1@example.org\n  department: Engineering\n",
     )
     .unwrap();
-    let plan = env.run_with(&[hire.to_str().unwrap(), "--dry-run"], &vars);
+    let plan = f
+        .env
+        .run_with(&[hire.to_str().unwrap(), "--dry-run"], &vars);
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
     for expected in [
         "create user Seán) or (userName pr Müller-1, Jr. in chat",
@@ -178,70 +173,68 @@ fn a_hostile_cohort_becomes_one_user_each_in_two_groups_and_a_rerun_changes_noth
         );
     }
     assert!(!plan.stdout.contains(TOKEN) && !plan.stderr.contains(TOKEN));
-    assert!(scim.users().is_empty(), "a dry run creates nothing");
+    assert!(f.scim.users().is_empty(), "a dry run creates nothing");
 
-    let run = env.run_with(&cohort, &vars);
+    let run = f.env.run_with(&cohort, &vars);
     assert_eq!(
         run.code,
         0,
         "{}\n{}\n{}",
         run.stdout,
         run.stderr,
-        scim.log()
+        f.scim.log()
     );
-    assert_one_user_each(&scim, &groups);
-    let user = &users_by_hire(&scim)["C005"][0];
+    assert_one_user_each(&f.scim, &f.groups);
+    let user = &users_by_hire(&f.scim)["C005"][0];
     assert_eq!(user["name"]["givenName"], GIVEN[5]);
     assert_eq!(
         user["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["employeeNumber"],
         "C005"
     );
 
-    let again = env.run_with(&cohort, &vars);
+    let again = f.env.run_with(&cohort, &vars);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert!(again.stdout.contains("20 hires, 20 ok"), "{}", again.stdout);
-    assert_eq!(scim.users().len(), HIRES, "a re-run creates nothing");
-    assert_one_user_each(&scim, &groups);
+    assert_eq!(f.scim.users().len(), HIRES, "a re-run creates nothing");
+    assert_one_user_each(&f.scim, &f.groups);
     for i in 0..HIRES {
-        let journal = env.journal(&format!("C{i:03}"));
+        let journal = f.env.journal(&format!("C{i:03}"));
         assert!(!journal.contains(TOKEN), "no token in a journal");
     }
 
     // A change made in the application is reported as drift, and left as it is.
-    let c000 = users_by_hire(&scim)["C000"][0]["id"]
+    let c000 = users_by_hire(&f.scim)["C000"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    scim.rename(&c000, "Someone Else");
-    let drift = env.run_with(&[&playbook, "--hires", &csv, "--only", "C000"], &vars);
-    let text = format!("{}{}", drift.stdout, env.journal("C000"));
+    f.scim.rename(&c000, "Someone Else");
+    let drift = f
+        .env
+        .run_with(&[&f.playbook, "--hires", &f.csv, "--only", "C000"], &vars);
+    let text = format!("{}{}", drift.stdout, f.env.journal("C000"));
     assert!(
         text.contains("displayName is `Someone Else`, the playbook says"),
         "{}\n{}",
         drift.stdout,
         drift.stderr
     );
-    assert_eq!(scim.users().len(), HIRES);
+    assert_eq!(f.scim.users().len(), HIRES);
 }
 
 #[test]
 fn a_wrong_token_is_a_clear_error_and_creates_nothing() {
-    let Fixture {
-        scim,
-        env,
-        playbook,
-        csv,
-        ..
-    } = Fixture::new();
-    let wrong = env.path("wrong-token");
+    let f = Fixture::new();
+    let wrong = f.env.path("wrong-token");
     std::fs::write(&wrong, "not-the-token\n").unwrap();
-    let url = scim.url();
+    let url = f.scim.url();
     let wrong = wrong.display().to_string();
     let vars = [
         ("ONBOARD_SCIM_CHAT_URL", url.as_str()),
         ("ONBOARD_SCIM_CHAT_TOKEN_FILE", wrong.as_str()),
     ];
-    let run = env.run_with(&[&playbook, "--hires", &csv, "--only", "C000"], &vars);
+    let run = f
+        .env
+        .run_with(&[&f.playbook, "--hires", &f.csv, "--only", "C000"], &vars);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("the bearer token was refused (401)"),
@@ -249,22 +242,17 @@ fn a_wrong_token_is_a_clear_error_and_creates_nothing() {
         run.stdout
     );
     assert!(!run.stdout.contains("not-the-token") && !run.stderr.contains("not-the-token"));
-    assert!(scim.users().is_empty());
+    assert!(f.scim.users().is_empty());
 }
 
 #[test]
 fn a_user_name_that_is_someone_elses_is_refused_not_adopted() {
-    let Fixture {
-        scim,
-        groups,
-        env,
-        playbook,
-        csv,
-        scim_env,
-    } = Fixture::new();
-    scim.create_user(&user_name(3));
-    let vars = vars(&scim_env);
-    let run = env.run_with(&[&playbook, "--hires", &csv, "--jobs", "4"], &vars);
+    let f = Fixture::new();
+    f.scim.create_user(&user_name(3));
+    let vars = vars(&f.scim_env);
+    let run = f
+        .env
+        .run_with(&[&f.playbook, "--hires", &f.csv, "--jobs", "4"], &vars);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let refusal = format!(
         "already has a user {} that is not hire C003's (its externalId is `someone-else`)",
@@ -272,12 +260,12 @@ fn a_user_name_that_is_someone_elses_is_refused_not_adopted() {
     );
     assert!(run.stdout.contains(&refusal), "{}", run.stdout);
     assert!(run.stdout.contains("19 ok, 1 failed"), "{}", run.stdout);
-    let users = users_by_hire(&scim);
+    let users = users_by_hire(&f.scim);
     assert!(!users.contains_key("C003"));
     assert_eq!(users["someone-else"].len(), 1);
-    for g in &groups {
+    for g in &f.groups {
         assert_eq!(
-            scim.members(g).len(),
+            f.scim.members(g).len(),
             HIRES - 1,
             "the other user is in no group"
         );
@@ -286,64 +274,51 @@ fn a_user_name_that_is_someone_elses_is_refused_not_adopted() {
 
 #[test]
 fn killed_at_random_moments_then_resumed_one_user_each() {
-    let Fixture {
-        scim,
-        groups,
-        env,
-        playbook,
-        csv,
-        scim_env,
-    } = Fixture::new();
-    let vars = vars(&scim_env);
-    let cohort = [playbook.as_str(), "--hires", &csv, "--jobs", "4"];
+    let f = Fixture::new();
+    let vars = vars(&f.scim_env);
+    let cohort = [f.playbook.as_str(), "--hires", &f.csv, "--jobs", "4"];
     let mut state: u64 = 0x5c1a_0000_0000_0017;
     for _ in 0..6 {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let mut child = env.spawn(&cohort, &vars);
+        let mut child = f.env.spawn(&cohort, &vars);
         std::thread::sleep(Duration::from_millis(state % 900));
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
     }
-    let run = env.run_with(&cohort, &vars);
+    let run = f.env.run_with(&cohort, &vars);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_one_user_each(&scim, &groups);
+    assert_one_user_each(&f.scim, &f.groups);
 }
 
 #[test]
 fn a_server_stopped_mid_run_fails_the_hires_it_hits_and_a_resume_completes() {
-    let Fixture {
-        scim,
-        groups,
-        env,
-        playbook,
-        csv,
-        mut scim_env,
-    } = Fixture::new();
-    scim_env.push(("ONBOARD_SCIM_CHAT_TIMEOUT".into(), "2".into()));
-    let vars = vars(&scim_env);
-    let cohort = [playbook.as_str(), "--hires", &csv, "--jobs", "4"];
-    let child = env.spawn(&cohort, &vars);
+    let mut f = Fixture::new();
+    f.scim_env
+        .push(("ONBOARD_SCIM_CHAT_TIMEOUT".into(), "2".into()));
+    let vars = vars(&f.scim_env);
+    let cohort = [f.playbook.as_str(), "--hires", &f.csv, "--jobs", "4"];
+    let child = f.env.spawn(&cohort, &vars);
     let start = Instant::now();
-    while scim.users().len() < 4 {
+    while f.scim.users().len() < 4 {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no user was created"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    scim.pause();
+    f.scim.pause();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("no answer in time"), "{stdout}");
     // Resumed, the server first works through the requests that waited; the failures clear
     // within a few runs, each creating nothing twice.
-    scim.resume();
+    f.scim.resume();
     let mut runs = Vec::new();
     for _ in 0..4 {
-        let run = env.run_with(&cohort, &vars);
+        let run = f.env.run_with(&cohort, &vars);
         let done = run.code == 0;
         runs.push(run.stdout);
         if done {
@@ -351,5 +326,5 @@ fn a_server_stopped_mid_run_fails_the_hires_it_hits_and_a_resume_completes() {
         }
     }
     assert!(runs.last().unwrap().contains("20 ok"), "{runs:#?}");
-    assert_one_user_each(&scim, &groups);
+    assert_one_user_each(&f.scim, &f.groups);
 }
