@@ -146,7 +146,14 @@ impl Scim {
         let url = self.url(path);
         let auth = format!("Bearer {}", self.config.token.expose());
         let unavailable = |e: ureq::Error| {
-            BackendError::Unavailable(format!("{}: {}", self.describe(), plain_error(&e)))
+            let mut why = plain_error(&e);
+            if why.contains("certificate") {
+                why.push_str(&format!(
+                    " (if its certificate is from your own CA, name the CA file in scim.{}.ca_file)",
+                    self.config.name
+                ));
+            }
+            BackendError::Unavailable(format!("{}: {why}", self.describe()))
         };
         let result = match (method, body) {
             ("GET", _) => {

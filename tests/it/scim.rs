@@ -328,3 +328,34 @@ fn a_server_stopped_mid_run_fails_the_hires_it_hits_and_a_resume_completes() {
     assert!(runs.last().unwrap().contains("20 ok"), "{runs:#?}");
     assert_one_user_each(&f.scim, &f.groups);
 }
+
+#[test]
+fn over_https_the_ca_file_is_trusted_and_nothing_else() {
+    let f = Fixture::new();
+    let (url, ca, _proxy) = f.scim.https();
+    let token = f.env.path("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let (token, ca) = (token.display().to_string(), ca.display().to_string());
+    let base = [
+        ("ONBOARD_SCIM_CHAT_URL", url.as_str()),
+        ("ONBOARD_SCIM_CHAT_TOKEN_FILE", token.as_str()),
+    ];
+    let one = [f.playbook.as_str(), "--hires", &f.csv, "--only", "C000"];
+    // Without the CA file, the test CA is not trusted: nothing is sent.
+    let untrusted = f.env.run_with(&one, &base);
+    assert_eq!(
+        untrusted.code, 1,
+        "{}\n{}",
+        untrusted.stdout, untrusted.stderr
+    );
+    assert!(
+        untrusted.stdout.contains("UnknownIssuer (if its certificate is from your own CA, name the CA file in scim.chat.ca_file)"),
+        "{}",
+        untrusted.stdout
+    );
+    assert!(f.scim.users().is_empty());
+    let trusted = [base[0], base[1], ("ONBOARD_SCIM_CHAT_CA_FILE", ca.as_str())];
+    let run = f.env.run_with(&one, &trusted);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(users_by_hire(&f.scim)["C000"].len(), 1);
+}

@@ -168,6 +168,43 @@ impl ScimServer {
             .unwrap_or_default()
     }
 
+    /// An HTTPS front for this server (tests/tls_proxy.py on Debian's python3) with a test CA
+    /// made now: its `https://localhost:PORT` URL, the CA file, and the proxy (stopped on drop).
+    pub fn https(&self) -> (String, PathBuf, Proxy) {
+        crate::slapd::make_certificates(self.dir.path());
+        let port = crate::slapd::free_port();
+        let python = if std::path::Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let child = Command::new(python)
+            .arg(crate::common::repo().join("tests/tls_proxy.py"))
+            .args(["--port", &port.to_string(), "--to", &self.port.to_string()])
+            .arg("--cert")
+            .arg(self.dir.path().join("server.crt"))
+            .arg("--key")
+            .arg(self.dir.path().join("server.key"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the TLS front did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (
+            format!("https://localhost:{port}"),
+            self.dir.path().join("ca.crt"),
+            Proxy(child),
+        )
+    }
+
     /// Stops the server where it is (SIGSTOP): requests hang until `resume`.
     pub fn pause(&self) {
         crate::slapd::signal(&self.child, "-STOP");
@@ -175,6 +212,16 @@ impl ScimServer {
 
     pub fn resume(&self) {
         crate::slapd::signal(&self.child, "-CONT");
+    }
+}
+
+/// A running TLS front, killed on drop.
+pub struct Proxy(Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
