@@ -359,3 +359,33 @@ fn over_https_the_ca_file_is_trusted_and_nothing_else() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(users_by_hire(&f.scim)["C000"].len(), 1);
 }
+
+/// The test server keeps users in memory: restarted, it has lost them all. A re-run reports
+/// every done user step as no longer holding (nothing is recreated behind the operator's back);
+/// `--reapply` recreates them, one each, once.
+#[test]
+fn a_server_restarted_empty_is_reported_then_refilled_with_reapply() {
+    let mut f = Fixture::new();
+    let vars = vars(&f.scim_env);
+    let cohort = [f.playbook.as_str(), "--hires", &f.csv, "--jobs", "4"];
+    f.env.run_with(&cohort, &vars).success();
+    f.scim.restart();
+    let groups = [
+        f.scim.create_group("everyone"),
+        f.scim.create_group("engineering"),
+    ];
+    let reported = f.env.run_with(&cohort, &vars);
+    assert_eq!(reported.code, 1, "{}", reported.stdout);
+    assert!(reported.stdout.contains("20 failed"), "{}", reported.stdout);
+    assert!(
+        reported.stdout.contains("but no longer holds"),
+        "{}",
+        reported.stdout
+    );
+    assert!(f.scim.users().is_empty(), "nothing recreated on its own");
+    let refilled = f
+        .env
+        .run_with(&[&cohort[..], &["--reapply", "chat"]].concat(), &vars);
+    assert_eq!(refilled.code, 0, "{}\n{}", refilled.stdout, refilled.stderr);
+    assert_one_user_each(&f.scim, &groups);
+}

@@ -17,6 +17,23 @@ pub struct ScimServer {
     pub port: u16,
 }
 
+fn spawn(dir: &tempfile::TempDir, port: u16) -> Child {
+    let exe = executable();
+    Command::new(&exe)
+        .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--bearer-token", TOKEN])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} ({e}): bash .ci/run installs scim2-server",
+                exe.display()
+            )
+        })
+}
+
 /// The server's executable: `$ONBOARD_SCIM_SERVER`, else where .ci/run installs it.
 fn executable() -> PathBuf {
     if let Some(p) = std::env::var_os("ONBOARD_SCIM_SERVER") {
@@ -32,25 +49,26 @@ impl ScimServer {
     pub fn start() -> ScimServer {
         let dir = tempfile::tempdir().unwrap();
         let port = crate::slapd::free_port();
-        let exe = executable();
-        let child = Command::new(&exe)
-            .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--bearer-token", TOKEN])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {} ({e}): bash .ci/run installs scim2-server",
-                    exe.display()
-                )
-            });
+        let child = spawn(&dir, port);
         let mut server = ScimServer { dir, child, port };
+        server.wait_listening();
+        server
+    }
+
+    /// Stops the server and starts a new one on the same port: it has lost every user and
+    /// group (it keeps them in memory), as an application restored from nothing would.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.dir, self.port);
+        self.wait_listening();
+    }
+
+    fn wait_listening(&mut self) {
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("the SCIM server exited with {status}: {}", server.log());
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the SCIM server exited with {status}: {}", self.log());
             }
             assert!(
                 start.elapsed() < Duration::from_secs(20),
@@ -58,7 +76,6 @@ impl ScimServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     pub fn url(&self) -> String {
