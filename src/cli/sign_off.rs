@@ -11,9 +11,11 @@ use crate::engine::{self, Mode, Outcome, Settings, read_state};
 use crate::journal::{Refusal, Status};
 use crate::steps::human::Signature;
 
-/// Sign off a waiting step (e.g. the laptop cleaning), or acknowledge a hand-off as the hire.
+/// Sign off a waiting step (e.g. the laptop cleaning), acknowledge a hand-off as the hire, or
+/// record the hire's acceptance of the IT policies (an `acknowledge` step or a campaign's).
 ///
-/// Without --all, --item or --refuse it shows what the step asks to confirm.
+/// Without --all, --item or --refuse it shows what the step asks to confirm (for policies, the
+/// text itself).
 #[derive(Debug, Args)]
 pub struct SignOffArgs {
     /// The hire id.
