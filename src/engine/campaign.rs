@@ -230,6 +230,8 @@ fn send(
     };
     let current = state.steps.get(step);
     match current {
+        // Accepted (a done step's request is no longer kept).
+        Some(s) if s.status == Status::Done => return Ok(Reached::AlreadySent),
         Some(s)
             if s.request.as_ref().and_then(|r| r.policy.as_ref())
                 != Some(&c.policy.reference()) =>
@@ -238,7 +240,6 @@ fn send(
                 "the journal has a step {step} that is not this campaign's"
             )));
         }
-        Some(s) if s.status == Status::Done => return Ok(Reached::AlreadySent),
         Some(_) => {}
         None => {
             let request = SignOffRequest {

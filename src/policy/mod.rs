@@ -312,48 +312,49 @@ pub fn standing(
     max_age_days: u32,
     now: jiff::Timestamp,
 ) -> Standing {
-    let last = accepted
-        .iter()
-        .filter(|a| a.policy.file == current.file)
-        .max_by(|a, b| a.at.cmp(&b.at));
-    let Some(last) = last else {
+    let of_file = || accepted.iter().filter(|a| a.policy.file == current.file);
+    // The current text, accepted: current, unless that was too long ago.
+    if let Some(last) = of_file()
+        .filter(|a| a.policy.version == current.version && a.policy.sha256 == current.sha256)
+        .max_by(|a, b| a.at.cmp(&b.at))
+    {
+        let age = last
+            .at
+            .parse::<jiff::Timestamp>()
+            .map_or(0, |at| (now.as_second() - at.as_second()) / 86_400);
+        if max_age_days > 0 && age > i64::from(max_age_days) {
+            return Standing::Behind {
+                reason: format!(
+                    "accepted version {} on {}, {age} days ago (more than {max_age_days})",
+                    last.policy.version,
+                    day(&last.at)
+                ),
+            };
+        }
+        return Standing::Current {
+            version: last.policy.version.clone(),
+            at: last.at.clone(),
+        };
+    }
+    let Some(last) = of_file().max_by(|a, b| a.at.cmp(&b.at)) else {
         return Standing::Behind {
             reason: "never accepted".into(),
         };
     };
     let on = day(&last.at);
-    if last.policy.version != current.version {
-        return Standing::Behind {
-            reason: format!(
+    Standing::Behind {
+        reason: if last.policy.version != current.version {
+            format!(
                 "accepted version {} on {on}; {} is current",
                 last.policy.version, current.version
-            ),
-        };
-    }
-    if last.policy.sha256 != current.sha256 {
-        return Standing::Behind {
-            reason: format!(
+            )
+        } else {
+            format!(
                 "accepted version {} on {on} with a different text (sha256 {})",
                 last.policy.version,
                 short(&last.policy.sha256)
-            ),
-        };
-    }
-    let age = last
-        .at
-        .parse::<jiff::Timestamp>()
-        .map_or(0, |at| (now.as_second() - at.as_second()) / 86_400);
-    if max_age_days > 0 && age > i64::from(max_age_days) {
-        return Standing::Behind {
-            reason: format!(
-                "accepted version {} on {on}, {age} days ago (more than {max_age_days})",
-                last.policy.version
-            ),
-        };
-    }
-    Standing::Current {
-        version: last.policy.version.clone(),
-        at: last.at.clone(),
+            )
+        },
     }
 }
 
@@ -502,9 +503,12 @@ mod tests {
             }
         );
         assert_eq!(
-            behind(&[new], 5),
+            behind(std::slice::from_ref(&new), 5),
             "accepted version 2026.2 on 2026-11-20, 10 days ago (more than 5)"
         );
+        // An older version accepted after the current one does not undo it.
+        let later_old = acceptance("2026.1", "aa", "2026-11-25T09:00:00Z");
+        assert!(!standing(&[new, later_old], &current, 365, now).is_behind());
     }
 
     #[test]
