@@ -205,6 +205,7 @@ mod tests {
                 on: "hire".into(),
                 reason: String::new(),
                 request: Some(request),
+                after: Vec::new(),
             },
         )
         .unwrap();

@@ -2,10 +2,12 @@
 //!
 //! Pure: it reads a hire's replayed journal and the time, nothing else. A hire is
 //!
-//! - **ready** when every step is done;
+//! - **ready** when every step of the plan is done (a step the last run planned and no record
+//!   mentions yet is pending, not done);
 //! - **late** when the start has passed, or a step is not done by its deadline;
-//! - **at risk** when a step failed (or its send is uncertain), or a step that is not done is
-//!   due within [`AT_RISK_WITHIN_HOURS`] (its deadline, or the start for steps without one);
+//! - **at risk** when a step failed (or its send is uncertain, or a refusal is not resolved),
+//!   or a step that is not done is due within [`AT_RISK_WITHIN_HOURS`] (its deadline, or the
+//!   start for steps without one);
 //! - **on track** otherwise.
 
 use jiff::Timestamp;
@@ -87,6 +89,8 @@ pub fn assess(state: &HireState, now: Timestamp) -> Assessment {
         let hours_left = deadline.map(|d| (d.as_second() - now.as_second()) / 3600);
         let step_readiness = match (s.status, hours_left) {
             (_, Some(h)) if h < 0 => Readiness::Late,
+            // Someone refused it and nobody has put it right yet.
+            _ if s.refusal.is_some() => Readiness::AtRisk,
             (Status::Failed | Status::Uncertain | Status::Skipped | Status::Running, _) => {
                 Readiness::AtRisk
             }
@@ -184,8 +188,7 @@ mod tests {
             request: None,
             waiting_since: since.map(str::to_owned),
             evidence: BTreeMap::new(),
-            drift: None,
-            link_email: None,
+            ..StepState::default()
         }
     }
 

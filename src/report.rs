@@ -268,14 +268,18 @@ fn hire_report(j: &JournalFile, view: View, now: jiff::Timestamp) -> HireReport 
     }
 }
 
-/// Steps in the order the journal first mentions them (the run's dependency order).
+/// Steps in the order the journal first mentions them (a run's plan, then the records).
 fn step_order(records: &[Record]) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     for r in records {
-        if let Some(step) = r.event.step()
-            && !order.iter().any(|s| s == step)
-        {
-            order.push(step.to_owned());
+        let named: Vec<&str> = match &r.event {
+            journal::Event::RunStarted { steps, .. } => steps.iter().map(String::as_str).collect(),
+            event => event.step().into_iter().collect(),
+        };
+        for step in named {
+            if !order.iter().any(|s| s == step) {
+                order.push(step.to_owned());
+            }
         }
     }
     order

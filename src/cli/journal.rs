@@ -200,13 +200,12 @@ fn human_status(all: &[StatusEntry]) -> String {
             if let Some(drift) = &s.drift {
                 detail.push_str(&format!(" ({drift})"));
             }
-            let _ = writeln!(
-                out,
-                "    {id:<width$}  {:<11} {} by {}{detail}",
-                s.status.as_str(),
-                s.at,
-                s.actor
-            );
+            // A step no record mentions yet (the plan named it) has no time or actor.
+            let when = match s.at.is_empty() {
+                true => s.detail.clone(),
+                false => format!("{} by {}{detail}", s.at, s.actor),
+            };
+            let _ = writeln!(out, "    {id:<width$}  {:<11} {when}", s.status.as_str());
         }
     }
     out
@@ -314,6 +313,7 @@ fn describe(r: &Record) -> String {
         } => format!("{step}: waiting on the {on}: {reason}"),
         e @ Event::SignedOff { .. } => signed_off(e),
         Event::StepSkipped { step, because } => format!("{step}: skipped: {because}"),
+        Event::RefusalResolved { step, note } => format!("{step}: refusal resolved: {note}"),
         Event::AccessRefused { step, reason } => {
             format!("{step}: refused a page request: {reason}")
         }

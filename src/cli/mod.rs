@@ -16,6 +16,7 @@ mod plan;
 mod policies;
 mod progress;
 mod report;
+mod resolve;
 mod run;
 mod schema;
 mod serve;
@@ -124,6 +125,7 @@ enum Command {
     SignOff(sign_off::SignOffArgs),
     Report(report::ReportArgs),
     MarkSent(mark_sent::MarkSentArgs),
+    Resolve(resolve::ResolveArgs),
     Config(config::ConfigArgs),
     Store(config::StoreArgs),
     Serve(serve::ServeArgs),
@@ -198,6 +200,7 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
         Some(Command::Report(args)) => report::cmd_report(args, setup(), printer),
         Some(Command::SignOff(args)) => sign_off::cmd_sign_off(args, setup(), printer),
         Some(Command::MarkSent(args)) => mark_sent::cmd_mark_sent(args, setup(), printer),
+        Some(Command::Resolve(args)) => resolve::cmd_resolve(args, setup(), printer),
         Some(Command::Config(args)) => config::cmd_config(args, setup(), printer),
         Some(Command::Store(args)) => config::cmd_store(args, setup(), printer),
         Some(Command::Serve(args)) => serve::cmd_serve(args, setup(), printer),

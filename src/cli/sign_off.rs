@@ -51,7 +51,7 @@ pub struct SignOffArgs {
     /// at their own terminal: recorded as `in person` with the witness.
     #[arg(long, value_name = "NAME")]
     witness: Option<String>,
-    /// Who records it, if not the signer at their own terminal (default: the OS user).
+    /// Who records it (default: the OS user). The signer is --by; the record keeps both.
     #[arg(long = "as", value_name = "NAME")]
     actor: Option<String>,
 }
@@ -98,7 +98,9 @@ pub fn cmd_sign_off(args: SignOffArgs, setup: &Setup, printer: &Printer) -> CmdR
     let signature = signature(&args, &request)?;
     let settings = Settings {
         mode: Mode::Apply,
-        actor: setup.actor(args.actor.clone().or(args.by.clone())),
+        // Who records it is who runs the command (or says so with --as), never the signer's name:
+        // the record keeps both.
+        actor: setup.actor(args.actor.clone()),
         clock: setup.clock,
         reapply: Vec::new(),
         reconcile: false,

@@ -256,6 +256,7 @@ fn send(
                 on: "hire".into(),
                 reason: format!("accept {} version {}", c.policy.file, c.policy.version),
                 request: Some(request),
+                after: Vec::new(),
             })?;
         }
     }

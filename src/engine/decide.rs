@@ -86,13 +86,31 @@ pub(super) fn decide(f: &Facts<'_>, found: Option<StepResult<Check>>) -> Decisio
 fn before_looking(f: &Facts<'_>) -> Decision {
     let (step, prior) = (f.step, f.prior);
     let done = prior.filter(|p| p.status == Status::Done);
-    if let Some(outcome) = blocked(step, f.results, f.apply) {
-        let unchanged = prior.is_some_and(|p| {
-            matches!(
-                (&outcome, p.status),
-                (Outcome::Waiting { .. }, Status::Waiting) | (Outcome::Skipped(_), Status::Skipped)
-            )
+    // A done step stays done whatever happens to its needs in a later run: it is re-checked,
+    // never journaled as skipped or waiting (that would undo it, and the next run would do it
+    // again). Only a reapplication of it is held back, and that is not journaled.
+    if done.is_some() {
+        if f.reapply
+            && let Some(outcome) = blocked(step, f.results, f.apply)
+        {
+            return Decision::Report(outcome);
+        }
+    } else if let Some(outcome) = blocked(step, f.results, f.apply) {
+        // A start whose effect may exist (interrupted, uncertain, or failed part-way) keeps
+        // its record: a skip journaled over it would lose the intent, and the next run would
+        // do it again under a new one.
+        let unfinished = prior.is_some_and(|p| {
+            matches!(p.status, Status::Running | Status::Uncertain)
+                || (p.status == Status::Failed && !p.intent.is_empty())
         });
+        let unchanged = unfinished
+            || prior.is_some_and(|p| {
+                matches!(
+                    (&outcome, p.status),
+                    (Outcome::Waiting { .. }, Status::Waiting)
+                        | (Outcome::Skipped(_), Status::Skipped)
+                )
+            });
         return Decision::Blocked {
             outcome,
             journal: !unchanged,

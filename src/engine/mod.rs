@@ -6,6 +6,8 @@
 
 mod campaign;
 mod decide;
+#[cfg(test)]
+mod model_test;
 mod notify;
 mod outcome;
 mod people;
@@ -14,7 +16,7 @@ mod step;
 pub use campaign::{Campaign, Reached, Row, campaign};
 pub use outcome::{Counts, Outcome, Progress, Report, StepReport};
 use people::signed;
-pub use people::{access_refused, mark_sent, sign_off};
+pub use people::{access_refused, mark_sent, resolve, sign_off};
 use step::run_step;
 
 use std::collections::BTreeMap;
@@ -23,7 +25,7 @@ use std::time::SystemTime;
 use crate::backend::{directory::Directory, mail::Mailer};
 use crate::diag::Diagnostics;
 use crate::journal::{self, Event, HireState, Status};
-use crate::load::{NOTIFY_AT_RISK, Playbook};
+use crate::load::{NOTIFY_AT_RISK, NOTIFY_REFUSED, Playbook};
 use crate::plan::{Outputs, Params, Plan, PlannedStep, plan};
 use crate::steps::{self, Ctx};
 use crate::store::{Log, Store, StoreError};
@@ -252,7 +254,15 @@ fn run_started(pb: &Playbook, hire: &str, plan: &Plan) -> Event {
             .and_then(|h| h.work_email.as_ref().or(h.personal_email.as_ref()))
             .map(|e| e.value.clone())
             .unwrap_or_default(),
+        steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
     }
+}
+
+/// What the journal recorded about a step: a step a plan named but no record mentions yet is
+/// as good as new.
+fn recorded(state: &HireState, id: &str) -> Option<journal::StepState> {
+    let s = state.steps.get(id)?;
+    (s.status != Status::Pending).then(|| s.clone())
 }
 
 /// Records a step's outputs as done in the run's state; true when they differ from what the
@@ -367,7 +377,7 @@ pub fn run(
     for i in 0..current.steps.len() {
         let step = &current.steps[i];
         progress.started(step);
-        let prior = state.steps.get(&step.id).cloned();
+        let prior = recorded(&state, &step.id);
         let mut ctx = hire_ctx.step(
             &mut *directory,
             &mut *mailer,
@@ -405,17 +415,19 @@ pub fn run(
         reports.push(StepReport { id, title, outcome });
     }
 
-    // Tell the manager once when the hire becomes at risk or late.
+    // Tell the manager once when the hire becomes at risk or late, and of each refusal.
     if let (Some(email), true) = (&pb.at_risk, w.applying()) {
-        let mut ctx = hire_ctx.step(
-            &mut *directory,
-            &mut *mailer,
-            &mut *progress,
-            state.steps.get(NOTIFY_AT_RISK),
-            &outputs,
-            &state.operators,
-        );
-        if let Some(step) = at_risk_notice(pb, email, &hire, store, settings, &mut ctx)? {
+        // The journal as this run left it.
+        let (now, _) = read_state(store, &hire)?;
+        for step in notices(pb, email, &now, settings.clock.now())? {
+            let mut ctx = hire_ctx.step(
+                &mut *directory,
+                &mut *mailer,
+                &mut *progress,
+                now.steps.get(&step.id),
+                &outputs,
+                &state.operators,
+            );
             let (outcome, _) = run_step(&step, &mut ctx, &results, settings, &mut w)?;
             reports.push(StepReport {
                 id: step.id.clone(),
@@ -511,24 +523,46 @@ fn credential_from(plan: &Plan, pb: &Playbook) -> String {
         .unwrap_or_else(|| "onboard@localhost".to_owned())
 }
 
-/// The at-risk notice as a step, if the hire is at risk or late now and was not told yet.
-fn at_risk_notice(
+/// The messages about the onboarding that are due (`notify.at_risk`'s templates), each once:
+/// the hire became at risk or late, and each refusal nobody was told of yet.
+fn notices(
     pb: &Playbook,
     email: &crate::model::Email,
-    hire: &str,
-    store: &dyn Store,
-    settings: &Settings,
-    ctx: &mut steps::Ctx<'_>,
-) -> Result<Option<PlannedStep>, EngineError> {
-    if ctx.prior.is_some_and(|p| p.status == Status::Done) {
-        return Ok(None);
+    state: &HireState,
+    now: jiff::Timestamp,
+) -> Result<Vec<PlannedStep>, EngineError> {
+    let done = |id: &str| {
+        state
+            .steps
+            .get(id)
+            .is_some_and(|p| p.status == Status::Done)
+    };
+    let mut notices = Vec::new();
+    if !done(NOTIFY_AT_RISK) && crate::readiness::assess(state, now).readiness.alarming() {
+        let title = "Tell the manager the hire is at risk".to_owned();
+        notices.push(notice(pb, email, NOTIFY_AT_RISK, title, state, now)?);
     }
-    // The journal as this run left it.
-    let (state, _) = read_state(store, hire)?;
-    let assessment = crate::readiness::assess(&state, settings.clock.now());
-    if !assessment.readiness.alarming() {
-        return Ok(None);
+    for (refused, s) in state.steps.iter().filter(|(_, s)| s.refusal.is_some()) {
+        let id = format!("{NOTIFY_REFUSED}{refused}-{}", s.refusals);
+        if !done(&id) {
+            let title = format!("Tell the help desk `{refused}` was refused");
+            notices.push(notice(pb, email, &id, title, state, now)?);
+        }
     }
+    Ok(notices)
+}
+
+/// A message about the onboarding (`notify.at_risk`'s templates) as a step journaled under
+/// `id`, so it goes once; its templates see the readiness of `state` at `now`.
+fn notice(
+    pb: &Playbook,
+    email: &crate::model::Email,
+    id: &str,
+    title: String,
+    state: &HireState,
+    now: jiff::Timestamp,
+) -> Result<PlannedStep, EngineError> {
+    let assessment = crate::readiness::assess(state, now);
     let mut diags = Diagnostics::default();
     let mut tctx = crate::plan::context(pb, &mut diags);
     tctx.insert(
@@ -542,9 +576,9 @@ fn at_risk_notice(
     let params =
         crate::steps::email::spec::render_email(pb, email, &tctx).map_err(EngineError::Plan)?;
     let params = Params::Email(Box::new(params));
-    Ok(Some(PlannedStep {
-        id: NOTIFY_AT_RISK.to_owned(),
-        title: "Tell the manager the hire is at risk".to_owned(),
+    Ok(PlannedStep {
+        id: id.to_owned(),
+        title,
         kind: "email",
         needs: Vec::new(),
         action: params.describe(),
@@ -553,7 +587,7 @@ fn at_risk_notice(
         known_after_run: Vec::new(),
         now: None,
         deadline: None,
-    }))
+    })
 }
 
 /// This machine's name, for a lock's holder (runs on several machines share one store).

@@ -259,3 +259,45 @@ pub fn access_refused(
         .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
     Ok(())
 }
+
+/// `onboard resolve`: what a person refused on a step was put right (the missing dock was
+/// delivered). The refusal stops showing; the journal keeps both. Returns what was refused.
+pub fn resolve(
+    store: &dyn Store,
+    hire: &str,
+    step: &str,
+    note: &str,
+    settings: &Settings,
+) -> Result<journal::OpenRefusal, EngineError> {
+    if note.trim().is_empty() || note.chars().any(char::is_control) {
+        return Err(EngineError::Refused(
+            "say what was done about it, on one line (--note)".into(),
+        ));
+    }
+    let holder = format!("resolve by {} (pid {})", settings.actor, std::process::id());
+    let mut session = store.open(
+        hire,
+        &holder,
+        &crate::secret::random_hex(8),
+        &settings.actor,
+    )?;
+    let state = journal::replay(&session.records);
+    let refusal = state
+        .steps
+        .get(step)
+        .and_then(|s| s.refusal.clone())
+        .ok_or_else(|| {
+            EngineError::Refused(format!("{step} of hire {hire} has no refusal to resolve"))
+        })?;
+    session
+        .log
+        .append(
+            &settings.clock.now().to_string(),
+            Event::RefusalResolved {
+                step: step.to_owned(),
+                note: note.to_owned(),
+            },
+        )
+        .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
+    Ok(refusal)
+}

@@ -32,21 +32,7 @@ pub(super) fn run_step(
     Ok(match decision {
         Decision::Look => unreachable!("decided with what was found"),
         Decision::Blocked { outcome, journal } => {
-            if journal {
-                match &outcome {
-                    Outcome::Waiting { on, reason } => w.append(Event::StepWaiting {
-                        step: step.id.clone(),
-                        on: on.clone(),
-                        reason: reason.clone(),
-                        request: None,
-                    })?,
-                    Outcome::Skipped(because) => w.append(Event::StepSkipped {
-                        step: step.id.clone(),
-                        because: because.clone(),
-                    })?,
-                    _ => {}
-                }
-            }
+            blocked(step, ctx, results, w, &outcome, journal)?;
             (outcome, None)
         }
         Decision::Report(outcome) => (outcome, None),
@@ -102,6 +88,77 @@ pub(super) fn run_step(
             (Outcome::Uncertain(reason), None)
         }
         Decision::Fail { error, hint } => (fail(step, w, error, hint)?, None),
+    })
+}
+
+/// Journals a step held back by a step it needs (once, until that changes).
+fn blocked(
+    step: &PlannedStep,
+    ctx: &Ctx<'_>,
+    results: &BTreeMap<String, Outcome>,
+    w: &mut Writer<'_>,
+    outcome: &Outcome,
+    journal: bool,
+) -> Result<(), EngineError> {
+    // A person's step held back by steps that wait on people: what it will ask is journaled
+    // with them, so it can be signed once they are done, without a run.
+    let held = match outcome {
+        Outcome::Waiting { .. } => held(step, results),
+        _ => None,
+    };
+    if let Some(event) = held {
+        let same = ctx.prior.is_some_and(|p| {
+            p.status == Status::Waiting
+                && matches!((&p.held, &event), (
+                    Some(h),
+                    Event::StepWaiting { request: Some(r), after, .. },
+                ) if &h.request == r && &h.after == after)
+        });
+        if !same {
+            w.append(event)?;
+        }
+        return Ok(());
+    }
+    if !journal {
+        return Ok(());
+    }
+    match outcome {
+        Outcome::Waiting { on, reason } => w.append(Event::StepWaiting {
+            step: step.id.clone(),
+            on: on.clone(),
+            reason: reason.clone(),
+            request: None,
+            after: Vec::new(),
+        }),
+        Outcome::Skipped(because) => w.append(Event::StepSkipped {
+            step: step.id.clone(),
+            because: because.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The waiting record of a person's step whose needs are not all done: what it will ask, and
+/// after which steps. `None` for automated steps, and when what it asks depends on a value a
+/// step it needs has not produced yet.
+fn held(step: &PlannedStep, results: &BTreeMap<String, Outcome>) -> Option<Event> {
+    let (reason, request) = step.params.asks(step)?;
+    let params = serde_json::to_string(&step.params).expect("params serialize");
+    if params.contains(": known after it runs>") {
+        return None;
+    }
+    let after = step
+        .needs
+        .iter()
+        .filter(|n| !results.get(*n).is_some_and(Outcome::is_done))
+        .cloned()
+        .collect();
+    Some(Event::StepWaiting {
+        step: step.id.clone(),
+        on: request.role.clone(),
+        reason,
+        request: Some(request),
+        after,
     })
 }
 
@@ -259,6 +316,7 @@ fn waiting(
             on: on.clone(),
             reason: reason.clone(),
             request: request.clone(),
+            after: Vec::new(),
         })?;
     }
     let reason = match &request {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use file::{Journal, JournalText, OpenError, Opened, read_text};
 
-pub use replay::{HireState, LinkEmail, Status, StepState, replay, signed_outputs};
+pub use replay::{HireState, LinkEmail, OpenRefusal, Status, StepState, replay, signed_outputs};
 
 /// The record format version this build writes and reads.
 pub const VERSION: u32 = 1;
@@ -69,6 +69,10 @@ pub enum Event {
         /// campaign).
         #[serde(default, skip_serializing_if = "String::is_empty")]
         email: String,
+        /// Every step of the run's plan, in order: readiness and completion are over these, so
+        /// a step no record mentions yet (the run was killed before it) is not done.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        steps: Vec<String>,
     },
     /// About to act. `intent` names what the effect will be known by (a Message-ID, an
     /// allocated uidNumber) so that an interrupted step can be recognised on resume.
@@ -106,6 +110,10 @@ pub enum Event {
         reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<SignOffRequest>,
+        /// Steps it needs that were not done yet: `request` can be signed once all of them are
+        /// done (the journal says when), without another run.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        after: Vec<String>,
     },
     /// A person signed (or refused) a `sign_off` or acknowledged a `device_handoff`.
     SignedOff {
@@ -168,6 +176,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         note: String,
     },
+    /// What a person refused (a `signed_off` with `refused`) was put right: the refusal
+    /// stays visible on the step until this record (or a later signature).
+    RefusalResolved { step: String, note: String },
     /// A page refused a request about this step (a link for another hire or step); the
     /// record's actor says whose link it was. Changes no state.
     AccessRefused { step: String, reason: String },
@@ -194,6 +205,7 @@ impl Event {
             | Event::StepDrift { step, .. }
             | Event::StepSkipped { step, .. }
             | Event::AccessRefused { step, .. }
+            | Event::RefusalResolved { step, .. }
             | Event::LinkSending { step, .. }
             | Event::LinkSent { step, .. } => Some(step),
             Event::RunStarted { .. } | Event::RunFinished { .. } => None,
@@ -212,6 +224,7 @@ impl Event {
             Event::SignedOff { .. } => "signed_off",
             Event::StepSkipped { .. } => "step_skipped",
             Event::AccessRefused { .. } => "access_refused",
+            Event::RefusalResolved { .. } => "refusal_resolved",
             Event::LinkSending { .. } => "link_sending",
             Event::LinkSent { .. } => "link_sent",
             Event::RunFinished { .. } => "run_finished",
@@ -429,6 +442,7 @@ mod tests {
                 start_at: String::new(),
                 deadlines: BTreeMap::new(),
                 email: String::new(),
+                steps: Vec::new(),
             },
         )
         .unwrap();

@@ -68,6 +68,44 @@ pub struct StepState {
     /// The link emailed to the signer (`notify`), if one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_email: Option<LinkEmail>,
+    /// What a person refused and nobody has resolved yet: shown until a `refusal_resolved`
+    /// record or a later signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<OpenRefusal>,
+    /// How many refusals the step has had (each is told to the help desk once).
+    #[serde(skip)]
+    pub refusals: u32,
+    /// Whom a waiting step waits on (a role), as journaled.
+    #[serde(skip)]
+    pub on: String,
+    /// What a person's step will ask once the steps it needs are done (they were not when it
+    /// was journaled). While any is not done, `request` is `None`: nobody can sign it yet.
+    #[serde(skip)]
+    pub held: Option<Box<Held>>,
+}
+
+/// A refusal nobody has resolved yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenRefusal {
+    pub by: String,
+    pub item: String,
+    pub reason: String,
+    pub at: String,
+}
+
+impl OpenRefusal {
+    /// `Ada Lovelace refused "With: charger, USB-C dock": no dock in the box`.
+    pub fn summary(&self) -> String {
+        format!("{} refused \"{}\": {}", self.by, self.item, self.reason)
+    }
+}
+
+/// A request journaled before the steps it needs were done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub after: Vec<String>,
+    pub reason: String,
+    pub request: SignOffRequest,
 }
 
 /// A link email: its Message-ID, and whether the mail target accepted it.
@@ -170,8 +208,22 @@ pub fn replay(records: &[Record]) -> HireState {
                 start_at,
                 deadlines,
                 email,
+                steps,
                 ..
             } => {
+                if !steps.is_empty() {
+                    // The plan as this run knows it: a step no record mentions yet is pending
+                    // (not done), and a pending step the plan no longer has is gone.
+                    state
+                        .steps
+                        .retain(|id, s| s.status != Status::Pending || steps.contains(id));
+                    for id in steps {
+                        state.steps.entry(id.clone()).or_insert_with(|| StepState {
+                            detail: "not started yet".to_owned(),
+                            ..StepState::default()
+                        });
+                    }
+                }
                 state.hire = hire.clone();
                 if !email.is_empty() {
                     state.email = email.clone();
@@ -223,11 +275,89 @@ pub fn replay(records: &[Record]) -> HireState {
             }
         }
     }
+    settle_held(&mut state);
+    // A refusal stays in sight whatever the step does next (waits again, is re-run).
+    for s in state.steps.values_mut() {
+        if let Some(r) = &s.refusal
+            && s.status != Status::Failed
+        {
+            s.detail = format!("{} (not resolved); {}", r.summary(), s.detail);
+        }
+    }
     state
+}
+
+/// A person's step journaled before the steps it needs were done can be signed once they all
+/// are: decided from the journal now, not at the next run.
+fn settle_held(state: &mut HireState) {
+    let held: Vec<String> = state
+        .steps
+        .iter()
+        .filter(|(_, s)| s.held.is_some() && s.status == Status::Waiting)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in held {
+        let h = *state.steps[&id].held.clone().expect("filtered on held");
+        let not_done = h
+            .after
+            .iter()
+            .find(|a| state.steps.get(*a).is_none_or(|s| s.status != Status::Done));
+        let detail = match not_done {
+            Some(need) => Err(match state.steps.get(need) {
+                Some(n) if n.status == Status::Waiting && !n.on.is_empty() => {
+                    format!("waiting on the {}: waits for `{need}`", n.on)
+                }
+                Some(n) => format!("waits for `{need}`, which is {}", n.status.as_str()),
+                None => format!("waits for `{need}`"),
+            }),
+            None => mismatch(state, &h.request).map_or_else(
+                || Ok(format!("waiting on the {}: {}", h.request.role, h.reason)),
+                Err,
+            ),
+        };
+        let since = h
+            .after
+            .iter()
+            .filter_map(|a| state.steps.get(a).map(|s| s.at.clone()))
+            .max();
+        let s = state.steps.get_mut(&id).expect("listed above");
+        match detail {
+            Err(detail) => s.detail = detail,
+            Ok(detail) => {
+                s.detail = detail;
+                s.on = h.request.role.clone();
+                s.request = Some(h.request);
+                s.held = None;
+                if since > s.waiting_since {
+                    s.waiting_since = since;
+                }
+            }
+        }
+    }
+}
+
+/// For a hand-off: how the cleaning sign-off it names was for another device, if it was.
+fn mismatch(state: &HireState, request: &SignOffRequest) -> Option<String> {
+    let cleaning = request.cleaning.as_ref()?;
+    let cleaned = &state.steps.get(cleaning)?.outputs;
+    let ok = ["asset_tag", "serial"]
+        .iter()
+        .all(|k| cleaned.get(*k) == request.asset.get(*k));
+    (!ok).then(|| {
+        format!(
+            "the cleaning sign-off `{cleaning}` was for asset {} (serial {}), not this device",
+            cleaned.get("asset_tag").map_or("(none)", String::as_str),
+            cleaned.get("serial").map_or("(none)", String::as_str),
+        )
+    })
 }
 
 /// What one record about a step does to that step's state.
 fn step_event(s: &mut StepState, event: &Event, at: &str) {
+    let held = match event {
+        Event::StepDrift { .. } => None,
+        _ => s.held.take(),
+    };
     match event {
         Event::StepStarted {
             checksum, intent, ..
@@ -254,6 +384,7 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.drift = None;
             s.waiting_since = None;
             s.request = None;
+            s.refusal = None;
         }
         Event::StepFailed {
             checksum,
@@ -275,16 +406,33 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             on,
             reason,
             request,
+            after,
             ..
         } => {
             if s.status != Status::Waiting {
                 s.waiting_since = Some(at.to_owned());
             }
             s.status = Status::Waiting;
+            s.on = on.clone();
             s.detail = format!("waiting on the {on}: {reason}");
-            s.request = request.clone();
+            match request {
+                // Settled once every record is read (`settle_held`).
+                Some(r) if !after.is_empty() => {
+                    s.held = Some(Box::new(Held {
+                        after: after.clone(),
+                        reason: reason.clone(),
+                        request: r.clone(),
+                    }));
+                    s.request = None;
+                }
+                _ => s.request = request.clone(),
+            }
         }
         Event::SignedOff { .. } => {
+            // Signed once the steps it waited for were done: it asked what was held.
+            if s.request.is_none() {
+                s.request = held.map(|h| h.request);
+            }
             signed_off(s, event, at);
         }
         Event::StepUncertain { reason, .. } => {
@@ -298,6 +446,7 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.status = Status::Skipped;
             s.detail = because.clone();
         }
+        Event::RefusalResolved { .. } => s.refusal = None,
         Event::RunStarted { .. }
         | Event::RunFinished { .. }
         | Event::AccessRefused { .. }
@@ -349,12 +498,20 @@ fn signed_off(s: &mut StepState, event: &Event, at: &str) {
     s.request = None;
     match refused {
         None => {
+            s.refusal = None;
             s.status = Status::Done;
             s.outputs = signed_outputs(by, at, asset, handoff, policy.as_ref());
             s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
             s.detail.clear();
         }
         Some(refusal) => {
+            s.refusals += 1;
+            s.refusal = Some(OpenRefusal {
+                by: by.clone(),
+                item: refusal.item.clone(),
+                reason: refusal.reason.clone(),
+                at: at.to_owned(),
+            });
             s.status = Status::Failed;
             s.detail = format!("{by} refused \"{}\": {}", refusal.item, refusal.reason);
         }

@@ -71,6 +71,9 @@ pub const MAX_VARS: usize = 500;
 pub const NOTIFY_READY: &str = "notify-ready";
 /// The id under which the at-risk message is journaled.
 pub const NOTIFY_AT_RISK: &str = "notify-at-risk";
+/// The prefix of the ids under which a refusal's message is journaled (then the step and the
+/// refusal's number).
+pub const NOTIFY_REFUSED: &str = "notify-refused-";
 
 fn notify_email(n: &crate::model::Notify, m: &crate::model::NotifyMessage) -> Email {
     Email {

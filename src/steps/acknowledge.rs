@@ -128,6 +128,11 @@ impl Kind for Acknowledge {
                 note: Some(super::Note::Info(format!("accepted in {id}"))),
             });
         }
+        let (reason, request) = Self::asks(step, p).expect("an acknowledgement asks");
+        Ok(human::waiting(request, reason))
+    }
+
+    fn asks(step: &PlannedStep, p: &AcknowledgeParams) -> Option<(String, SignOffRequest)> {
         let reason = format!(
             "accept {} version {} ({} item{})",
             p.policy.file,
@@ -135,7 +140,7 @@ impl Kind for Acknowledge {
             p.items.len(),
             if p.items.len() == 1 { "" } else { "s" }
         );
-        Ok(human::waiting(request(step, p), reason))
+        Some((reason, request(step, p)))
     }
 }
 

@@ -130,11 +130,16 @@ impl Kind for DeviceHandoff {
             ))
             .hint("hand over the device that was cleaned, or have this one cleaned and signed off"));
         }
+        let (reason, request) = Self::asks(step, p).expect("a hand-off asks");
+        Ok(human::waiting(request, reason))
+    }
+
+    fn asks(step: &PlannedStep, p: &HandoffParams) -> Option<(String, SignOffRequest)> {
         let reason = format!(
             "acknowledge receipt of asset {} (serial {})",
-            asset.tag, asset.serial
+            p.asset.tag, p.asset.serial
         );
-        Ok(human::waiting(request(step, p), reason))
+        Some((reason, request(step, p)))
     }
 }
 

@@ -58,6 +58,12 @@ pub trait Kind: Clone + std::fmt::Debug {
     /// The parameters as `name: value` lines for people (the dry run's listing).
     fn fields(p: &Self::Params) -> Vec<(String, String)>;
     fn check(step: &PlannedStep, p: &Self::Params, ctx: &mut Ctx<'_>) -> StepResult<Check>;
+    /// For a kind a person signs: why it waits and what they will sign, from the parameters
+    /// alone. A step held back by a step it needs journals it, so it can be signed the moment
+    /// that step is done, from the journal alone. `None` for automated kinds.
+    fn asks(_step: &PlannedStep, _p: &Self::Params) -> Option<(String, SignOffRequest)> {
+        None
+    }
     fn intent(
         _step: &PlannedStep,
         _p: &Self::Params,
@@ -201,6 +207,11 @@ macro_rules! kinds {
 
             fn check(&self, step: &PlannedStep, ctx: &mut Ctx<'_>) -> StepResult<Check> {
                 match self { $(Params::$Variant(p) => <$Doc as Kind>::check(step, p, ctx)),+ }
+            }
+
+            /// Why a person's step waits and what they will sign (see `Kind::asks`).
+            pub fn asks(&self, step: &PlannedStep) -> Option<(String, SignOffRequest)> {
+                match self { $(Params::$Variant(p) => <$Doc as Kind>::asks(step, p)),+ }
             }
 
             fn intent(

@@ -137,10 +137,15 @@ impl Kind for SignOff {
     }
 
     fn check(step: &PlannedStep, p: &SignOffParams, _: &mut Ctx<'_>) -> StepResult<Check> {
+        let (reason, request) = Self::asks(step, p).expect("a sign-off asks");
+        Ok(human::waiting(request, reason))
+    }
+
+    fn asks(step: &PlannedStep, p: &SignOffParams) -> Option<(String, SignOffRequest)> {
         let request = request(step, p);
         let n = request.items.len();
         let reason = format!("{n} item{} to confirm", if n == 1 { "" } else { "s" });
-        Ok(human::waiting(request, reason))
+        Some((reason, request))
     }
 }
 

@@ -78,8 +78,12 @@ impl LinkKey {
                 if let Some(dir) = path.parent() {
                     fs_err::create_dir_all(dir)?;
                 }
-                write_private(path, &key)?;
-                Ok(LinkKey(key.into_bytes()))
+                match create_whole(path, &key) {
+                    Ok(()) => Ok(LinkKey(key.into_bytes())),
+                    // Another run made one first: everyone uses that one.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::load(path, false),
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         }
@@ -156,17 +160,34 @@ impl Links {
     }
 }
 
-fn write_private(path: &Path, text: &str) -> io::Result<()> {
+/// Creates `path` holding `text` and a newline, whole or not at all: the text is written and
+/// fsync'd under a temporary name, then linked into place, which fails if the file exists. So a
+/// kill at any moment leaves no file or the whole key, and of two runs creating it at once one
+/// wins and the other reads the winner's key (`AlreadyExists`).
+fn create_whole(path: &Path, text: &str) -> io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(
+        ".{name}.new-{}-{}",
+        std::process::id(),
+        crate::secret::random_hex(4)
+    ));
+    let linked = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -217,5 +238,24 @@ mod tests {
         let mut l = link();
         l.to = "x\nE0000".into();
         assert_eq!(key.open(&key.sign(&l), 0), Err(Refused::Forged));
+    }
+
+    /// Two first runs on a new state directory made the key at once and one failed with
+    /// `File exists` (3 times in 20); a kill between creating and writing left it empty.
+    #[test]
+    fn a_key_made_by_many_at_once_is_one_whole_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("link.key");
+            let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| LinkKey::load(&path, true).unwrap().0.clone()))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert!(keys.iter().all(|k| k == &keys[0] && k.len() == 64));
+            let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert_eq!(names.len(), 1, "no temporary file is left behind");
+        }
     }
 }

@@ -121,6 +121,11 @@ impl TestEnv {
         }
     }
 
+    /// Runs as another OS user (`USER`): who records a signature is who runs the command.
+    pub fn run_as(&self, user: &str, args: &[&str]) -> Run {
+        self.run_with(args, &[("USER", user)])
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

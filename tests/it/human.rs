@@ -77,14 +77,17 @@ fn a_hand_off_needs_the_cleaning_sign_off_first() {
         alice.stderr
     );
     let missing = env
-        .run(&[
-            "sign-off",
-            "E1042",
-            "laptop-cleaning",
-            "--by",
-            "Tom Tech",
-            "--all",
-        ])
+        .run_as(
+            "tom",
+            &[
+                "sign-off",
+                "E1042",
+                "laptop-cleaning",
+                "--by",
+                "Tom Tech",
+                "--all",
+            ],
+        )
         .code(2);
     assert!(
         missing
@@ -95,20 +98,23 @@ fn a_hand_off_needs_the_cleaning_sign_off_first() {
     let certificate = env.path("wipe-certificate.pdf");
     std::fs::write(&certificate, b"%PDF wipe certificate WC-2211").unwrap();
     let tom = env
-        .run(&[
-            "sign-off",
-            "E1042",
-            "laptop-cleaning",
-            "--by",
-            "Tom Tech",
-            "--all",
-            "--value",
-            "wipe_certificate_id=WC-2211",
-            "--evidence",
-            certificate.to_str().unwrap(),
-            "--note",
-            "re-imaged with 2026.11",
-        ])
+        .run_as(
+            "tom",
+            &[
+                "sign-off",
+                "E1042",
+                "laptop-cleaning",
+                "--by",
+                "Tom Tech",
+                "--all",
+                "--value",
+                "wipe_certificate_id=WC-2211",
+                "--evidence",
+                certificate.to_str().unwrap(),
+                "--note",
+                "re-imaged with 2026.11",
+            ],
+        )
         .success();
     assert!(
         tom.stdout
@@ -199,17 +205,20 @@ fn a_refused_item_fails_the_step_with_the_reason() {
     let env = TestEnv::new().env("USER", "alice");
     env.run(&[PLAYBOOK]).success();
     let refused = env
-        .run(&[
-            "sign-off",
-            "E1042",
-            "laptop-cleaning",
-            "--by",
-            "Tom Tech",
-            "--refuse",
-            "3",
-            "--reason",
-            "the dock is missing",
-        ])
+        .run_as(
+            "tom",
+            &[
+                "sign-off",
+                "E1042",
+                "laptop-cleaning",
+                "--by",
+                "Tom Tech",
+                "--refuse",
+                "3",
+                "--reason",
+                "the dock is missing",
+            ],
+        )
         .code(1);
     assert!(refused.stdout.contains("refused: Tom Tech refused \"Charger and dock present and working\": the dock is missing"), "{}", refused.stdout);
     let run = env.run(&[PLAYBOOK]).success();

@@ -5,6 +5,7 @@ mod browser;
 mod cohort;
 mod commands;
 mod common;
+mod exactly_once;
 mod faults;
 mod hostile;
 mod human;

@@ -47,7 +47,7 @@ fn complete(env: &TestEnv, e1: &str, cleaning: &[&str]) {
         "wipe_certificate_id=WC-0001",
     ];
     args.extend_from_slice(cleaning);
-    env.run(&args).success();
+    env.run_as("tom", &args).success();
     env.run(&[e1]).success();
     env.run(&[
         "sign-off",

@@ -362,7 +362,8 @@ fn over_https_the_ca_file_is_trusted_and_nothing_else() {
 
 /// The test server keeps users in memory: restarted, it has lost them all. A re-run reports
 /// every done user step as no longer holding (nothing is recreated behind the operator's back);
-/// `--reapply` recreates them, one each, once.
+/// `--reapply` recreates what it names, one each, once: the memberships too only when named
+/// (a done step is never undone by a step it needs).
 #[test]
 fn a_server_restarted_empty_is_reported_then_refilled_with_reapply() {
     let mut f = Fixture::new();
@@ -386,6 +387,19 @@ fn a_server_restarted_empty_is_reported_then_refilled_with_reapply() {
     let refilled = f
         .env
         .run_with(&[&cohort[..], &["--reapply", "chat"]].concat(), &vars);
+    assert_eq!(refilled.code, 1, "{}\n{}", refilled.stdout, refilled.stderr);
+    assert_eq!(f.scim.users().len(), 20, "the users are back");
+    assert!(
+        refilled.stdout.contains(
+            "FAILED: chat-groups: it was done (2026-11-23T10:00:00Z by tester), but no longer holds"
+        ),
+        "the memberships were not named: {}",
+        refilled.stdout
+    );
+    let refilled = f.env.run_with(
+        &[&cohort[..], &["--reapply", "chat-groups"]].concat(),
+        &vars,
+    );
     assert_eq!(refilled.code, 0, "{}\n{}", refilled.stdout, refilled.stderr);
     assert_one_user_each(&f.scim, &groups);
 }

@@ -459,18 +459,21 @@ fn store_copy_moves_the_record_both_ways_and_never_overwrites_a_differing_hire()
     env.run(&["playbooks/new-hire.yaml"]).success();
     let certificate = env.path("wipe.pdf");
     std::fs::write(&certificate, b"%PDF wipe certificate").unwrap();
-    env.run(&[
-        "sign-off",
-        "E1042",
-        "laptop-cleaning",
-        "--by",
-        "Tom Tech",
-        "--all",
-        "--value",
-        "wipe_certificate_id=WC-3",
-        "--evidence",
-        certificate.to_str().unwrap(),
-    ])
+    env.run_as(
+        "tom",
+        &[
+            "sign-off",
+            "E1042",
+            "laptop-cleaning",
+            "--by",
+            "Tom Tech",
+            "--all",
+            "--value",
+            "wipe_certificate_id=WC-3",
+            "--evidence",
+            certificate.to_str().unwrap(),
+        ],
+    )
     .success();
     env.run(&["playbooks/hires/grace-hopper.yaml"]).success();
     let dir = env.state();

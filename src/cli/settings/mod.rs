@@ -229,8 +229,10 @@ impl Setup {
         };
         crate::web::LinkKey::load(path, true).map_err(|e| {
             CliError::input(format!("the link key {}: {e}", path.display())).hint(
-                "give a file whose first line is 32 or more random characters, or remove it to \
-                 have one made",
+                "its first line must be 32 or more random characters; every link already \
+                 emailed was signed with the key in it, so replacing it (or removing it, which \
+                 has a new one made) makes those links stop working: restore it from a backup \
+                 if you can",
             )
         })
     }

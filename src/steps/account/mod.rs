@@ -376,12 +376,16 @@ fn apply(
 ) -> StepResult<Applied> {
     let a = account(p);
     let mut changes = Vec::new();
+    // Applied again (`--reapply`) to an account that is done and still there: its attributes
+    // are brought to the playbook's, and the password the hire may already use is left alone.
+    let mut reapplied = false;
     if let Some(entry) = ctx.directory.read(a.dn)? {
         // Checked again: another run may have created it since `check`. Ours only when it
         // carries this hire's id and this journal started it; then it is brought to what the
         // playbook declares.
         not_ours(&a, owner(&a, &entry, ctx), ctx.hire_id)?;
         changes.extend(update_attributes(ctx, &a, &entry)?);
+        reapplied = ctx.prior.is_some_and(|p| p.status == Status::Done);
     } else {
         let mut attrs = vec![("objectClass".to_owned(), a.object_classes.to_vec())];
         for at in a.attributes.iter().filter(|at| !at.values.is_empty()) {
@@ -432,6 +436,11 @@ fn apply(
         changes.extend(settle_uid_number(ctx, &a, p.uid_min, p.uid_max)?);
     }
 
+    let mut evidence = BTreeMap::new();
+    if reapplied {
+        changes.push("the password was left as it is (the hire may already use it)".into());
+        return read_back(&a, ctx, changes, evidence);
+    }
     let password = generate_password(a.password.length as usize)
         .map_err(|e| StepError::new(format!("cannot generate a password: {e}")))?;
     ctx.directory.set_password(a.dn, &password)?;
@@ -454,10 +463,18 @@ fn apply(
             ));
         }
     }
-    let mut evidence = BTreeMap::new();
     let delivered = deliver::deliver(ctx, &a, &password, &mut evidence)?;
     changes.push(format!("set the initial password, {delivered}"));
+    read_back(&a, ctx, changes, evidence)
+}
 
+/// The entry as written, read back: the step's outputs, or what differs.
+fn read_back(
+    a: &Account<'_>,
+    ctx: &mut Ctx<'_>,
+    changes: Vec<String>,
+    evidence: BTreeMap<String, String>,
+) -> StepResult<Applied> {
     let entry = ctx
         .directory
         .read(a.dn)?

@@ -51,10 +51,16 @@ impl Kind for Email {
     }
 }
 
-/// The Message-ID of a send that started and did not finish.
+/// The Message-ID of a send that started and did not finish: interrupted, uncertain, or
+/// failed after the message may have gone (a failure before it keeps no intent).
 fn interrupted_id<'a>(ctx: &'a Ctx<'_>) -> Option<&'a String> {
     ctx.prior
-        .filter(|p| matches!(p.status, Status::Running | Status::Uncertain))
+        .filter(|p| {
+            matches!(
+                p.status,
+                Status::Running | Status::Uncertain | Status::Failed
+            )
+        })
         .and_then(|p| p.intent.get("message_id"))
 }
 
@@ -129,13 +135,23 @@ fn apply(
     let id = intent
         .get("message_id")
         .ok_or_else(|| StepError::new("no Message-ID was journaled before sending"))?;
-    let built = mail::email(p, id, ctx.now).map_err(|e| StepError::new(e.to_string()))?;
-    ctx.mailer.send(&Outgoing {
-        message_id: id,
-        from: &built.from,
-        to: &built.to,
-        bytes: &built.bytes,
-    })?;
+    let built =
+        mail::email(p, id, ctx.now).map_err(|e| StepError::new(e.to_string()).nothing_done())?;
+    ctx.mailer
+        .send(&Outgoing {
+            message_id: id,
+            from: &built.from,
+            to: &built.to,
+            bytes: &built.bytes,
+        })
+        .map_err(|e| {
+            // A send refused outright went nowhere; one cut off mid-way may have gone.
+            let uncertain = matches!(e, crate::backend::BackendError::Uncertain(_));
+            let e = StepError::from(e);
+            if uncertain { e } else { e.nothing_done() }
+        })?;
+    // From here the message went out: a failure keeps the intent (its Message-ID), so the next
+    // run asks the target about it before sending anything.
     if ctx.mailer.was_sent(id)? == Some(false) {
         return Err(StepError::new(format!(
             "{id} is not in {} after sending",

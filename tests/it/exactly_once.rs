@@ -1,0 +1,465 @@
+//! Exactly once, and the truth (issue 30's engine points), each as the test that caught it:
+//! a done step undone by a later run, `status` ready for an unfinished hire, who recorded a
+//! signature, a signature that did not unblock what waits for it, a refusal that disappeared.
+
+use crate::common::{TestEnv, repo};
+
+const PLAYBOOK: &str = "playbooks/new-hire.yaml";
+
+fn records(env: &TestEnv, hire: &str) -> Vec<serde_json::Value> {
+    let log = env.run(&["log", hire, "--json"]).success();
+    log.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn outbox(env: &TestEnv, kind: &str) -> usize {
+    match std::fs::read_dir(env.state().join("outbox")) {
+        Ok(dir) => dir
+            .filter(|f| {
+                f.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(&format!(".{kind}."))
+            })
+            .count(),
+        Err(_) => 0,
+    }
+}
+
+/// Signs the cleaning as the technician and the hand-off as the hire.
+fn sign_both(env: &TestEnv, hire: &str) {
+    env.run_as(
+        "tom",
+        &[
+            "sign-off",
+            hire,
+            "laptop-cleaning",
+            "--by",
+            "Tom Tech",
+            "--all",
+            "--value",
+            "wipe_certificate_id=WC-1",
+        ],
+    )
+    .success();
+    env.run_as(
+        "ada",
+        &[
+            "sign-off",
+            hire,
+            "laptop-handoff",
+            "--by",
+            "Ada Lovelace",
+            "--all",
+        ],
+    )
+    .success();
+}
+
+fn status_of(env: &TestEnv, step: &str) -> String {
+    let json = env.run(&["status", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let hire = &v[0];
+    hire["steps"][step]["status"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {step} in {hire}"))
+        .to_owned()
+}
+
+/// The account's entry is removed by hand: the re-run reports it, and must not undo the done
+/// steps that need it (the old engine journaled them `skipped`, and the next run sent the
+/// welcome again once the entry was back).
+#[test]
+fn a_done_welcome_stays_done_while_the_account_it_needs_is_broken() {
+    let env = TestEnv::new().env("USER", "alice");
+    env.run(&[PLAYBOOK]).success();
+    sign_both(&env, "E1042");
+    env.run(&[PLAYBOOK]).success();
+    assert_eq!(outbox(&env, "welcome"), 1);
+
+    let ldif = env.state().join("directory.ldif");
+    let kept = std::fs::read_to_string(&ldif).unwrap();
+    let without: String = kept
+        .split("\n\n")
+        .filter(|e| !e.starts_with("dn: uid=ada.lovelace,"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    assert_ne!(without, kept, "the account's entry was found");
+    std::fs::write(&ldif, without).unwrap();
+    let broken = env.run(&[PLAYBOOK]).code(1);
+    assert!(
+        broken.stdout.contains(
+            "account: FAILED: it was done (2026-11-23T10:00:00Z by alice), but no longer holds"
+        ),
+        "{}",
+        broken.stdout
+    );
+    for step in ["groups", "laptop-handoff", "welcome"] {
+        assert_eq!(status_of(&env, step), "done", "{step} stays done");
+    }
+    assert!(
+        !records(&env, "E1042")
+            .iter()
+            .any(|r| r["type"] == "step_skipped"),
+        "nothing done was journaled as skipped"
+    );
+
+    std::fs::write(&ldif, kept).unwrap();
+    env.run(&[PLAYBOOK]).success();
+    assert_eq!(outbox(&env, "welcome"), 1, "the welcome went once");
+}
+
+/// A department move: `--reapply account --reapply groups` re-applies those two and nothing
+/// else. The old engine also re-sent the welcome, set and mailed a new password, and reopened
+/// the signed hand-off.
+#[test]
+fn a_department_move_reapplies_what_it_names_and_nothing_else() {
+    let env = TestEnv::new().env("USER", "alice");
+    env.run(&[PLAYBOOK]).success();
+    sign_both(&env, "E1042");
+    env.run(&[PLAYBOOK]).success();
+    let moved = env.path("moved.yaml");
+    std::fs::write(
+        &moved,
+        format!(
+            "checklist: {}\nhire:\n  id: E1042\n  given_name: Ada\n  family_name: Lovelace\n  \
+             personal_email: ada.byron@example.net\n  work_email: ada.lovelace@example.org\n  \
+             manager: Charles Babbage\n  manager_email: charles.babbage@example.org\n  \
+             department: Research\n  title: Analyst\n  start_date: \"2026-12-07\"\n  \
+             time_zone: Europe/London\n  custom:\n    laptop_asset_tag: LT-0042\n    \
+             laptop_serial: 5CG1234XYZ\n    laptop_model: ThinkPad T14 Gen 5\n",
+            repo().join(PLAYBOOK).display()
+        ),
+    )
+    .unwrap();
+    let moved = moved.to_str().unwrap();
+    let run = env.run(&[moved, "--reapply", "account", "--reapply", "groups"]);
+    // Each step's line goes to stderr, the summary to stdout.
+    let run = crate::common::Run {
+        stdout: format!("{}{}", run.stderr, run.stdout),
+        ..run
+    };
+    assert!(
+        run.stdout
+            .contains("account: done: updated departmentNumber"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("the password was left as it is (the hire may already use it)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("groups: done: added to cn=research,ou=groups,dc=example,dc=org"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(outbox(&env, "password"), 1, "no second password message");
+    assert_eq!(outbox(&env, "welcome"), 1, "no second welcome");
+    assert_eq!(status_of(&env, "laptop-handoff"), "done");
+    // The welcome's text names the department: it is reported, never sent again on its own.
+    assert!(
+        run.stdout
+            .contains("welcome: FAILED: its parameters changed"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Killed right after `groups` is journaled done, before `welcome` starts: the hire is not
+/// ready, and the report does not call it complete.
+#[test]
+fn a_hire_killed_before_the_welcome_is_not_ready() {
+    let env = TestEnv::new().env("USER", "alice");
+    let checklist = env.path("two.yaml");
+    std::fs::write(
+        &checklist,
+        format!(
+            "checklist: {}\nhire:\n  id: E7\n  given_name: Kim\n  family_name: Lee\n  \
+             work_email: kim.lee@example.org\n  manager: Charles Babbage\n  \
+             manager_email: charles.babbage@example.org\n  department: Engineering\n  \
+             title: Analyst\n  start_date: \"2026-12-07\"\n  time_zone: Europe/London\n  \
+             custom:\n    laptop_asset_tag: LT-7\n    laptop_serial: S7\n",
+            repo().join(PLAYBOOK).display()
+        ),
+    )
+    .unwrap();
+    let path = checklist.to_str().unwrap();
+    let killed = env.run_with(&[path], &[("ONBOARD_FAILPOINT", "after:step_done:groups")]);
+    assert_ne!(killed.code, 0, "the failpoint kills the run");
+    let status = env.run(&["status"]).success();
+    assert!(status.stdout.contains("E7  on track"), "{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .contains("! welcome not started yet, due Mon 2026-12-07 09:00 Europe/London"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains("welcome          pending     not started yet"),
+        "the welcome is pending: {}",
+        status.stdout
+    );
+    let report = env.run(&["report", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(v["hires"][0]["state"], "in_progress", "{}", report.stdout);
+}
+
+/// As alice (who ran the automated steps), `--by "Bob Bench"` used to become the record's
+/// actor: alice vanished from it, and dual control was passed by typing another name.
+#[test]
+fn a_sign_off_records_who_recorded_it_and_who_signed() {
+    let env = TestEnv::new().env("USER", "alice");
+    env.run(&[PLAYBOOK]).success();
+    let posing = env
+        .run(&[
+            "sign-off",
+            "E1042",
+            "laptop-cleaning",
+            "--by",
+            "Bob Bench",
+            "--all",
+            "--value",
+            "wipe_certificate_id=WC-1",
+        ])
+        .code(2);
+    assert!(
+        posing
+            .stderr
+            .contains("dual control: alice ran the automated steps for this hire"),
+        "{}",
+        posing.stderr
+    );
+    env.run_as(
+        "bob",
+        &[
+            "sign-off",
+            "E1042",
+            "laptop-cleaning",
+            "--by",
+            "Bob Bench",
+            "--all",
+            "--value",
+            "wipe_certificate_id=WC-1",
+        ],
+    )
+    .success();
+    let signed = records(&env, "E1042")
+        .into_iter()
+        .rfind(|r| r["type"] == "signed_off")
+        .unwrap();
+    assert_eq!(signed["actor"], "bob", "{signed}");
+    assert_eq!(signed["by"], "Bob Bench", "{signed}");
+}
+
+/// After the cleaning is signed, the hand-off can be signed at once (CLI), and `status` says it
+/// waits on the hire, not on the technician, without anyone re-running.
+#[test]
+fn a_signature_unblocks_what_waits_for_it_at_once() {
+    let env = TestEnv::new().env("USER", "alice");
+    env.run(&[PLAYBOOK]).success();
+    env.run_as(
+        "tom",
+        &[
+            "sign-off",
+            "E1042",
+            "laptop-cleaning",
+            "--by",
+            "Tom Tech",
+            "--all",
+            "--value",
+            "wipe_certificate_id=WC-1",
+        ],
+    )
+    .success();
+    let status = env.run(&["status", "E1042"]).success();
+    assert!(
+        status.stdout.contains(
+            "laptop-handoff   waiting     2026-11-23T10:00:00Z by alice: waiting on the hire: \
+             acknowledge receipt of asset LT-0042 (serial 5CG1234XYZ)"
+        ),
+        "{}",
+        status.stdout
+    );
+    env.run_as(
+        "ada",
+        &[
+            "sign-off",
+            "E1042",
+            "laptop-handoff",
+            "--by",
+            "Ada Lovelace",
+            "--all",
+        ],
+    )
+    .success();
+    assert_eq!(status_of(&env, "laptop-handoff"), "done");
+    let run = env.run(&[PLAYBOOK]).success();
+    assert!(
+        run.stdout
+            .contains("Nothing to change: every step was already done."),
+        "{}",
+        run.stdout
+    );
+}
+
+/// The standard checklist with a `notify` section, in the environment's own folder.
+fn with_notify(env: &TestEnv) -> String {
+    let templates = env.path("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    for f in std::fs::read_dir(repo().join("templates")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), templates.join(f.file_name())).unwrap();
+    }
+    std::fs::create_dir_all(env.path("playbooks")).unwrap();
+    let shipped = std::fs::read_to_string(repo().join(PLAYBOOK)).unwrap();
+    let notify = "notify:\n  from: \"IT <it@example.org>\"\n  to: \"{{ hire.manager_email }}\"\n  \
+                  cc: \"{{ vars.help_desk_email }}\"\n  at_risk:\n    \
+                  subject: \"{{ hire.given_name }} may not be ready\"\n    \
+                  text: notify-at-risk.txt.tera\n    html: notify-at-risk.html.tera\n\nsteps:\n";
+    let path = env.path("playbooks/notify.yaml");
+    std::fs::write(
+        &path,
+        shipped.replacen("\nsteps:\n", &format!("\n{notify}"), 1),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The hire refuses the hand-off ("no USB-C dock in the box"): the old engine's next run put
+/// the step back to waiting and the reason vanished from status, board and reports. It stays
+/// until someone records a resolution, and the help desk hears of it once.
+#[test]
+fn a_refusal_stays_visible_until_resolved_and_is_mailed_once() {
+    let env = TestEnv::new().env("USER", "alice");
+    let playbook = with_notify(&env);
+    env.run(&[&playbook]).success();
+    env.run_as(
+        "tom",
+        &[
+            "sign-off",
+            "E1042",
+            "laptop-cleaning",
+            "--by",
+            "Tom Tech",
+            "--all",
+            "--value",
+            "wipe_certificate_id=WC-1",
+        ],
+    )
+    .success();
+    env.run_as(
+        "ada",
+        &[
+            "sign-off",
+            "E1042",
+            "laptop-handoff",
+            "--by",
+            "Ada Lovelace",
+            "--refuse",
+            "3",
+            "--reason",
+            "no USB-C dock in the box",
+        ],
+    )
+    .code(1);
+    let refused = "Ada Lovelace refused \"With: charger, USB-C dock\": no USB-C dock in the box";
+    for _ in 0..2 {
+        let run = env.run(&[&playbook]).success();
+        assert!(
+            run.stdout.contains("laptop-handoff: waiting on the hire"),
+            "{}",
+            run.stdout
+        );
+        let status = env.run(&["status", "E1042"]);
+        assert!(status.stdout.contains(refused), "{}", status.stdout);
+        assert!(status.stdout.contains("AT RISK"), "{}", status.stdout);
+        let report = env.run(&["report"]).success();
+        assert!(
+            report.stdout.contains("no USB-C dock in the box"),
+            "{}",
+            report.stdout
+        );
+    }
+    assert_eq!(
+        outbox(&env, "notify-refused-laptop-handoff-1"),
+        1,
+        "told once"
+    );
+    let message = std::fs::read_dir(env.state().join("outbox"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(".notify-refused-"))
+        .unwrap();
+    let text = crate::common::unqp(&std::fs::read_to_string(message).unwrap());
+    assert!(text.contains("no USB-C dock in the box"), "{text}");
+    assert!(
+        text.contains("helpdesk@example.org"),
+        "to the help desk: {text}"
+    );
+
+    // Nothing to resolve elsewhere; a note is needed.
+    env.run(&["resolve", "E1042", "laptop-cleaning", "--note", "x"])
+        .code(2);
+    env.run(&[
+        "resolve",
+        "E1042",
+        "laptop-handoff",
+        "--note",
+        "dock delivered to the desk",
+    ])
+    .success();
+    let status = env.run(&["status", "E1042"]);
+    assert!(!status.stdout.contains(refused), "{}", status.stdout);
+    let last = records(&env, "E1042").pop().unwrap();
+    assert_eq!(last["type"], "refusal_resolved");
+    assert_eq!(last["actor"], "alice");
+    env.run_as(
+        "ada",
+        &[
+            "sign-off",
+            "E1042",
+            "laptop-handoff",
+            "--by",
+            "Ada Lovelace",
+            "--all",
+        ],
+    )
+    .success();
+    env.run(&[&playbook]).success();
+    assert_eq!(
+        outbox(&env, "notify-refused-laptop-handoff-1"),
+        1,
+        "still once"
+    );
+}
+
+/// A link key cut short (a crash of an older onboard between creating and writing it) is an
+/// input error whose hint does not tell people to delete a key every link was signed with.
+#[test]
+fn a_short_link_key_is_explained_without_advice_to_delete_it() {
+    let env = TestEnv::on_files().env("USER", "alice");
+    std::fs::create_dir_all(env.state()).unwrap();
+    std::fs::write(env.state().join("link.key"), "").unwrap();
+    let run = env.run(&[PLAYBOOK]).code(2);
+    assert!(
+        run.stderr.contains("shorter than 32 characters"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("restore it from a backup"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("remove it to"), "{}", run.stderr);
+}
