@@ -230,20 +230,47 @@ fn render_snippet(out: &mut String, sources: &SourceMap, span: Span, label: Opti
     };
     // Tabs would make the caret drift; show them as one space each. Control characters
     // (a hire's data can hold ESC, BEL, CR) are shown escaped, and the caret moves with them.
+    // One pass over the line; a long line is quoted around the span only (a 300 KB line once
+    // took minutes, counting the shown text again for every character).
+    let chars: Vec<char> = line.chars().collect();
+    let col = (span.col.saturating_sub(1) as usize).min(chars.len());
+    let end = col
+        .saturating_add(span.len.max(1) as usize)
+        .min(chars.len());
+    let (from, to) = window(chars.len(), col, end);
     let mut shown = String::new();
-    let mut widths = Vec::new();
-    for c in line.chars() {
-        let before = shown.chars().count();
+    let (mut start, mut len, mut count) = (0u32, 0u32, 0u32);
+    if from > 0 {
+        shown.push('…');
+        count += 1;
+    }
+    for (i, &c) in chars.iter().enumerate().take(to).skip(from) {
+        if i == col {
+            start = count;
+        }
+        let before = shown.len();
         match c {
             '\t' => shown.push(' '),
             c => push_visible(&mut shown, c),
         }
-        widths.push((shown.chars().count() - before) as u32);
+        // Escapes and tabs are ASCII: bytes written are characters shown, but for `c` itself.
+        let width = match shown.len() - before {
+            n if n == c.len_utf8() && !needs_escape(c) => 1,
+            n => n as u32,
+        };
+        if (col..end).contains(&i) {
+            len += width;
+        }
+        count += width;
     }
-    let line_chars = shown.chars().count() as u32;
-    let col = span.col.saturating_sub(1) as usize;
-    let start: u32 = widths.iter().take(col).sum::<u32>().min(line_chars);
-    let len: u32 = widths.iter().skip(col).take(span.len as usize).sum();
+    if col >= to {
+        start = count;
+    }
+    if to < chars.len() {
+        shown.push('…');
+    }
+    let line_chars = count;
+    let start = start.min(line_chars);
     let len = len.max(1).min(line_chars.saturating_sub(start).max(1));
     let _ = writeln!(out, "{pad} |");
     let _ = writeln!(out, "{} | {}", span.line, shown.trim_end());
@@ -295,6 +322,19 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// The characters of a line of `n` worth quoting for a span `[col, end)`: all of a short line,
+/// else about 60 on either side of the span (and at most 200 of the span).
+fn window(n: usize, col: usize, end: usize) -> (usize, usize) {
+    const SHORT: usize = 240;
+    const AROUND: usize = 60;
+    if n <= SHORT {
+        return (0, n);
+    }
+    let from = col.saturating_sub(AROUND);
+    let to = end.min(col + 200).saturating_add(AROUND).min(n);
+    (from, to)
+}
+
 fn push_visible(out: &mut String, c: char) {
     if needs_escape(c) {
         let _ = write!(out, "\\u{{{:x}}}", c as u32);
@@ -336,8 +376,12 @@ impl Diagnostics {
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let n = word.chars().count();
     candidates
         .into_iter()
+        // Lengths further apart than the distance allowed cannot match: not compared, so a
+        // 300 KB word costs one count, not an alignment with every candidate.
+        .filter(|c| n.abs_diff(c.chars().count()) <= (c.chars().count() / 3).max(1))
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, c)| *d <= (c.chars().count() / 3).max(1))
         .min_by_key(|(d, _)| *d)
@@ -373,6 +417,34 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 300 KB YAML line with an error took 101 s to report (the shown text was counted again
+    /// for every character), and quoted all of it. A line of a million characters is quoted
+    /// around its span, with the caret under it.
+    #[test]
+    fn a_huge_line_is_quoted_around_its_error_at_once() {
+        let mut sources = SourceMap::default();
+        let line = format!("title: {}\u{7}{}", "x".repeat(600_000), "y".repeat(400_000));
+        let file = sources.add("p.yaml", line);
+        let d = Diagnostic::new("control character").at(Span {
+            file,
+            line: 1,
+            col: 600_008,
+            len: 1,
+        });
+        let out = d.render(&sources);
+        assert!(out.len() < 1_000, "{} bytes", out.len());
+        let quoted = out.lines().nth(3).unwrap();
+        let caret = out.lines().nth(4).unwrap();
+        assert!(
+            quoted.starts_with("1 | …xxx") && quoted.ends_with("yyy…"),
+            "{quoted}"
+        );
+        let at = caret.find('^').unwrap();
+        let under: String = quoted.chars().skip(at).take(7).collect();
+        assert_eq!(under, "\\u{7}yy", "{out}");
+        assert_eq!(suggest(&"z".repeat(300_000), ["name", "title"]), None);
+    }
 
     #[test]
     fn renders_caret_under_the_span() {

@@ -91,10 +91,13 @@ impl crate::store::Store for StateDir {
 
     fn hires(&self) -> io::Result<Vec<String>> {
         let mut hires = Vec::new();
-        if !self.journal_dir().exists() {
-            return Ok(hires);
-        }
-        for entry in fs::read_dir(self.journal_dir())? {
+        // Only a folder that is not there is empty: one that cannot be read is an error that
+        // names it ("No hires yet" was said of a folder the user may not read).
+        let entries = match fs_err::read_dir(self.journal_dir()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(hires),
+            other => other?,
+        };
+        for entry in entries {
             let name = entry?.file_name().to_string_lossy().into_owned();
             if let Some(hire) = name.strip_suffix(".jsonl") {
                 hires.push(hire.to_owned());
@@ -105,7 +108,8 @@ impl crate::store::Store for StateDir {
     }
 
     fn has(&self, hire: &str) -> bool {
-        self.journal(hire).exists()
+        // When it cannot be told (no permission), it is taken as there, so reading it says why.
+        self.journal(hire).try_exists().unwrap_or(true)
     }
 
     fn journal_name(&self, hire: &str) -> String {

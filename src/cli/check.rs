@@ -21,12 +21,12 @@ pub struct CheckArgs {
     input: InputArgs,
 }
 
-pub fn cmd_check(args: CheckArgs, printer: &Printer) -> CmdResult {
+pub fn cmd_check(args: CheckArgs, setup: &super::settings::Setup, printer: &Printer) -> CmdResult {
     let mut failed = false;
     for path in args.playbooks {
         let mut sources = SourceMap::default();
-        let shown = path.display().to_string();
-        let Ok((_, p)) = load_playbook(path, &args.input, &mut sources, printer) else {
+        let shown = crate::diag::visible(&path.display().to_string()).into_owned();
+        let Ok((_, p)) = load_playbook(path, &args.input, setup, &mut sources, printer) else {
             failed = true;
             continue;
         };

@@ -312,7 +312,7 @@ fn summary(
     let missing = total - results.len();
     let mut out = format!(
         "Cohort {} ({}): {} hires, {} ok, {} failed{}{}\n",
-        hires.display(),
+        crate::diag::visible(&hires.display().to_string()),
         name,
         total,
         results.len() - not_ok,

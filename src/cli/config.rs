@@ -17,18 +17,23 @@ pub struct ConfigArgs {}
 
 pub fn cmd_config(_args: ConfigArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let width = setup.shown.iter().map(|s| s.key.len()).max().unwrap_or(0);
-    let value_width = setup
+    // Paths and values can hold control characters: shown escaped, wherever stdout goes.
+    let shown: Vec<(&str, String)> = setup
         .shown
         .iter()
-        .map(|s| s.value.chars().count())
+        .map(|s| (s.key.as_str(), crate::diag::visible(&s.value).into_owned()))
+        .collect();
+    let value_width = shown
+        .iter()
+        .map(|(_, v)| v.chars().count())
         .max()
         .unwrap_or(0)
         .min(60);
     let mut out = String::new();
-    for s in &setup.shown {
+    for ((key, value), s) in shown.iter().zip(&setup.shown) {
         out.push_str(&format!(
-            "{:width$}  {:value_width$}  {}\n",
-            s.key, s.value, s.origin
+            "{key:width$}  {value:value_width$}  {}\n",
+            s.origin
         ));
     }
     emit(printer, &out)

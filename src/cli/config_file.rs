@@ -67,6 +67,9 @@ pub struct ConfigFile {
 pub struct Doc {
     /// Where journals, locks and evidence live: a directory, or `postgres://…`.
     pub state: Option<Spanned<String>>,
+    /// Folders outside a checklist's project that its `templates:` may name (templates and
+    /// policy texts are mailed, so a checklist cannot name just any folder).
+    pub templates_roots: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub postgres: Postgres,
     #[serde(default)]

@@ -124,7 +124,20 @@ pub fn cmd_status(args: StatusArgs, setup: &Setup, printer: &Printer) -> CmdResu
     });
     let alarming = all.iter().filter(|e| e.readiness.alarming()).count();
     if args.json {
-        let text = serde_json::to_string_pretty(&all).expect("state serializes");
+        // A journal that cannot be read is listed too, flagged: a script reading the list must
+        // not take a missing hire for one that is fine.
+        let mut list: Vec<serde_json::Value> = all
+            .iter()
+            .map(|e| serde_json::to_value(e).expect("state serializes"))
+            .collect();
+        list.extend(broken.iter().map(|(hire, problem)| {
+            serde_json::json!({
+                "hire": hire,
+                "readiness": "journal_broken",
+                "journal_broken": problem,
+            })
+        }));
+        let text = serde_json::to_string_pretty(&list).expect("state serializes");
         emit(printer, &(text + "\n"))?;
     } else if all.is_empty() && broken.is_empty() {
         printer.info(&format!("No hires in {} yet.", state.describe()));

@@ -30,7 +30,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::diag::{Diagnostic, SourceMap};
 use crate::engine::Mode;
-use crate::load::{Playbook, Request};
+use crate::load::Playbook;
 use crate::plan::{Outputs, Plan, load_and_plan};
 pub use output::Printer;
 use settings::{Flags, Setup, Talks};
@@ -164,9 +164,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli, printer: &Printer) -> CmdResult {
     // Settings are resolved once, before dispatch; commands that only read files need none.
     let talks = match &cli.command {
-        Some(
-            Command::Check(_) | Command::Schema(_) | Command::Completions(_) | Command::Man(_),
-        ) => None,
+        Some(Command::Schema(_) | Command::Completions(_) | Command::Man(_)) => None,
         Some(Command::Plan(_) | Command::Config(_) | Command::Serve(_)) | None => {
             Some(Talks::ToServers)
         }
@@ -189,7 +187,7 @@ fn run(cli: Cli, printer: &Printer) -> CmdResult {
             .expect("resolved for commands that use settings")
     };
     match cli.command {
-        Some(Command::Check(args)) => check::cmd_check(args, printer),
+        Some(Command::Check(args)) => check::cmd_check(args, setup(), printer),
         Some(Command::Schema(args)) => schema::cmd_schema(args, printer),
         Some(Command::Completions(args)) => completions::cmd_completions(args, printer),
         Some(Command::Man(args)) => completions::cmd_man(args, printer),
@@ -219,10 +217,7 @@ fn run_main(args: RunArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     };
     if let Some(hires) = args.hires {
         let mut sources = SourceMap::default();
-        let req = Request {
-            playbook,
-            hire: None,
-        };
+        let req = setup.request(playbook, None);
         let (pb, mut diags) = crate::load::load(&req, &mut sources);
         let Some(pb) = pb.filter(|_| diags.is_empty()) else {
             if diags.is_empty() {
@@ -268,13 +263,11 @@ fn run_main(args: RunArgs, setup: &Setup, printer: &Printer) -> CmdResult {
 fn load_playbook(
     playbook: PathBuf,
     input: &InputArgs,
+    setup: &Setup,
     sources: &mut SourceMap,
     printer: &Printer,
 ) -> CmdResult<(Playbook, Plan)> {
-    let req = Request {
-        playbook,
-        hire: input.hire.clone(),
-    };
+    let req = setup.request(playbook, input.hire.clone());
     load_and_plan(&req, sources, &Outputs::new()).map_err(|diags| {
         report(diags.sorted(), sources, printer);
         CliError::Reported(Exit::Input)

@@ -61,7 +61,13 @@ pub struct OutputArgs {
 
 pub fn cmd_plan(args: PlanArgs, setup: &Setup, printer: &Printer) -> CmdResult {
     let mut sources = SourceMap::default();
-    let (pb, mut plan) = load_playbook(args.playbook.clone(), &args.input, &mut sources, printer)?;
+    let (pb, mut plan) = load_playbook(
+        args.playbook.clone(),
+        &args.input,
+        setup,
+        &mut sources,
+        printer,
+    )?;
     if pb.hire.is_some() {
         // The same walk as a run, stopping before apply: what the journal and targets say now.
         let store = setup.store(Open::AsIs)?;

@@ -123,7 +123,7 @@ pub fn cmd_run(
     printer: &Printer,
 ) -> CmdResult {
     let mut sources = SourceMap::default();
-    let (pb, plan) = load_playbook(playbook, input, &mut sources, printer)?;
+    let (pb, plan) = load_playbook(playbook, input, setup, &mut sources, printer)?;
     if pb.hire.is_none() {
         return Err(
             CliError::input(format!("{} names no hire", pb.checklist.display()))
@@ -246,6 +246,7 @@ fn summary(report: &Report, playbook: &str, state: &dyn Store) -> String {
             _ => {}
         }
     }
-    out.push_str(&format!("Journal: {}\n", state.journal_name(&report.hire)));
+    let journal = state.journal_name(&report.hire);
+    out.push_str(&format!("Journal: {}\n", crate::diag::visible(&journal)));
     out
 }

@@ -320,7 +320,7 @@ fn files() -> Files {
         std::fs::write(&path, text).unwrap();
         let req = crate::load::Request {
             playbook: path,
-            hire: None,
+            ..Default::default()
         };
         let mut sources = crate::diag::SourceMap::default();
         crate::plan::load_and_plan(&req, &mut sources, &Default::default())

@@ -22,12 +22,15 @@ use crate::template::Templates;
 use crate::yaml::{self, Recorder, Spanned};
 
 /// What to load.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Request {
     /// The playbook: a self-contained one, a checklist, or a hire file naming a checklist.
     pub playbook: PathBuf,
     /// A hire file whose `hire` (and `vars`) replace the playbook's.
     pub hire: Option<PathBuf>,
+    /// Folders outside a checklist's own where its `templates:` may point (the config file's
+    /// `templates_roots`).
+    pub templates_roots: Vec<PathBuf>,
 }
 
 /// A playbook ready to plan: composed, checked, steps in dependency order.
@@ -179,10 +182,7 @@ impl Loader<'_> {
         let vars = self.merged_vars(&layers);
 
         // Only the checklist says where templates come from, never a hire file.
-        let templates_dir = match &steps_layer.doc.templates {
-            Some(t) => relative_to(&steps_layer.path, t),
-            None => normalize(&parent(&steps_layer.path).join("../templates")),
-        };
+        let templates_dir = self.templates_dir(steps_layer, &req.templates_roots);
 
         // Steps that failed to load still count as existing, so that steps naming them do
         // not get a second, misleading error.
@@ -437,6 +437,21 @@ impl Loader<'_> {
         }
     }
 
+    /// The folder templates come from: the checklist's `templates:`, if it is allowed, else
+    /// `../templates` beside the checklist.
+    fn templates_dir(&mut self, checklist: &Layer, roots: &[PathBuf]) -> PathBuf {
+        match &checklist.doc.templates {
+            Some(t) => {
+                let dir = relative_to(&checklist.path, t);
+                if let Err(d) = templates_allowed(&checklist.path, &dir, roots) {
+                    self.diags.push(d.at(t.span));
+                }
+                dir
+            }
+            None => normalize(&parent(&checklist.path).join("../templates")),
+        }
+    }
+
     /// Reads a template or policy file: only from inside the templates folder (no `..`, no
     /// symlink leading out), only a regular file, at most [`files::TEMPLATE_LIMIT`] bytes.
     fn read_template(&mut self, dir: &Path, name: &Spanned<String>) -> Option<(FileId, String)> {
@@ -479,6 +494,33 @@ fn key_span(node: &yaml::Node, key: &str) -> Option<Span> {
             .map(|(k, _)| k.span),
         _ => None,
     }
+}
+
+/// Whether a checklist may take its templates (and policy texts, which are mailed) from `dir`:
+/// inside the checklist's project (the folder its own folder is in: `playbooks/` and
+/// `templates/` side by side), or inside a folder the config file allows. Otherwise
+/// `templates: /etc` mails `/etc/shadow`. Compared after resolving symbolic links, so a link
+/// cannot lead out either.
+fn templates_allowed(checklist: &Path, dir: &Path, roots: &[PathBuf]) -> Result<(), Diagnostic> {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| normalize(p));
+    let project = real(&parent(checklist).join(".."));
+    let dir = real(dir);
+    let allowed = std::iter::once(project.clone())
+        .chain(roots.iter().map(|r| real(r)))
+        .any(|root| dir.starts_with(&root));
+    if allowed {
+        return Ok(());
+    }
+    Err(Diagnostic::new(format!(
+        "the templates folder {} is outside the checklist's project {}",
+        dir.display(),
+        project.display()
+    ))
+    .hint(format!(
+        "keep templates and policy texts beside the checklist's folder (e.g. `../templates`); \
+         a folder elsewhere must be allowed in the config file: templates_roots = [\"{}\"]",
+        dir.display()
+    )))
 }
 
 fn relative_to(file: &Path, rel: &Spanned<String>) -> PathBuf {

@@ -45,6 +45,9 @@ pub use link::{Link, LinkKey, Links};
 #[derive(Debug, Clone)]
 pub struct WebSettings {
     pub listen: SocketAddr,
+    /// Folders outside a checklist's project its `templates:` may name (HR's preview loads
+    /// checklists as the CLI does).
+    pub templates_roots: Vec<PathBuf>,
     /// PEM certificate chain and key: serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Where people reach the pages, if not at the listen address.

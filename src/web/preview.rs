@@ -155,8 +155,12 @@ pub async fn submit(
     };
     let planned = {
         let web = web.clone();
-        let playbook = web.playbooks.join(&checklist);
-        tokio::task::spawn_blocking(move || preview(&playbook, &name, &bytes)).await
+        let req = crate::load::Request {
+            playbook: web.playbooks.join(&checklist),
+            hire: None,
+            templates_roots: web.settings.templates_roots.clone(),
+        };
+        tokio::task::spawn_blocking(move || preview(&req, &name, &bytes)).await
     };
     let (hires, errors, file) = match planned {
         Ok(Ok(r)) => r,
@@ -305,7 +309,7 @@ pub async fn email(
 /// Plans the uploaded file against the checklist: the plans, the problems (rendered as the CLI
 /// prints them), and the file's name as the problems give it.
 fn preview(
-    playbook: &Path,
+    checklist: &Request,
     name: &str,
     bytes: &[u8],
 ) -> std::io::Result<(Vec<Plan>, Vec<String>, String)> {
@@ -329,19 +333,15 @@ fn preview(
             .is_some_and(|l| l.starts_with('-'));
     if !is_list {
         let req = Request {
-            playbook: playbook.to_owned(),
             hire: Some(path.clone()),
+            ..checklist.clone()
         };
         return Ok(match load_and_plan(&req, &mut sources, &Outputs::new()) {
             Ok((_, plan)) => (vec![plan], Vec::new(), name),
             Err(diags) => (Vec::new(), render(diags.sorted(), &sources), name),
         });
     }
-    let req = Request {
-        playbook: playbook.to_owned(),
-        hire: None,
-    };
-    let (pb, diags) = load(&req, &mut sources);
+    let (pb, diags) = load(checklist, &mut sources);
     let Some(pb) = pb.filter(|_| diags.is_empty()) else {
         return Ok((Vec::new(), render(diags.sorted(), &sources), name));
     };

@@ -94,6 +94,8 @@ impl TestEnv {
             .env("ONBOARD_STATE_DIR", self.state())
             // A pinned clock: readiness and overdue do not change with the day the tests run.
             .env("ONBOARD_NOW", NOW)
+            // Checklists the tests write in their own folders use the repository's templates.
+            .env("ONBOARD_TEMPLATES_ROOTS", repo().join("templates"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -98,7 +98,7 @@ fn mutated_playbooks_never_panic() {
             let mut sources = SourceMap::default();
             let req = Request {
                 playbook: path.clone(),
-                hire: None,
+                ..Request::default()
             };
             match load_and_plan(&req, &mut sources, &Outputs::new()) {
                 Ok(_) => true,
@@ -223,7 +223,7 @@ fn random_templates_never_panic_and_every_error_is_located() {
             let mut sources = SourceMap::default();
             let req = Request {
                 playbook: path.clone(),
-                hire: None,
+                ..Request::default()
             };
             if let Err(diags) = load_and_plan(&req, &mut sources, &Outputs::new()) {
                 assert_located(diags, &sources);
@@ -264,7 +264,7 @@ fn load_within(path: &std::path::Path, bound: std::time::Duration) -> Result<(),
         let mut sources = SourceMap::default();
         let req = Request {
             playbook: path,
-            hire: None,
+            ..Request::default()
         };
         let result = load_and_plan(&req, &mut sources, &Outputs::new()).map_err(|diags| {
             let messages = diags.0.iter().map(|d| d.message.clone()).collect();

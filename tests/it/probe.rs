@@ -77,6 +77,68 @@ fn a_hire_file_cannot_choose_the_templates_folder() {
     assert!(run.stderr.contains("evil-hire.yaml:2:1"), "{}", run.stderr);
 }
 
+/// `templates: /etc` with `file: shadow` (or `../../../../etc`) mailed /etc/shadow as the
+/// policy attachment. A checklist's templates come from its own project, or from a folder the
+/// config file allows.
+#[test]
+fn a_checklist_cannot_name_a_templates_folder_outside_its_project() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.path("project/playbooks")).unwrap();
+    let shipped =
+        std::fs::read_to_string(crate::common::repo().join("playbooks/new-hire.yaml")).unwrap();
+    for (name, folder) in [("abs", "/etc"), ("up", "../../../../../../../../etc")] {
+        let text = shipped
+            .replace(
+                "steps:
+",
+                &format!(
+                    "templates: {folder}
+steps:
+"
+                ),
+            )
+            .replace("file: it-policies.md", "file: shadow");
+        let path = env.path(&format!("project/playbooks/{name}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap();
+        let run = env
+            .run_with(&[path], &[("ONBOARD_TEMPLATES_ROOTS", "")])
+            .code(2);
+        assert!(
+            run.stderr
+                .contains("the templates folder /etc is outside the checklist's project"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(&format!("{name}.yaml:")),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("templates_roots = [\"/etc\"]"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+        assert!(!env.state().join("outbox").exists(), "nothing was sent");
+    }
+    // Beside the checklist's folder is the project: allowed.
+    let templates = env.path("project/templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    for entry in std::fs::read_dir(crate::common::repo().join("templates")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), templates.join(entry.file_name())).unwrap();
+    }
+    let own = env.path("project/playbooks/own.yaml");
+    std::fs::write(&own, &shipped).unwrap();
+    env.run_with(
+        &["check", own.to_str().unwrap()],
+        &[("ONBOARD_TEMPLATES_ROOTS", "")],
+    )
+    .success();
+}
+
 #[test]
 fn a_template_symlinked_out_of_its_folder_is_refused() {
     let env = TestEnv::new();
@@ -173,6 +235,15 @@ fn one_bad_journal_hides_no_other_hire() {
             "{problem}\n{}",
             status.stderr
         );
+    }
+    // `status --json` left the broken ones out: a script saw three fewer hires, all fine.
+    let json = env.run(&["status", "--json"]).code(1);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(list.len(), 4, "{}", json.stdout);
+    for hire in ["C001", "C002", "C003"] {
+        let entry = list.iter().find(|e| e["hire"] == hire).unwrap();
+        assert_eq!(entry["readiness"], "journal_broken", "{entry}");
+        assert!(entry["journal_broken"].as_str().is_some(), "{entry}");
     }
 
     let verify = env.run(&["verify"]).code(1);
@@ -330,4 +401,58 @@ fn a_state_directory_open_to_others_is_made_private() {
     env.run(&[&playbook, "--hires", &csv]).success();
     let mode = std::fs::metadata(env.state()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
+}
+
+/// A state directory this user may not read: `status` said "No hires yet", `sign-off` said
+/// there was no such hire, and the link key's "Permission denied" came with advice about its
+/// length. Each now names the path it could not read. (Needs root, to run as `nobody`.)
+#[test]
+fn a_state_directory_this_user_may_not_read_is_named_not_taken_for_empty() {
+    let root = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&root.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to run as nobody");
+        return;
+    }
+    let env = TestEnv::on_files();
+    env.run(&["playbooks/new-hire.yaml"]).success();
+    // A copy of onboard that `nobody` may run, in a folder it may enter.
+    let open = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = open.path().join("onboard");
+    std::fs::copy(env!("CARGO_BIN_EXE_onboard"), &bin).unwrap();
+    let state = env.state();
+    let as_nobody = |args: &[&str]| {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(args)
+            .current_dir(crate::common::repo())
+            .env_clear()
+            .env("HOME", open.path())
+            .env("ONBOARD_STATE_DIR", &state)
+            .env("ONBOARD_NOW", crate::common::NOW)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The state directory is root's and private (0700): nobody may reach it, not read it.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, err) = as_nobody(&["status"]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(
+        err.contains("journal`: Permission denied"),
+        "status names the folder: {err}"
+    );
+    let (_, err) = as_nobody(&["sign-off", "E1042", "laptop-cleaning"]);
+    assert!(
+        err.contains("journal/E1042.jsonl: Permission denied"),
+        "sign-off names the journal: {err}"
+    );
+    let (_, err) = as_nobody(&["playbooks/new-hire.yaml"]);
+    assert!(err.contains("link.key: Permission denied"), "{err}");
+    assert!(!err.contains("32 or more"), "{err}");
 }

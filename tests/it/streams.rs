@@ -19,6 +19,7 @@ fn with_closed_stderr(env: &TestEnv, args: &[&str]) -> (i32, String) {
         .env("HOME", env.dir.path())
         .env("ONBOARD_STATE_DIR", env.state())
         .env("ONBOARD_NOW", crate::common::NOW)
+        .env("ONBOARD_TEMPLATES_ROOTS", repo().join("templates"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(writer));

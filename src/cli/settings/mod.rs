@@ -11,6 +11,7 @@
 //! | actor | `--as` | `USER`, `LOGNAME` | — | `unknown` |
 //! | clock | — | `ONBOARD_NOW` (RFC 3339; for tests and demos) | — | the system clock |
 //! | failpoint | — | `ONBOARD_FAILPOINT` (tests only: see `engine::Failpoint`) | — | none |
+//! | folders a checklist's `templates:` may name outside its project | — | `ONBOARD_TEMPLATES_ROOTS` (`:`-separated) | `templates_roots` (a list) | none |
 //!
 //! The PostgreSQL store (`state = "postgres://[USER@]HOST[:PORT]/DATABASE"`): `[postgres]`
 //! `password_file` / `password_env`, `ca_file`, `timeout`, `allow_plaintext`; in the
@@ -81,6 +82,8 @@ pub struct Setup {
     pub web: crate::web::WebSettings,
     /// `[policies]`: campaigns and who is behind.
     pub policies: policies::PolicySettings,
+    /// Folders outside a checklist's project that its `templates:` may name.
+    pub templates_roots: Vec<PathBuf>,
     /// Each setting as resolved and where it came from, for `onboard config`.
     pub shown: Vec<Shown>,
 }
@@ -142,6 +145,11 @@ impl Setup {
         let (state_dir, store) = store(&mut layers, flags.state_dir)?;
         let web = web::web(&mut layers, state_dir.as_deref())?;
         let policies = policies::policies(&mut layers);
+        let templates_roots = templates_roots(&mut layers);
+        let web = crate::web::WebSettings {
+            templates_roots: templates_roots.clone(),
+            ..web
+        };
         let user = std::env::var("USER")
             .ok()
             .or_else(|| std::env::var("LOGNAME").ok());
@@ -159,8 +167,18 @@ impl Setup {
             failpoint: failpoint(),
             web,
             policies,
+            templates_roots,
             shown: layers.shown,
         })
+    }
+
+    /// What to load: the playbook, a hire file, and where its templates may come from.
+    pub fn request(&self, playbook: PathBuf, hire: Option<PathBuf>) -> crate::load::Request {
+        crate::load::Request {
+            playbook,
+            hire,
+            templates_roots: self.templates_roots.clone(),
+        }
     }
 
     /// The state directory: `--state-dir`, `ONBOARD_STATE_DIR`, the file's `state`,
@@ -228,6 +246,12 @@ impl Setup {
                 .hint("set serve.link_key_file in the config file, or ONBOARD_LINK_KEY_FILE"));
         };
         crate::web::LinkKey::load(path, true).map_err(|e| {
+            if e.kind() != std::io::ErrorKind::InvalidData {
+                return CliError::input(format!("the link key: {e}")).hint(
+                    "run onboard as the user who owns the state directory, or name a key file \
+                     this user may read with serve.link_key_file (ONBOARD_LINK_KEY_FILE)",
+                );
+            }
             CliError::input(format!("the link key {}: {e}", path.display())).hint(
                 "its first line must be 32 or more random characters; every link already \
                  emailed was signed with the key in it, so replacing it (or removing it, which \
@@ -353,4 +377,46 @@ fn clock() -> CmdResult<Clock> {
             .map_err(|e| CliError::input(format!("ONBOARD_NOW={v} is not an RFC 3339 time: {e}"))),
         _ => Ok(Clock::System),
     }
+}
+
+/// `ONBOARD_TEMPLATES_ROOTS` (`:`-separated), else the file's `templates_roots` (relative to
+/// the file).
+fn templates_roots(layers: &mut Layers) -> Vec<PathBuf> {
+    let found = layers
+        .env_or_file(
+            "ONBOARD_TEMPLATES_ROOTS",
+            |v| Ok(v.split(':').map(str::to_owned).collect()),
+            "templates_roots",
+            layers
+                .file
+                .as_ref()
+                .and_then(|f| f.doc.templates_roots.as_ref()),
+        )
+        .expect("a list always parses");
+    let roots: Vec<PathBuf> = match &found {
+        None => Vec::new(),
+        Some(f) => f
+            .value
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                let one = Found {
+                    value: r.clone(),
+                    origin: f.origin.clone(),
+                    label: f.label.clone(),
+                };
+                layers.relative(one).value
+            })
+            .collect(),
+    };
+    let shown = match roots.is_empty() {
+        true => "(none: only beside the checklist's folder)".to_owned(),
+        false => roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
+    };
+    layers.show_found("templates_roots", &found, shown);
+    roots
 }

@@ -53,7 +53,12 @@ fn app(layers: &mut Layers, name: &str, s: &Scim) -> CmdResult<Option<ScimConfig
         return Ok(None);
     };
     check_url(&url.value).map_err(|why| {
-        CliError::input(format!("{}: `{}` {why}", url.label, url.value)).hint(
+        CliError::input(format!(
+            "{}: `{}` {why}",
+            url.label,
+            super::servers::redact_url(&url.value)
+        ))
+        .hint(
             "write the SCIM base URL, e.g. https://chat.example.org/scim/v2 (plain http:// only to \
              127.0.0.1 or localhost); the token goes in token_file",
         )

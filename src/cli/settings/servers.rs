@@ -352,16 +352,25 @@ fn check_server_url(url: &str, schemes: &[&str]) -> Result<(), UrlProblem> {
     Ok(())
 }
 
-/// The URL with any user information replaced by `***`, fit to be shown.
+/// The URL fit to be shown: user information replaced by `***`, a query or fragment (where
+/// tokens hide) by `?…`, control characters escaped.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
+    let authority = match rest[..end].rfind('@') {
+        Some(at) => format!("***{}", &rest[at..end]),
+        None => rest[..end].to_owned(),
+    };
+    let tail = &rest[end..];
+    let tail = match tail.find(['?', '#']) {
+        Some(q) => format!("{}?…", &tail[..q]),
+        None => tail.to_owned(),
+    };
+    let shown = match scheme.is_empty() {
+        true => format!("{authority}{tail}"),
+        false => format!("{scheme}://{authority}{tail}"),
+    };
+    crate::diag::visible(&shown).into_owned()
 }
 
 #[cfg(test)]
@@ -384,6 +393,15 @@ mod tests {
             "smtp://***@mail.example.org:587"
         );
         assert_eq!(redact_url("smtp://a@b@host/"), "smtp://***@host/");
+        // A token in the query is not shown either, nor a control character.
+        assert_eq!(
+            redact_url("ldap://u:s3cret@host:1/?x=tok#f"),
+            "ldap://***@host:1/?…"
+        );
+        assert_eq!(
+            redact_url("http://h/scim\u{1b}[2J?token=t"),
+            "http://h/scim\\u{1b}[2J?…"
+        );
         assert!(check_server_url("smtp://127.0.0.1:2525", &smtp).is_ok());
         assert!(check_server_url("smtps://[::1]:465/", &smtp).is_ok());
         assert!(check_server_url("smtp://mail.example.org", &smtp).is_ok());

@@ -99,6 +99,8 @@ pub(super) fn web(layers: &mut Layers, state_dir: Option<&Path>) -> CmdResult<We
     let roles = roles(layers, &r);
     Ok(WebSettings {
         listen: listen_at,
+        // Set by `Setup::resolve`, which reads them for every command.
+        templates_roots: Vec::new(),
         tls,
         base_url,
         session_minutes: session_minutes as i64,
