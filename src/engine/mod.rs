@@ -217,7 +217,7 @@ fn open(
             let holder = format!(
                 "run {run_id} by {} on {} (pid {}) since {}",
                 settings.actor,
-                hostname(),
+                crate::store::hostname(),
                 std::process::id(),
                 settings.clock.now()
             );
@@ -293,6 +293,8 @@ struct HireCtx<'a> {
     store: &'a dyn Store,
     links: Option<&'a crate::web::Links>,
     scim: &'a crate::backend::scim::ScimApps,
+    /// Whether the run still holds the hire (`None`: a dry run).
+    hold: Option<crate::store::HoldCheck>,
 }
 
 impl HireCtx<'_> {
@@ -316,6 +318,7 @@ impl HireCtx<'_> {
             now: SystemTime::try_from(self.settings.clock.now()).unwrap_or(SystemTime::now()),
             from: self.from,
             held: None,
+            still_held: self.hold.clone(),
             resend_uncertain: self.settings.resend_uncertain,
             outputs,
             operators,
@@ -350,14 +353,8 @@ pub fn run(
     let mut current = plan(pb, &outputs).map_err(EngineError::Plan)?;
     let from = credential_from(&current, pb);
 
-    let mut w = Writer {
-        sink: match session.as_mut() {
-            Some(s) => Sink::Journal(&mut *s.log),
-            None => Sink::DryRun,
-        },
-        clock: settings.clock,
-        failpoint: settings.failpoint.clone(),
-    };
+    let hold = session.as_ref().map(|s| s.log.hold_check());
+    let mut w = Writer::new(session.as_mut().map(|s| &mut *s.log), settings);
     w.append(run_started(pb, &hire, &current))?;
 
     let Targets {
@@ -371,6 +368,7 @@ pub fn run(
         store,
         links: targets.links,
         scim: targets.scim,
+        hold,
     };
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
     let mut reports = Vec::new();
@@ -461,7 +459,16 @@ struct Writer<'a> {
     failpoint: Option<Failpoint>,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    /// Journals into `log`, or nowhere (a dry run).
+    fn new(log: Option<&'a mut (dyn Log + 'static)>, settings: &Settings) -> Writer<'a> {
+        Writer {
+            sink: log.map_or(Sink::DryRun, Sink::Journal),
+            clock: settings.clock,
+            failpoint: settings.failpoint.clone(),
+        }
+    }
+
     fn append(&mut self, event: Event) -> Result<(), EngineError> {
         if let Sink::Journal(j) = &mut self.sink {
             let at = self.clock.now().to_string();
@@ -588,13 +595,4 @@ fn notice(
         now: None,
         deadline: None,
     })
-}
-
-/// This machine's name, for a lock's holder (runs on several machines share one store).
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown host".to_owned())
 }

@@ -213,6 +213,8 @@ fn execute(
         checksum: step.checksum.clone(),
         intent: intent.clone(),
     })?;
+    // The start just journaled on the lock's own connection proves the run holds the hire;
+    // a step with more than one effect asks again between them (`Ctx::still_held`).
     match steps::apply(step, &intent, ctx) {
         Ok(applied) => {
             w.failpoint(&format!("applied:{}", step.id));

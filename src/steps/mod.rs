@@ -288,6 +288,9 @@ pub struct Ctx<'a> {
     pub from: &'a str,
     /// Held from allocating a uidNumber until the entry carrying it exists.
     pub held: Option<crate::store::Guard>,
+    /// Whether this run still holds the hire, asked between two effects of one step (a
+    /// password set and the message delivering it). `None` in a dry run.
+    pub still_held: Option<crate::store::HoldCheck>,
     /// Send again what an interrupted run may or may not have sent (`--resend-uncertain`).
     pub resend_uncertain: bool,
     /// Outputs of the hire's done steps (a hand-off reads its cleaning sign-off's).

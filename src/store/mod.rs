@@ -26,6 +26,19 @@ use crate::policy::Published;
 /// A held lock: released when dropped (and by the system if the process dies).
 pub type Guard = Box<dyn std::any::Any + Send>;
 
+/// Says whether this run still holds its hire (`Err`: it lost it, e.g. its connection to
+/// PostgreSQL was cut, and another run may have taken the hire). Asked before every effect.
+pub type HoldCheck = std::sync::Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
+
+/// This machine's name, for a lock's holder (runs on several machines share one store).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown host".to_owned())
+}
+
 pub trait Store: Send + Sync {
     /// Where the store is, for messages.
     fn describe(&self) -> String;
@@ -82,6 +95,11 @@ pub struct Session {
 /// Appending to one hire's journal: each record durable before `append` returns.
 pub trait Log: Send {
     fn append(&mut self, at: &str, event: Event) -> io::Result<Record>;
+    /// How to ask whether the hire is still held by this run. A kernel file lock is held
+    /// until the process dies: always.
+    fn hold_check(&self) -> HoldCheck {
+        std::sync::Arc::new(|| Ok(()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

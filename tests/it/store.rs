@@ -276,7 +276,7 @@ fn bad_store_settings_are_clear_errors_and_change_nothing() {
     assert!(
         newer
             .stderr
-            .contains("schema version 99, newer than this onboard knows (2)")
+            .contains("schema version 99, newer than this onboard knows (3)")
             && newer.stderr.contains("hint: use the onboard that upgraded"),
         "{}",
         newer.stderr
@@ -597,4 +597,156 @@ fn a_ca_file_makes_the_store_speak_tls_and_checks_the_server() {
         "{}",
         refused.stderr
     );
+}
+
+/// Split brain: the server connection that holds a run's lock is cut (`pg_terminate_backend`)
+/// while the run is mailing the manager the password it just set (the mail server holds the
+/// message). A second run used to take the hire 0.4 s later, set and mail a second password,
+/// and the first run's message arrived last and did not work. Now the second run is refused
+/// while the first may still be acting, naming it; the first stops at its next record; the
+/// resume delivers one password that works, and one welcome.
+#[test]
+fn a_run_whose_lock_connection_is_cut_mid_send_is_not_joined_by_a_second() {
+    let pg = shared();
+    let url = pg.database();
+    let slapd = Slapd::start();
+    let smtp = SmtpServer::start(Mode::Plain);
+    let mut servers = smtp.with_directory(&slapd);
+    servers.push(("ONBOARD_SMTP_TIMEOUT", "60".to_owned()));
+    let alice = machine("alice", &url, pg, &servers);
+    let new_hire = playbook("new-hire.yaml");
+
+    // The first run starts the account; the mail server is stopped before the password goes.
+    let first = alice.spawn(
+        &[&new_hire],
+        &[("ONBOARD_FAILPOINT", "slow:after:step_started:account")],
+    );
+    alice.wait_for_journal("E1042", "\"type\":\"step_started\",\"step\":\"account\"");
+    smtp.hang();
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // Its lock's connection is cut.
+    let mut db: postgres::Config = url.parse().unwrap();
+    db.password(crate::postgres::ADMIN_PASSWORD);
+    let mut db = db.connect(postgres::NoTls).unwrap();
+    let cut: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(backend_pid)) FROM onboard_lock_holder WHERE hire = 'E1042'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(cut, 1, "the lock's connection was found by its holder row");
+
+    // A second run is refused while the first may still be acting, and told who it is (it
+    // gives up on the held mail server after 2 s, as on one that is down, before it asks).
+    let refused = alice
+        .run_with(&[&new_hire], &[("ONBOARD_SMTP_TIMEOUT", "2")])
+        .code(1);
+    assert!(
+        refused.stderr.contains("lost its connection to PostgreSQL")
+            && refused.stderr.contains("after it started `account`")
+            && refused.stderr.contains(" by alice on "),
+        "{}",
+        refused.stderr
+    );
+
+    // The mail server answers again: the first run's message goes, and it stops at its next
+    // record (it can no longer write the journal).
+    smtp.unhang();
+    let out = first.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write the journal"), "{stderr}");
+
+    // Now that it has stopped, the resume finishes the account: a new password, delivered.
+    alice.run(&[&new_hire]).success();
+    let messages = smtp.messages();
+    let subject = |m: &serde_json::Value| m["headers"]["Subject"].as_str().unwrap_or("").to_owned();
+    let passwords: Vec<&serde_json::Value> = messages
+        .iter()
+        // The second says it replaces any earlier one.
+        .filter(|m| {
+            subject(m)
+                .to_lowercase()
+                .contains("initial password for ada lovelace")
+        })
+        .collect();
+    let welcomes = messages
+        .iter()
+        .filter(|m| subject(m).starts_with("Welcome to"))
+        .count();
+    assert_eq!(welcomes, 1, "one welcome");
+    let last = passwords.last().expect("a password message");
+    let body = last["parts"][0]["content"].as_str().unwrap();
+    let password = body
+        .lines()
+        .find_map(|l| l.strip_prefix("Initial password:"))
+        .unwrap()
+        .trim();
+    assert!(
+        slapd.can_bind("uid=ada.lovelace,ou=people,dc=example,dc=org", password),
+        "the last password message works ({} sent)\n{}",
+        passwords.len(),
+        alice.run(&["log", "E1042"]).stdout
+    );
+    let verify = alice.run(&["verify"]).success();
+    assert!(verify.stdout.contains("E1042: ok"), "{}", verify.stdout);
+    // The holder row goes with the lock: none is left to name a run that has exited.
+    let left: i64 = db
+        .query_one("SELECT count(*) FROM onboard_lock_holder", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "holder rows left behind");
+}
+
+/// No password configured used to exit 1 like an outage, and a role without rights was told
+/// "is the PostgreSQL server running?". Both are settings to fix (exit 2), and the second names
+/// the grant that is missing.
+#[test]
+fn a_missing_password_or_grant_is_an_input_error_that_says_which() {
+    let pg = shared();
+    let url = pg.database();
+    let env = TestEnv::on_files().env("ONBOARD_STATE_URL", &url);
+    let run = env.run(&["status"]).code(2);
+    assert!(
+        run.stderr.contains("no password is configured"),
+        "{}",
+        run.stderr
+    );
+
+    // A role that may connect but not create onboard's tables.
+    let database = url.rsplit('/').next().unwrap();
+    let mut admin = pg.admin().unwrap();
+    let role = format!("weak_{database}");
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'weak-secret';
+             GRANT CONNECT ON DATABASE {database} TO {role};"
+        ))
+        .unwrap();
+    let password = env.path("weak-password");
+    std::fs::write(&password, "weak-secret\n").unwrap();
+    let weak = url.replacen(crate::postgres::ADMIN, &role, 1);
+    let run = env
+        .run_with(
+            &["playbooks/new-hire.yaml"],
+            &[
+                ("ONBOARD_STATE_URL", weak.as_str()),
+                ("ONBOARD_STATE_PASSWORD_FILE", password.to_str().unwrap()),
+            ],
+        )
+        .code(2);
+    assert!(
+        run.stderr.contains("permission denied for schema public"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("GRANT CREATE ON SCHEMA public TO onboard"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("server running"), "{}", run.stderr);
 }

@@ -290,6 +290,11 @@ pub fn open_postgres(config: PgConfig, create: bool) -> CmdResult<Box<dyn Store>
         )),
         Err(e @ PgError::Schema(_)) => Err(CliError::failed(e.to_string())
             .hint("use the onboard that upgraded the database (or a newer one)")),
+        Err(e @ PgError::Rights(_)) => Err(CliError::input(e.to_string()).hint(
+            "the role onboard connects as needs CONNECT on the database, CREATE on its schema \
+             (onboard creates and upgrades its own tables), and SELECT and INSERT on the \
+             onboard_* tables (or own them): e.g. GRANT CREATE ON SCHEMA public TO onboard",
+        )),
     }
 }
 

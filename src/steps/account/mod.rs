@@ -463,6 +463,16 @@ fn apply(
             ));
         }
     }
+    // A run that lost the hire meanwhile (another run may be setting a password of its own)
+    // must not mail this one: it would arrive last and not work.
+    if let Some(held) = &ctx.still_held {
+        held().map_err(|e| {
+            StepError::new(format!(
+                "{e}; the password set on {} is not delivered (the next run sets and delivers a new one)",
+                a.dn
+            ))
+        })?;
+    }
     let delivered = deliver::deliver(ctx, &a, &password, &mut evidence)?;
     changes.push(format!("set the initial password, {delivered}"));
     read_back(&a, ctx, changes, evidence)

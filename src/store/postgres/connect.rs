@@ -112,6 +112,10 @@ pub enum PgError {
     /// The schema is not one this onboard can use: exit 1.
     #[error("{0}")]
     Schema(String),
+    /// The role may not do what onboard needs (connect, create its tables, read or write
+    /// them): a grant to give, exit 2. The server's message names the object.
+    #[error("{0}")]
+    Rights(String),
 }
 
 /// What a PostgreSQL error says, without the noise of its wrapping.
@@ -178,7 +182,15 @@ impl PgConfig {
     /// (exit 2). Anything else: the server is not there (exit 1).
     fn connect_error(&self, e: &postgres::Error) -> PgError {
         use postgres::error::SqlState;
-        let text = format!("cannot connect to {}: {}", self.url, explain(e));
+        let mut text = format!("cannot connect to {}: {}", self.url, explain(e));
+        if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+            return PgError::Rights(text);
+        }
+        // The server asked for a password and none was configured.
+        if self.password.is_none() && text.contains("password missing") {
+            text.push_str(" (no password is configured for it)");
+            return PgError::Settings(text);
+        }
         let settings = matches!(
             e.code(),
             Some(
@@ -196,6 +208,9 @@ impl PgConfig {
     }
 
     pub(super) fn unavailable(&self, e: &postgres::Error) -> PgError {
+        if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            return PgError::Rights(self.failed(e));
+        }
         PgError::Unavailable(self.failed(e))
     }
 

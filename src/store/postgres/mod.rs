@@ -72,12 +72,21 @@ struct Held {
     pool: Arc<Pool>,
     client: Arc<Mutex<Option<Client>>>,
     key: i64,
+    /// For a hire's lock: the hire, whose holder row this connection wrote and deletes.
+    hire: Option<String>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         let taken = self.client.lock().map(|mut c| c.take());
         if let Ok(Some(mut client)) = taken {
+            // The holder row goes with the lock, so no refusal names a run that has exited.
+            if let Some(hire) = &self.hire {
+                let _ = client.execute(
+                    "DELETE FROM onboard_lock_holder WHERE hire = $1 AND backend_pid = pg_backend_pid()",
+                    &[hire],
+                );
+            }
             // If unlocking fails the connection is broken, and the server dropped the lock.
             if client
                 .execute("SELECT pg_advisory_unlock($1)", &[&self.key])
@@ -86,6 +95,30 @@ impl Drop for Held {
                 self.pool.give_back(client);
             }
         }
+    }
+}
+
+/// How long after a run announced an effect (`step_started`) another run waits for it, when
+/// the first lost its lock (its connection was cut) and may still be carrying the effect out:
+/// longer than any step takes with its retries and timeouts.
+pub const EFFECT_WINDOW_SECONDS: i64 = 180;
+
+/// The row naming who held a hire's lock before this run took it.
+struct Before {
+    holder: String,
+    host: String,
+    pid: i64,
+    run: String,
+}
+
+impl Before {
+    /// Whether the onboard process behind it may still be running: on this machine, whether
+    /// it is; on another, nobody here can tell.
+    fn may_be_alive(&self) -> bool {
+        if self.host != crate::store::hostname() {
+            return true;
+        }
+        self.pid > 0 && std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
 
@@ -98,6 +131,28 @@ struct PgLog {
 }
 
 impl Log for PgLog {
+    fn hold_check(&self) -> crate::store::HoldCheck {
+        let (client, hire, config) = (self.client.clone(), self.hire.clone(), self.config.clone());
+        Arc::new(move || {
+            let mut guard = client.lock().expect("journal connection");
+            let lost = |why: String| {
+                io::Error::other(format!(
+                    "this run no longer holds hire {hire}: {why}; another run may have taken it, \
+                     so this one stops before its next effect"
+                ))
+            };
+            let client = guard
+                .as_mut()
+                .ok_or_else(|| lost("its lock was released".into()))?;
+            // The lock lives as long as the connection that took it: one that still answers
+            // still holds it.
+            client
+                .simple_query("SELECT 1")
+                .map(|_| ())
+                .map_err(|e| lost(config.io(&e).to_string()))
+        })
+    }
+
     fn append(&mut self, at: &str, event: Event) -> io::Result<Record> {
         let (record, line, hash) = self.chain.next(at, event);
         let mut guard = self.client.lock().expect("journal connection");
@@ -179,16 +234,46 @@ impl Store for PgStore {
         run: &str,
         actor: &str,
     ) -> Result<Session, StoreError> {
-        let held = self.lock_hire(hire, holder)?;
-        let text = {
+        let (held, before) = self.lock_hire(hire)?;
+        let (text, age) = {
             let mut client = held.client.lock().expect("journal connection");
             let client = client.as_mut().expect("held");
-            journal_text(client, hire).map_err(|e| self.io(&e))?
+            let text = journal_text(client, hire).map_err(|e| self.io(&e))?;
+            let age: Option<f64> = client
+                .query_opt(
+                    "SELECT EXTRACT(EPOCH FROM now() - written_at)::float8 FROM onboard_journal
+                     WHERE hire = $1 ORDER BY seq DESC LIMIT 1",
+                    &[&hire],
+                )
+                .map_err(|e| self.io(&e))?
+                .map(|r| r.get(0));
+            (text, age)
         };
         let records = verify(&text).map_err(|b| StoreError::Journal {
             name: self.journal_name(hire),
             source: OpenError::Broken(b),
         })?;
+        // A run that lost its lock (its connection cut) may still be carrying out the effect
+        // it announced last: nobody takes the hire over until it has surely stopped.
+        if let (Some(last), Some(before), Some(age)) = (records.last(), &before, age)
+            && let Event::StepStarted { step, .. } = &last.event
+            && last.run == before.run
+            && before.may_be_alive()
+            && (age as i64) < EFFECT_WINDOW_SECONDS
+        {
+            drop(held);
+            return Err(StoreError::Locked {
+                hire: hire.to_owned(),
+                holder: format!(
+                    "{}, which lost its connection to PostgreSQL {} s after it started `{step}` \
+                     and may still be carrying it out; try again in {} s, or once it has stopped",
+                    before.holder,
+                    age as i64,
+                    EFFECT_WINDOW_SECONDS - age as i64
+                ),
+            });
+        }
+        self.name_holder(&held, hire, holder, run)?;
         let chain = Chain::after(&records, last_hash(&text), run, actor);
         Ok(Session {
             log: Box::new(PgLog {
@@ -229,6 +314,7 @@ impl Store for PgStore {
             pool: self.pool.clone(),
             client: Arc::new(Mutex::new(Some(client))),
             key,
+            hire: None,
         }))
     }
 
@@ -313,7 +399,8 @@ impl Store for PgStore {
     }
 
     fn import(&self, hire: &str, text: &str) -> Result<(), StoreError> {
-        let held = self.lock_hire(hire, "onboard store copy")?;
+        let (held, _) = self.lock_hire(hire)?;
+        self.name_holder(&held, hire, "onboard store copy", "store-copy")?;
         let mut client = held.client.lock().expect("journal connection");
         let client = client.as_mut().expect("held");
         let write = |client: &mut Client| {
@@ -354,7 +441,10 @@ impl PgStore {
     }
 
     /// Takes a hire's lock on a connection of its own, or says who holds it.
-    fn lock_hire(&self, hire: &str, holder: &str) -> Result<Held, StoreError> {
+    /// Takes the hire's lock on a connection of its own. Returns the row of the holder
+    /// before, if one was left (a run whose connection was cut); `name_holder` then writes
+    /// this run's.
+    fn lock_hire(&self, hire: &str) -> Result<(Held, Option<Before>), StoreError> {
         let key = lock_key(&format!("hire {hire}"));
         let mut client = self.pool.take()?;
         let locked = client
@@ -363,37 +453,107 @@ impl PgStore {
         match locked {
             Ok(true) => {}
             Ok(false) => {
-                let holder = client
-                    .query_opt(
-                        "SELECT holder FROM onboard_lock_holder WHERE hire = $1",
-                        &[&hire],
-                    )
-                    .map_err(|e| self.io(&e))?
-                    .map_or_else(|| "holder unknown".to_owned(), |r| r.get(0));
+                let holder = self.holder_of(&mut client, hire, key);
                 self.pool.give_back(client);
                 return Err(StoreError::Locked {
                     hire: hire.to_owned(),
-                    holder,
+                    holder: holder.map_err(|e| self.io(&e))?,
                 });
             }
             Err(e) => return Err(StoreError::Io(self.io(&e))),
         }
-        // Who holds it is for messages, not the record: it need not wait for the disk.
+        let before = client
+            .query_opt(
+                "SELECT holder, host, pid, run FROM onboard_lock_holder WHERE hire = $1",
+                &[&hire],
+            )
+            .map(|r| {
+                r.map(|r| Before {
+                    holder: r.get(0),
+                    host: r.get(1),
+                    pid: r.get(2),
+                    run: r.get(3),
+                })
+            });
+        let held = Held {
+            pool: self.pool.clone(),
+            client: Arc::new(Mutex::new(Some(client))),
+            key,
+            hire: Some(hire.to_owned()),
+        };
+        let before = before.map_err(|e| self.io(&e))?;
+        Ok((held, before))
+    }
+
+    /// Writes who holds the hire's lock, with the server process holding it. For messages, not
+    /// the record: it need not wait for the disk.
+    fn name_holder(
+        &self,
+        held: &Held,
+        hire: &str,
+        holder: &str,
+        run: &str,
+    ) -> Result<(), StoreError> {
+        let mut client = held.client.lock().expect("lock connection");
+        let client = client.as_mut().expect("held");
+        let pid = i64::from(std::process::id());
         let named = (|| {
             let mut tx = client.transaction()?;
             tx.batch_execute("SET LOCAL synchronous_commit = off")?;
             tx.execute(
-                "INSERT INTO onboard_lock_holder (hire, holder) VALUES ($1, $2)
-                 ON CONFLICT (hire) DO UPDATE SET holder = EXCLUDED.holder, since = now()",
-                &[&hire, &holder],
+                "INSERT INTO onboard_lock_holder (hire, holder, backend_pid, host, pid, run)
+                 VALUES ($1, $2, pg_backend_pid(), $3, $4, $5)
+                 ON CONFLICT (hire) DO UPDATE SET holder = EXCLUDED.holder, since = now(),
+                   backend_pid = EXCLUDED.backend_pid, host = EXCLUDED.host,
+                   pid = EXCLUDED.pid, run = EXCLUDED.run",
+                &[&hire, &holder, &crate::store::hostname(), &pid, &run],
             )?;
             tx.commit()
         })();
-        named.map_err(|e| self.io(&e))?;
-        Ok(Held {
-            pool: self.pool.clone(),
-            client: Arc::new(Mutex::new(Some(client))),
-            key,
+        named.map_err(|e| StoreError::Io(self.io(&e)))
+    }
+
+    /// Who holds the hire's lock: the holder row written by the server process that holds it
+    /// (`pg_locks`). A run that took the lock a moment ago may not have written its row yet:
+    /// asked again for up to a second, then said as it is.
+    fn holder_of(
+        &self,
+        client: &mut Client,
+        hire: &str,
+        key: i64,
+    ) -> Result<String, postgres::Error> {
+        let key = key as u64;
+        let (high, low) = ((key >> 32) as i64, (key & 0xffff_ffff) as i64);
+        for _ in 0..10 {
+            let row = client.query_opt(
+                "SELECT h.holder, l.pid FROM pg_locks l
+                   LEFT JOIN onboard_lock_holder h ON h.hire = $3 AND h.backend_pid = l.pid
+                  WHERE l.locktype = 'advisory' AND l.granted
+                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1",
+                &[&high, &low, &hire],
+            )?;
+            match row {
+                // Released meanwhile: the next try will get it.
+                None => return Ok("a run that has just finished; try again".to_owned()),
+                Some(r) => {
+                    if let Some(holder) = r.get::<_, Option<String>>(0) {
+                        return Ok(holder);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+        let pid: Option<i32> = client
+            .query_opt(
+                "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+                   AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1",
+                &[&high, &low],
+            )?
+            .map(|r| r.get(0));
+        Ok(match pid {
+            Some(pid) => format!("a run that is starting (PostgreSQL server process {pid})"),
+            None => "a run that has just finished; try again".to_owned(),
         })
     }
 }

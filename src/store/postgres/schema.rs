@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "published policy texts",
         include_str!("migrations/0002_policy.sql"),
     ),
+    (
+        3,
+        "lock holders by server process; when each record was written",
+        include_str!("migrations/0003_holder.sql"),
+    ),
 ];
 
 /// Applies the migrations this database lacks, one transaction each, under an advisory lock
