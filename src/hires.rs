@@ -128,8 +128,37 @@ struct Cell {
     verbatim: bool,
 }
 
-/// Parses RFC 4180 CSV into rows of located cells.
+/// The separator of an HR export, read from its heading row: `,` (RFC 4180), or `;` (what
+/// Excel writes where the decimal mark is a comma), or a tab, whichever separates the most
+/// headings (outside quotes); `,` when none does.
+fn separator(text: &str) -> char {
+    let heading = text.lines().next().unwrap_or("");
+    let mut counts = [(',', 0usize), (';', 0), ('\t', 0)];
+    let mut quoted = false;
+    for c in heading.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if !quoted => {
+                if let Some(n) = counts.iter_mut().find(|(s, _)| *s == c) {
+                    n.1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    // The first of the most frequent: `,` wins a tie.
+    counts
+        .iter()
+        .fold(
+            (',', 0),
+            |best, &(s, n)| if n > best.1 { (s, n) } else { best },
+        )
+        .0
+}
+
+/// Parses RFC 4180 CSV into rows of located cells (with `separator` between cells).
 fn parse_csv(text: &str) -> Result<Vec<Vec<Cell>>, (u32, u32, String)> {
+    let separator = separator(text);
     let mut rows: Vec<Vec<Cell>> = Vec::new();
     let mut row: Vec<Cell> = Vec::new();
     let (mut line, mut col) = (1u32, 1u32);
@@ -171,7 +200,7 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<Cell>>, (u32, u32, String)> {
                 cell.col = col + 1;
                 at_start = false;
             }
-            ',' => {
+            c if c == separator => {
                 row.push(std::mem::replace(&mut cell, new_cell(line, col + 1)));
                 at_start = true;
             }
@@ -360,5 +389,20 @@ mod tests {
         assert_eq!((rows[2][1].line, rows[2][1].col), (3, 4));
         assert_eq!(rows[2][1].text, "Zoë");
         assert!(parse_csv("id\n\"open").is_err());
+    }
+
+    /// Excel in much of Europe writes `;` between cells (and a BOM); each row was one cell.
+    #[test]
+    fn a_semicolon_separated_export_is_read_as_such() {
+        let rows = parse_csv("\u{feff}id;given_name;title\r\nE1;\"Müller; Jr\";a,b\r\n").unwrap();
+        assert_eq!(rows[0].len(), 3);
+        assert_eq!(rows[1][1].text, "Müller; Jr");
+        assert_eq!(rows[1][2].text, "a,b");
+        assert_eq!((rows[1][2].line, rows[1][2].col), (2, 17));
+        // A comma file whose cells hold semicolons stays a comma file.
+        let rows = parse_csv("id,title\nE1,a;b;c\n").unwrap();
+        assert_eq!(rows[1][1].text, "a;b;c");
+        let rows = parse_csv("id\tgiven_name\nE1\tAda\n").unwrap();
+        assert_eq!(rows[1][1].text, "Ada");
     }
 }

@@ -144,8 +144,11 @@ pub struct Credential<'a> {
     pub login: &'a str,
     /// The hire's start date, if known.
     pub start_date: Option<&'a str>,
-    /// The hire must choose their own password at first sign-in.
+    /// The directory makes the hire choose their own password at first sign-in (asked for
+    /// and enforced: a directory that cannot force it does not make it so).
     pub must_change: bool,
+    /// Where the mail target keeps a copy of this message (the outbox folder), if it does.
+    pub copy_kept_in: Option<&'a str>,
     /// A resumed account: this password replaces one sent before, which no longer works.
     pub replaces_earlier: bool,
 }
@@ -175,6 +178,14 @@ pub fn credential(
     } else {
         ""
     };
+    let stored = match c.copy_kept_in {
+        None => format!("This password was not sent to {hire} and is not stored by IT."),
+        Some(folder) => format!(
+            "This password was not sent to {hire}. A copy of this message is kept in the\n\
+             outbox folder {folder} until someone deletes it: delete it there too once the\n\
+             password has been handed over."
+        ),
+    };
     let text = format!(
         "Hello {manager},\n\n\
          the directory account for {hire} is ready.\n\n\
@@ -183,7 +194,7 @@ pub fn credential(
          Initial password:  {password}\n\n\
          Please give this password to {hire} in person {day}.{change}\n\n\
          Do not forward this message, and delete it once the password has been handed over.\n\
-         This password was not sent to {hire} and is not stored by IT.\n\n\
+         {stored}\n\n\
          The IT Service Desk\n",
         manager = c.manager_name,
         login = c.login,
@@ -211,6 +222,15 @@ mod tests {
     use super::*;
 
     fn credential_text(must_change: bool, start: Option<&str>, replaces: bool) -> String {
+        credential_kept(must_change, start, replaces, None)
+    }
+
+    fn credential_kept(
+        must_change: bool,
+        start: Option<&str>,
+        replaces: bool,
+        copy_kept_in: Option<&str>,
+    ) -> String {
         let built = credential(
             &Credential {
                 from: "it@example.org",
@@ -220,6 +240,7 @@ mod tests {
                 login: "jo.smith",
                 start_date: start,
                 must_change,
+                copy_kept_in,
                 replaces_earlier: replaces,
             },
             &Secret::new("pw-123456789012".into()),
@@ -261,6 +282,16 @@ mod tests {
         let full = credential_text(true, Some("2026-12-07"), false);
         assert!(full.contains("choose their own password"), "{full}");
         assert!(full.contains("on their first day (2026-12-07)"), "{full}");
+
+        assert!(full.contains("is not stored by IT"), "{full}");
+
+        // The embedded outbox keeps a copy: the message says where, not "not stored".
+        let kept = credential_kept(false, None, false, Some("/srv/onboard/outbox"));
+        assert!(!kept.contains("not stored by IT"), "{kept}");
+        assert!(
+            kept.contains("outbox folder /srv/onboard/outbox until someone deletes it"),
+            "{kept}"
+        );
 
         let again = credential_text(true, Some("2026-12-07"), true);
         assert!(

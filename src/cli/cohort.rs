@@ -117,31 +117,58 @@ struct Done {
 /// with every problem at its row and column.
 fn checked_rows(
     pb: Playbook,
-    path: &std::path::Path,
+    cohort: &Cohort,
     sources: &mut SourceMap,
     printer: &Printer,
 ) -> CmdResult<(Playbook, Vec<Hire>)> {
-    let (pb, hires, diags) = check_rows(pb, path, sources);
+    let picked = |id: &str| {
+        (cohort.only.is_empty() || cohort.only.iter().any(|o| o == id))
+            && !cohort.exclude.iter().any(|e| e == id)
+    };
+    let (pb, hires, diags, ids) = check_rows(pb, &cohort.hires, sources, &picked);
     if !diags.is_empty() {
         report(diags.sorted(), sources, printer);
         return Err(CliError::Reported(Exit::Input));
+    }
+    for name in cohort.only.iter().chain(&cohort.exclude) {
+        if !ids.contains(name) {
+            return Err(CliError::input(format!(
+                "--only/--exclude names `{name}`, which is not in {}",
+                cohort.hires.display()
+            )));
+        }
     }
     Ok((pb, hires))
 }
 
 /// The rows that pass every check, and every problem at its row and column (HR's preview
-/// shows them as the CLI prints them).
+/// shows them as the CLI prints them). A row whose id is not `picked` (`--only`, `--exclude`)
+/// is not checked, so one bad row can be left out while the others run. Also every id in the
+/// file.
 pub(crate) fn check_rows(
     pb: Playbook,
     path: &std::path::Path,
     sources: &mut SourceMap,
-) -> (Playbook, Vec<Hire>, crate::diag::Diagnostics) {
+    picked: &dyn Fn(&str) -> bool,
+) -> (
+    Playbook,
+    Vec<Hire>,
+    crate::diag::Diagnostics,
+    BTreeSet<String>,
+) {
     let (rows, mut diags) = crate::hires::read(path, &pb.hire_columns, sources);
     let mut seen: HashMap<String, crate::diag::Span> = HashMap::new();
     let mut accounts = Accounts::default();
     let mut hires: Vec<Hire> = Vec::new();
+    let mut ids = BTreeSet::new();
     let mut pb = pb;
     for row in rows {
+        if let Some(id) = &row.hire.id {
+            ids.insert(id.value.clone());
+            if !picked(&id.value) {
+                continue;
+            }
+        }
         let before = diags.len();
         check_hire(&row.hire, row.at, &pb.required, &mut diags);
         if let Some(id) = &row.hire.id {
@@ -178,7 +205,7 @@ pub(crate) fn check_rows(
         }
         hires.push(row.hire.value);
     }
-    (pb, hires, diags)
+    (pb, hires, diags, ids)
 }
 
 pub fn cmd_cohort(
@@ -190,22 +217,9 @@ pub fn cmd_cohort(
     printer: &Printer,
 ) -> CmdResult {
     // Every row is checked (hire data and every template rendered) before anything runs.
-    let (pb, mut hires) = checked_rows(pb, &cohort.hires, &mut sources, printer)?;
-
+    // Rows left out with --only/--exclude are not checked.
+    let (pb, hires) = checked_rows(pb, &cohort, &mut sources, printer)?;
     let id = |h: &Hire| h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default();
-    let known: BTreeSet<String> = hires.iter().map(id).collect();
-    for name in cohort.only.iter().chain(&cohort.exclude) {
-        if !known.contains(name) {
-            return Err(CliError::input(format!(
-                "--only/--exclude names `{name}`, which is not in {}",
-                cohort.hires.display()
-            )));
-        }
-    }
-    hires.retain(|h| {
-        let i = id(h);
-        (cohort.only.is_empty() || cohort.only.contains(&i)) && !cohort.exclude.contains(&i)
-    });
 
     // Resolved once, before the state directory is touched: a bad setting is one error and
     // exit 2, not one per worker.

@@ -345,7 +345,8 @@ fn preview(
     let Some(pb) = pb.filter(|_| diags.is_empty()) else {
         return Ok((Vec::new(), render(diags.sorted(), &sources), name));
     };
-    let (mut pb, hires, diags) = crate::cli::cohort::check_rows(pb, &path, &mut sources);
+    let (mut pb, hires, diags, _) =
+        crate::cli::cohort::check_rows(pb, &path, &mut sources, &|_| true);
     let mut plans = Vec::new();
     for hire in hires {
         pb.hire = Some(hire);

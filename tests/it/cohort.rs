@@ -239,3 +239,31 @@ fn every_row_is_checked_before_anything_runs() {
     );
     assert!(!env.state().exists(), "nothing ran");
 }
+
+/// HR's export from Excel in much of Europe: `;` between cells and a byte order mark. Every
+/// row used to be one cell ("no `First Name` here"). And one bad row stopped every other:
+/// `--exclude` now leaves it out unchecked, and the others run.
+#[test]
+fn an_excel_export_with_semicolons_runs_and_a_bad_row_can_be_left_out() {
+    let env = TestEnv::new();
+    let playbook = checklist(&env);
+    let csv = env.path("europe.csv");
+    std::fs::write(
+        &csv,
+        "\u{feff}Employee ID;First Name;Last Name;Email;Manager Email;Department\r\n\
+         C100;Zoë;\"Müller; Jr.\";c100@example.org;mia@example.org;Research\r\n\
+         C101;Bad;Row;not-an-address;mia@example.org;Research\r\n\
+         C102;Ana;Lima;c102@example.org;mia@example.org;Engineering\r\n",
+    )
+    .unwrap();
+    let csv = csv.to_str().unwrap();
+    let bad = env.run(&[&playbook, "--hires", csv]).code(2);
+    assert!(bad.stderr.contains("europe.csv:3:"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("1 error found"), "{}", bad.stderr);
+    let run = env
+        .run(&[&playbook, "--hires", csv, "--exclude", "C101"])
+        .success();
+    assert!(run.stdout.contains(": 2 hires, 2 ok"), "{}", run.stdout);
+    env.run(&[&playbook, "--hires", csv, "--exclude", "C999"])
+        .code(2);
+}

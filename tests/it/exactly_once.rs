@@ -463,3 +463,25 @@ fn a_short_link_key_is_explained_without_advice_to_delete_it() {
     );
     assert!(!run.stderr.contains("remove it to"), "{}", run.stderr);
 }
+
+/// The manager's password message on the embedded default said the hire "will be asked to
+/// choose their own password" (the LDIF directory cannot force it) and that the password "is
+/// not stored by IT" while a copy sat in the outbox. It says what is true for the target.
+#[test]
+fn the_password_message_tells_the_truth_for_the_target() {
+    let env = TestEnv::new();
+    env.run(&[PLAYBOOK]).success();
+    let message = std::fs::read_dir(env.state().join("outbox"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(".password."))
+        .unwrap();
+    let text = crate::common::unqp(&std::fs::read_to_string(message).unwrap());
+    assert!(!text.contains("choose their own password"), "{text}");
+    assert!(!text.contains("not stored by IT"), "{text}");
+    let outbox = env.state().join("outbox");
+    assert!(
+        text.contains(&format!("outbox folder {}", outbox.display())),
+        "{text}"
+    );
+}

@@ -19,4 +19,9 @@ pub trait Mailer {
     /// Whether a message with this Message-ID was sent: `Some` when the target can tell (an
     /// outbox can), `None` when it cannot (an SMTP server gives no way to ask).
     fn was_sent(&mut self, message_id: &str) -> BackendResult<Option<bool>>;
+    /// Where this target keeps a copy of every message it takes, if it does (the outbox is
+    /// a folder of `.eml` files): a message carrying a password must say so.
+    fn keeps_copies(&self) -> Option<String> {
+        None
+    }
 }

@@ -54,6 +54,10 @@ impl Mailer for Outbox {
         format!("outbox {}", self.dir.display())
     }
 
+    fn keeps_copies(&self) -> Option<String> {
+        Some(self.dir.display().to_string())
+    }
+
     fn send(&mut self, message: &Outgoing<'_>) -> BackendResult<()> {
         if self.read_only {
             return Err(BackendError::Other("a dry run sends nothing".into()));

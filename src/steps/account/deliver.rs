@@ -15,6 +15,7 @@ pub(super) fn deliver(
     ctx: &mut Ctx<'_>,
     a: &Account<'_>,
     password: &Secret,
+    must_change: bool,
     evidence: &mut BTreeMap<String, String>,
 ) -> StepResult<String> {
     let login = a.login();
@@ -52,7 +53,8 @@ pub(super) fn deliver(
             hire_name: if name.is_empty() { &login } else { &name },
             login: &login,
             start_date: hire.start_date.as_ref().map(|d| d.value.as_str()),
-            must_change: a.password.must_change,
+            must_change,
+            copy_kept_in: ctx.mailer.keeps_copies().as_deref(),
             replaces_earlier: interrupted(ctx).is_some(),
         },
         password,

@@ -453,8 +453,11 @@ fn apply(
             a.dn
         )));
     }
+    // What the manager is told is what the directory enforces, not what was asked.
+    let mut must_change = false;
     if a.password.must_change {
         if ctx.directory.require_password_change(a.dn)? {
+            must_change = true;
             changes.push("password must be changed at first login".into());
         } else {
             changes.push(format!(
@@ -473,7 +476,7 @@ fn apply(
             ))
         })?;
     }
-    let delivered = deliver::deliver(ctx, &a, &password, &mut evidence)?;
+    let delivered = deliver::deliver(ctx, &a, &password, must_change, &mut evidence)?;
     changes.push(format!("set the initial password, {delivered}"));
     read_back(&a, ctx, changes, evidence)
 }
