@@ -130,7 +130,24 @@ impl JournalFile {
     /// A hire's journal from the store; one that cannot be read is flagged, not an error, so
     /// it hides no other hire.
     pub fn read(store: &dyn crate::store::Store, hire: &str) -> JournalFile {
-        let journal = store.read(hire).unwrap_or_else(|e| journal::JournalText {
+        Self::from_read(store, hire, store.read(hire))
+    }
+
+    /// Every hire's journal, read in one pass where the store can.
+    pub fn read_many(store: &dyn crate::store::Store, hires: &[String]) -> Vec<JournalFile> {
+        hires
+            .iter()
+            .zip(store.read_many(hires))
+            .map(|(hire, read)| Self::from_read(store, hire, read))
+            .collect()
+    }
+
+    fn from_read(
+        store: &dyn crate::store::Store,
+        hire: &str,
+        read: std::io::Result<journal::JournalText>,
+    ) -> JournalFile {
+        let journal = read.unwrap_or_else(|e| journal::JournalText {
             text: String::new(),
             unreadable: Some(journal::Broken {
                 line: 1,

@@ -7,7 +7,6 @@ use clap::Args;
 
 use super::settings::{Open, Setup};
 use super::{CliError, CmdResult, Exit, Printer, emit};
-use crate::engine::read_state;
 use crate::journal::HireState;
 use crate::journal::{self, Event, Record};
 use crate::readiness::{self, Blocker, Readiness};
@@ -92,11 +91,14 @@ pub fn cmd_status(args: StatusArgs, setup: &Setup, printer: &Printer) -> CmdResu
     let mut all = Vec::new();
     // One journal that cannot be read hides no other hire: it is flagged, the rest shown.
     let mut broken = Vec::new();
-    for hire in &hires {
-        match read_state(state, hire) {
+    // In bulk: one read of every journal and one look at the locks (on PostgreSQL, two
+    // queries for any number of hires).
+    let locked = state.locked(&hires);
+    for (hire, read) in hires.iter().zip(state.read_many(&hires)) {
+        match crate::engine::state_of(state.journal_name(hire), read) {
             Ok((mut s, _)) => {
                 // A step a live run is working on is not interrupted, and no cause for alarm.
-                if state.is_locked(hire) {
+                if locked.contains(hire) {
                     s.mark_live();
                 }
                 let a = readiness::assess(&s, now);
@@ -374,9 +376,9 @@ pub fn cmd_verify(args: VerifyArgs, setup: &Setup, printer: &Printer) -> CmdResu
     let hires = hires(state, args.hires)?;
     let mut broken = 0;
     let mut out = String::new();
-    for hire in &hires {
+    for (hire, read) in hires.iter().zip(state.read_many(&hires)) {
         let path = state.journal_name(hire);
-        let result = state.read(hire).map_err(|e| e.to_string()).and_then(|t| {
+        let result = read.map_err(|e| e.to_string()).and_then(|t| {
             t.verify()
                 .map_err(|b| format!("{path}:{}: {}", b.line, b.problem))
         });

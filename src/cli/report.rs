@@ -67,9 +67,8 @@ pub fn cmd_report(args: ReportArgs, setup: &Setup, printer: &Printer) -> CmdResu
         args.hires.clone()
     };
     let mut journals = Vec::new();
-    for hire in hires {
-        // A journal that cannot be read is in the report, flagged; it hides no other hire.
-        let j = JournalFile::read(state, &hire);
+    // A journal that cannot be read is in the report, flagged; it hides no other hire.
+    for j in JournalFile::read_many(state, &hires) {
         if report::in_range(&j, args.since, args.until) {
             journals.push(j);
         }

@@ -163,8 +163,15 @@ pub struct Targets<'a> {
 
 /// Reads a hire's journal without changing it: its verified records, replayed.
 pub fn read_state(store: &dyn Store, hire: &str) -> Result<(HireState, usize), EngineError> {
-    let path = store.journal_name(hire);
-    let text = match store.read(hire) {
+    state_of(store.journal_name(hire), store.read(hire))
+}
+
+/// A journal as a store read it (`path` names it), verified and replayed.
+pub fn state_of(
+    path: String,
+    read: std::io::Result<journal::JournalText>,
+) -> Result<(HireState, usize), EngineError> {
+    let text = match read {
         Ok(journal::JournalText {
             unreadable: Some(b),
             ..

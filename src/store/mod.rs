@@ -56,6 +56,16 @@ pub trait Store: Send + Sync {
     -> Result<Session, StoreError>;
     /// Whether a live run holds the hire's lock, found without taking it.
     fn is_locked(&self, hire: &str) -> bool;
+    /// Each of `hires`' journals as `read` gives it, in one pass where the store can: `status`,
+    /// `verify` and reports read thousands.
+    fn read_many(&self, hires: &[String]) -> Vec<io::Result<JournalText>> {
+        hires.iter().map(|h| self.read(h)).collect()
+    }
+    /// Which of `hires` a live run holds, found without taking the locks, in one pass where
+    /// the store can.
+    fn locked(&self, hires: &[String]) -> std::collections::BTreeSet<String> {
+        hires.iter().filter(|h| self.is_locked(h)).cloned().collect()
+    }
     /// Serialises uidNumber allocation among runs sharing this store, until the guard drops.
     fn lock_allocation(&self) -> io::Result<Guard>;
     /// Keeps an evidence file for `hire` under `name`; returns its SHA-256.

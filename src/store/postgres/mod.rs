@@ -288,6 +288,70 @@ impl Store for PgStore {
         })
     }
 
+    fn read_many(&self, hires: &[String]) -> Vec<io::Result<JournalText>> {
+        if self.empty {
+            return hires.iter().map(|h| self.read(h)).collect();
+        }
+        // One query for all of them: rows arrive grouped by hire, in order.
+        let rows = self.pool.with(|c| {
+            c.query(
+                "SELECT hire, record FROM onboard_journal WHERE hire = ANY($1) ORDER BY hire, seq",
+                &[&hires],
+            )
+        });
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                let e = e.to_string();
+                return hires.iter().map(|_| Err(io::Error::other(e.clone()))).collect();
+            }
+        };
+        let mut texts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for r in &rows {
+            let text = texts.entry(r.get(0)).or_default();
+            text.push_str(r.get(1));
+            text.push('\n');
+        }
+        hires
+            .iter()
+            .map(|h| match texts.remove(h) {
+                Some(text) => Ok(JournalText {
+                    text,
+                    unreadable: None,
+                }),
+                None => Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no journal for {h} in {}", self.url()),
+                )),
+            })
+            .collect()
+    }
+
+    fn locked(&self, hires: &[String]) -> std::collections::BTreeSet<String> {
+        let held: std::collections::HashSet<(i64, i64)> = self
+            .pool
+            .with(|c| {
+                Ok(c.query(
+                    "SELECT classid::bigint, objid::bigint FROM pg_locks WHERE locktype = 'advisory'
+                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                       AND objsubid = 1 AND granted",
+                    &[],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+            })
+            .unwrap_or_default();
+        hires
+            .iter()
+            .filter(|h| {
+                let key = lock_key(&format!("hire {h}")) as u64;
+                held.contains(&((key >> 32) as i64, (key & 0xffff_ffff) as i64))
+            })
+            .cloned()
+            .collect()
+    }
+
     fn is_locked(&self, hire: &str) -> bool {
         let key = lock_key(&format!("hire {hire}")) as u64;
         let (high, low) = ((key >> 32) as i64, (key & 0xffff_ffff) as i64);
