@@ -21,8 +21,11 @@ Switches (each a quirk seen in a real provider):
 `--group NAME:50000` makes a group with that many members (other people's, with `$ref` and
 `display` as real providers give them): read whole, it is megabytes.
 
-GET /_stats (with the token) answers the requests counted so far: every request, by method
-and resource type, the 429s and 503s given, and the POST /Users that created a user.
+The tests' own checks go to paths under /_ (see `test_hook`), never counted. GET /_stats
+(with the token) answers the requests counted so far: every request, by method
+and resource type, the 429s and 503s given, the POST /Users that created a user, and the
+requests that would read a group whole (a group request naming neither `attributes` nor
+`excludedAttributes`).
 It runs until killed.
 """
 
@@ -30,6 +33,7 @@ import argparse
 import email.utils
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -169,7 +173,7 @@ class Store:
         self.members = {}  # group id -> {user id: member dict}
         self.version = {}  # resource id -> int
         self.stats = {"requests": 0, "posts": 0, "created": 0, "writes": 0, "429": 0, "503": 0,
-                      "by": {}}
+                      "whole_group_reads": 0, "by": {}}
         self.counter = {"post": 0, "any": 0, "get": 0}
         self.buckets = {}
 
@@ -230,8 +234,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "scim-dialect/1"
 
-    def log_message(self, *args):
-        pass
+    def log_message(self, fmt, *args):
+        # Each request with its time, to stderr (the tests' server.log).
+        print(f"{time.time():.3f} " + fmt % args, file=sys.stderr, flush=True)
 
     def send(self, status, body=None, headers=None, content_type="application/scim+json"):
         data = b"" if body is None else (body if isinstance(body, bytes) else
@@ -275,10 +280,11 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if self.headers.get("Authorization") != f"Bearer {self.server.token}":
             return self.error(401, "the bearer token is not right")
-        if parts == ["_stats"]:
+        if parts and parts[0].startswith("_"):
             with store.lock:
-                return self.send(200, store.stats)
+                return self.send(*self.test_hook(store, method, parts, raw))
         kind = parts[0] if parts else ""
+        projected = "attributes" in query or "excludedAttributes" in query
         write = method != "GET"
         creating = method == "POST" and parts == ["Users"]
         with store.lock:
@@ -297,6 +303,9 @@ class Handler(BaseHTTPRequestHandler):
                 store.stats["posts"] += 1
             busy = creating and q.post_429 and store.counter["post"] % q.post_429 == 0
             limited = self.over_rate(store, q, creating, write)
+            if kind == "Groups" and method != "POST" and not projected:
+                # A group read whole (its members with it): what onboard must never ask for.
+                store.stats["whole_group_reads"] += 1
             if flaky:
                 store.stats["503"] += 1
             elif busy or limited:
@@ -329,6 +338,25 @@ class Handler(BaseHTTPRequestHandler):
                 if creating and status == 201:
                     store.stats["created"] += 1
         self.send(status, answer, headers)
+
+    def test_hook(self, store, method, parts, raw):
+        """For the tests' own checks, not counted: /_stats, /_users (GET every user, POST one
+        as someone else would), /_group/NAME (its id), /_members/ID (its real members' ids)."""
+        if parts == ["_stats"]:
+            return 200, store.stats
+        if parts == ["_users"] and method == "GET":
+            return 200, [store.user_view(u) for u in store.users]
+        if parts == ["_users"] and method == "POST":
+            user = json.loads(raw)
+            user["id"] = uuid.uuid4().hex
+            store.users[user["id"]] = user
+            return 201, user
+        if len(parts) == 2 and parts[0] == "_group":
+            ids = [g for g, v in store.groups.items() if v["displayName"] == parts[1]]
+            return (200, ids[0]) if ids else (404, None)
+        if len(parts) == 2 and parts[0] == "_members":
+            return 200, [m for m in store.members.get(parts[1], {}) if m in store.users]
+        return 404, None
 
     def retry_after(self):
         spec = self.server.quirks.retry_after
