@@ -1,9 +1,12 @@
 //! Pacing: one limiter per application, shared by every worker thread of a cohort, so the
 //! application's per-minute limits (e.g. Slack's: 180 POST /Users and 600 writes a minute) are
-//! kept instead of discovered through 429s. Each request reserves the next free slot of every
-//! limit it counts against (all requests; writes; user creations) under one lock, then sleeps
-//! until its slot: requests leave evenly spaced, in the order they asked. A 429's
-//! `Retry-After` pauses every worker, not only the one that got it.
+//! kept instead of discovered through 429s. Each limit is a GCRA (a token bucket kept as the
+//! time its next request is due): a request reserves its moment under one lock against every
+//! limit it counts against (all requests; writes; user creations) and sleeps until then. After
+//! a lull a limit lets a quarter second's worth through at once (at least 2), so a request held
+//! by one limit does not waste the others' slots; its interval is widened to match, so no
+//! 60-second window ever holds more than the limit. A 429's `Retry-After` pauses every worker,
+//! not only the one that got it.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -29,13 +32,35 @@ pub(super) enum Op {
 }
 
 pub(super) struct Pace {
-    every: Option<Duration>,
-    write: Option<Duration>,
-    create: Option<Duration>,
+    every: Option<Limit>,
+    write: Option<Limit>,
+    create: Option<Limit>,
     state: Mutex<Slots>,
 }
 
-/// The earliest moment the next request of each kind may leave.
+/// One limit: requests due every `interval`, `burst` of them early after a lull.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Limit {
+    interval: Duration,
+    /// How far ahead of its due time a request may leave (`burst` intervals).
+    tolerance: Duration,
+}
+
+impl Limit {
+    fn per_minute(n: Option<u32>) -> Option<Limit> {
+        let n = n.filter(|n| *n > 0)?;
+        // A quarter second's worth early, at least one; none for the smallest limits.
+        let burst = if n >= 4 { (n / 240).max(1) } else { 0 };
+        // Any 60 s window holds at most 60/interval + 1 + burst requests: keep that ≤ n.
+        let interval = Duration::from_secs(60) / (n - 1 - burst).max(1);
+        Some(Limit {
+            interval,
+            tolerance: interval * burst,
+        })
+    }
+}
+
+/// The time the next request of each kind is due (GCRA's "theoretical arrival time").
 struct Slots {
     any: Instant,
     write: Instant,
@@ -44,19 +69,13 @@ struct Slots {
     paused: Instant,
 }
 
-fn interval(per_minute: Option<u32>) -> Option<Duration> {
-    per_minute
-        .filter(|n| *n > 0)
-        .map(|n| Duration::from_secs(60) / n)
-}
-
 impl Pace {
     pub(super) fn new(limits: Limits) -> Pace {
         let now = Instant::now();
         Pace {
-            every: interval(limits.requests_per_minute),
-            write: interval(limits.writes_per_minute),
-            create: interval(limits.creates_per_minute),
+            every: Limit::per_minute(limits.requests_per_minute),
+            write: Limit::per_minute(limits.writes_per_minute),
+            create: Limit::per_minute(limits.creates_per_minute),
             state: Mutex::new(Slots {
                 any: now,
                 write: now,
@@ -66,29 +85,28 @@ impl Pace {
         }
     }
 
-    /// Reserves this request's slot and sleeps until it (and past any pause set meanwhile).
+    /// Reserves this request's moment and sleeps until it (and past any pause set meanwhile).
     pub(super) fn wait(&self, op: Op) {
         let at = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let mut at = Instant::now().max(s.paused);
-            if self.every.is_some() {
-                at = at.max(s.any);
-            }
+            let slots = &mut *s;
             let writes = matches!(op, Op::Write | Op::Create);
-            if writes && self.write.is_some() {
-                at = at.max(s.write);
+            let mut counted: Vec<(&mut Instant, Limit)> = Vec::with_capacity(3);
+            if let Some(l) = self.every {
+                counted.push((&mut slots.any, l));
             }
-            if op == Op::Create && self.create.is_some() {
-                at = at.max(s.create);
+            if let (true, Some(l)) = (writes, self.write) {
+                counted.push((&mut slots.write, l));
             }
-            if let Some(d) = self.every {
-                s.any = at + d;
+            if let (Op::Create, Some(l)) = (op, self.create) {
+                counted.push((&mut slots.create, l));
             }
-            if let (true, Some(d)) = (writes, self.write) {
-                s.write = at + d;
+            let mut at = Instant::now().max(slots.paused);
+            for (due, limit) in &counted {
+                at = at.max(due.checked_sub(limit.tolerance).unwrap_or(**due));
             }
-            if let (Op::Create, Some(d)) = (op, self.create) {
-                s.create = at + d;
+            for (due, limit) in counted {
+                *due = (*due).max(at) + limit.interval;
             }
             at
         };
@@ -117,8 +135,8 @@ fn sleep_until(at: Instant) {
 mod tests {
     use super::*;
 
-    /// Eight threads share one limit of 600 writes a minute (one each 100 ms): 16 writes take
-    /// at least 1.5 s, however many threads ask.
+    /// Eight threads share one limit of 600 writes a minute (one each 100.5 ms, 3 at once
+    /// after a lull): 16 writes take at least 1.3 s, however many threads ask.
     #[test]
     fn one_limit_is_shared_by_every_thread() {
         let pace = std::sync::Arc::new(Pace::new(Limits {
@@ -140,8 +158,23 @@ mod tests {
             t.join().unwrap();
         }
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(1500), "{took:?}");
+        assert!(took >= Duration::from_millis(1300), "{took:?}");
         assert!(took < Duration::from_millis(2500), "{took:?}");
+    }
+
+    /// No 60-second window holds more than the limit, burst included.
+    #[test]
+    fn a_minute_never_holds_more_than_the_limit() {
+        for n in [1, 2, 3, 4, 180, 600, 1800, 6000] {
+            let l = Limit::per_minute(Some(n)).unwrap();
+            let burst = (l.tolerance.as_nanos() / l.interval.as_nanos()) as u32;
+            let in_a_minute = (Duration::from_secs(60).as_nanos() / l.interval.as_nanos()) as u32;
+            assert!(
+                in_a_minute + 1 + burst <= n.max(2),
+                "{n}: {l:?} lets {} through",
+                in_a_minute + 1 + burst
+            );
+        }
     }
 
     #[test]
