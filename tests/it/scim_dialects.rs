@@ -376,6 +376,27 @@ fn a_provider_that_requires_if_match_is_given_the_groups_etag() {
     c.assert_one_user_each(&server);
 }
 
+/// A provider that requires If-Match but gives no ETag to send is refused, saying what to
+/// change in the application; nothing is half done (the user exists, the membership step
+/// failed and is tried again by the next run).
+#[test]
+fn a_provider_that_requires_if_match_but_gives_no_etag_is_refused_clearly() {
+    let server = Dialect::start(&["--if-match", "--no-etag", "--group", "everyone"]);
+    let c = Cohort::new(&server, 2, &["everyone"]);
+    let run = c.run(&[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("0 ok, 2 failed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "answers 412 Precondition Failed to a PATCH without If-Match but gives no ETag to send (no ETag header, no meta.version): turn on ETags in the application (ServiceProviderConfig etag.supported) or turn off its If-Match requirement"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(server.users().len(), 2);
+    assert!(server.members("everyone").is_empty());
+}
+
 /// Caught (issue 30, 11): a provider that accepts only `application/json` (415 for
 /// `application/scim+json`) failed every write. onboard falls back to `application/json`,
 /// after looking for the user its refused POST did not create.

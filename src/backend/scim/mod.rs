@@ -149,6 +149,9 @@ impl Scim {
             (409, Some("uniqueness")) | (409, None) => {
                 "a value that must be unique is taken (409 uniqueness)".into()
             }
+            (415, _) => "the application refuses the body's media type (415), application/json \
+                         as well as application/scim+json"
+                .into(),
             (status, Some(t)) => format!("{status} {t}: {}", explain(t)),
             (status, None) if reply.body.is_null() && (status == 429 || status >= 500) => {
                 format!(
