@@ -13,6 +13,7 @@ Switches (each a quirk seen in a real provider):
   --flaky-503 N            every Nth request answers a proxy's 503 in HTML (not JSON)
   --slow-get N:SECONDS     every Nth GET answers only after SECONDS
   --if-match               PATCH needs If-Match with the resource's current ETag (412 without)
+  --no-etag                no ETag header and no meta.version (with --if-match: nothing to send)
   --json-only              a request body must be `Content-Type: application/json` (415 otherwise)
   --rate POSTS:WRITES      at most POSTS POST /Users and WRITES writes per second (token buckets
                            of one second), 429 with `Retry-After: 1` beyond them
@@ -184,8 +185,10 @@ class Store:
         self.version[rid] = self.version.get(rid, 1) + 1
 
     def meta(self, kind, rid):
-        return {"resourceType": kind, "version": self.etag(rid),
-                "location": f"{self.base}/{kind}s/{rid}"}
+        meta = {"resourceType": kind, "location": f"{self.base}/{kind}s/{rid}"}
+        if not self.q.no_etag:
+            meta["version"] = self.etag(rid)
+        return meta
 
     def user_view(self, uid):
         u = dict(self.users[uid])
@@ -242,6 +245,8 @@ class Handler(BaseHTTPRequestHandler):
         data = b"" if body is None else (body if isinstance(body, bytes) else
                                          json.dumps(body).encode())
         self.send_response(status)
+        if self.server.quirks.no_etag:
+            headers = {k: v for k, v in (headers or {}).items() if k != "ETag"}
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         if data:
@@ -385,7 +390,11 @@ class Handler(BaseHTTPRequestHandler):
     def route(self, store, method, parts, query, body):
         q = self.server.quirks
         if parts == ["Users"] and method == "GET":
-            return 200, self.listing(store, query, [store.user_view(u) for u in store.users]), {}
+            # Filtered on the stored users (no filter here reads `groups`), then shown.
+            found = self.listing(store, query, list(store.users.values()), shown=False)
+            found["Resources"] = [project(store.user_view(u["id"]), query)
+                                  for u in found["Resources"]]
+            return 200, found, {}
         if parts == ["Groups"] and method == "GET":
             views = [store.group_view(g) for g in store.groups]
             return 200, self.listing(store, query, views), {}
@@ -438,12 +447,13 @@ class Handler(BaseHTTPRequestHandler):
             return 200, project(store.group_view(gid), query), {"ETag": store.etag(gid)}
         raise Bad(404, f"no route {method} /{'/'.join(parts)}")
 
-    def listing(self, store, query, resources):
+    def listing(self, store, query, resources, shown=True):
         text = query.get("filter", [None])[0]
         if text:
             match = Parser(text, self.server.quirks).parse()
             resources = [r for r in resources if match(r)]
-        resources = [project(r, query) for r in resources]
+        if shown:
+            resources = [project(r, query) for r in resources]
         return {"schemas": [LIST], "totalResults": len(resources), "startIndex": 1,
                 "itemsPerPage": len(resources), "Resources": resources}
 
@@ -462,6 +472,7 @@ def main():
     p.add_argument("--slow-get", default=None)
     p.add_argument("--if-match", action="store_true")
     p.add_argument("--json-only", action="store_true")
+    p.add_argument("--no-etag", action="store_true")
     p.add_argument("--rate", default=None)
     q = p.parse_args()
     q.slow_get = tuple(float(x) for x in q.slow_get.split(":")) if q.slow_get else None
