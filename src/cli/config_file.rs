@@ -33,6 +33,8 @@
 //! [scim.chat]
 //! url = "https://chat.example.org/scim/v2"
 //! token_file = "/etc/onboard/chat-scim-token"
+//! creates_per_minute = 180      # the application's published limits
+//! writes_per_minute = 600
 //!
 //! [policies]
 //! from = "IT Service Desk <it@example.org>"
@@ -99,6 +101,13 @@ pub struct Scim {
     pub ca_file: Option<Spanned<String>>,
     /// Seconds for each request.
     pub timeout: Option<Spanned<u64>>,
+    /// The application's limits, kept by every worker of a cohort together: every request,
+    /// POST/PUT/PATCH, and POST /Users, each a minute.
+    pub requests_per_minute: Option<Spanned<u64>>,
+    pub writes_per_minute: Option<Spanned<u64>>,
+    pub creates_per_minute: Option<Spanned<u64>>,
+    /// The longest `Retry-After` waited, in seconds.
+    pub max_retry_after: Option<Spanned<u64>>,
 }
 
 /// `[policies]`: acknowledgement campaigns and who counts as behind.

@@ -1,6 +1,7 @@
 //! `scim_groups`: add the user a `scim_user` step created to named groups of the same
-//! application, with PATCH (add-only), each membership read back with a filter (the group is
-//! never read whole).
+//! application, with PATCH (add-only), each membership confirmed from what the application
+//! returns (the user's `groups`, else the group's `members` for that user: never a filter's
+//! count, never the whole group).
 
 use std::collections::BTreeMap;
 
@@ -146,22 +147,35 @@ impl Kind for ScimGroups {
         ctx: &mut Ctx<'_>,
     ) -> StepResult<Applied> {
         let (scim, user) = user(ctx, p)?;
-        let mut changes = Vec::new();
-        for (name, group) in missing(scim, p, &user)? {
-            scim.add_member(&group, &user)?;
-            if !scim.is_member(&group, &user)? {
-                return Err(StepError::new(format!(
-                    "{} is not a member of {name} in {} after it was added",
-                    p.user_name,
-                    scim.describe()
-                )));
-            }
-            changes.push(format!(
-                "added {} to {name} in {}",
-                p.user_name,
-                scim.describe()
-            ));
+        let missing = missing(scim, p, &user)?;
+        for (_, group) in &missing {
+            scim.add_member(group, &user)?;
         }
+        // Confirmed from what the application returns, not from the PATCH's status.
+        let ids: Vec<String> = missing.iter().map(|(_, id)| id.clone()).collect();
+        let confirmed = if ids.is_empty() {
+            Default::default()
+        } else {
+            scim.memberships(&user, &ids)?
+        };
+        let absent: Vec<&str> = missing
+            .iter()
+            .filter(|(_, id)| !confirmed.contains(id))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !absent.is_empty() {
+            return Err(StepError::new(format!(
+                "{} is not a member of {} in {} after it was added (the PATCH was accepted, but \
+                 neither the user's groups nor the group's members show it)",
+                p.user_name,
+                absent.join(", "),
+                scim.describe()
+            )));
+        }
+        let changes = missing
+            .iter()
+            .map(|(name, _)| format!("added {} to {name} in {}", p.user_name, scim.describe()))
+            .collect();
         Ok(Applied {
             changes,
             outputs: BTreeMap::from([("groups".to_owned(), p.groups.join("; "))]),
@@ -191,17 +205,25 @@ fn user_id(ctx: &Ctx<'_>, p: &ScimGroupsParams) -> Option<String> {
 }
 
 /// The groups the user is not in yet: (name, id). A group that does not exist is refused.
+/// Group ids come from the run's cache; a user this run created a moment ago is in the groups
+/// its creation's answer listed, others are asked (`Scim::memberships`).
 fn missing(scim: &Scim, p: &ScimGroupsParams, user: &str) -> StepResult<Vec<(String, String)>> {
-    let mut out = Vec::new();
+    let mut groups = Vec::new();
     for name in &p.groups {
         let group = scim.find_group(name)?.ok_or_else(|| {
             StepError::new(format!("{} has no group {name}", scim.describe()))
                 .hint("onboard adds members to groups that exist; create the group in the application first")
                 .nothing_done()
         })?;
-        if !scim.is_member(&group, user)? {
-            out.push((name.clone(), group));
-        }
+        groups.push((name.clone(), group));
     }
-    Ok(out)
+    let ids: Vec<String> = groups.iter().map(|(_, id)| id.clone()).collect();
+    let member = match scim.created_in(user) {
+        Some(listed) => listed,
+        None => scim.memberships(user, &ids)?,
+    };
+    Ok(groups
+        .into_iter()
+        .filter(|(_, id)| !member.contains(id))
+        .collect())
 }

@@ -2,9 +2,11 @@
 //!
 //! Like `ldap_account`: looked up before it is created (by `externalId`, the hire id, then by
 //! `userName`, each with an escaped filter); a user with that `userName` that is not this hire's
-//! is refused, never adopted; the `userName` is journaled before the POST, and a POST whose
-//! reply was lost is found by its `externalId` on retry or resume; read back after writing;
-//! differences from the playbook reported as drift.
+//! is refused, never adopted, and one that carries this hire's `externalId` is the hire's (an
+//! application that cannot filter on `externalId` finds it only so); the `userName` is
+//! journaled before the POST, and a POST whose reply was lost is found on retry (before any new
+//! POST: `Scim::create_user`) or resume; read back after writing (the creation's answer, else a
+//! GET); differences from the playbook reported as drift.
 
 use std::collections::BTreeMap;
 
@@ -180,23 +182,27 @@ impl Kind for ScimUser {
         ctx: &mut Ctx<'_>,
     ) -> StepResult<Applied> {
         let scim = app(ctx, p)?;
-        let created = create(scim, p)?;
+        let created = scim.create_user(&body(p), || find(scim, p))?;
         let id = created["id"]
             .as_str()
             .ok_or_else(|| {
                 StepError::new(format!("{} created a user with no id", scim.describe()))
             })?
             .to_owned();
-        // Read back: the user is there, with this hire's externalId and the userName asked.
-        let read = scim.get_user(&id)?.ok_or_else(|| {
-            StepError::new(format!(
-                "user {id} is not in {} right after it was created",
-                scim.describe()
-            ))
-        })?;
-        if read["externalId"].as_str() != Some(p.external_id.as_str())
-            || read["userName"].as_str() != Some(p.user_name.as_str())
-        {
+        // Read back: the user is there, with this hire's externalId and the userName asked. The
+        // creation's answer is the user as the application stored it (RFC 7644 §3.3); an answer
+        // that does not show both is read again.
+        let read = if shows(&created, p) {
+            created
+        } else {
+            scim.get_user(&id)?.ok_or_else(|| {
+                StepError::new(format!(
+                    "user {id} is not in {} right after it was created",
+                    scim.describe()
+                ))
+            })?
+        };
+        if !shows(&read, p) {
             return Err(StepError::new(format!(
                 "user {id} in {} does not read back as created (userName {}, externalId {})",
                 scim.describe(),
@@ -219,29 +225,6 @@ impl Kind for ScimUser {
     }
 }
 
-/// POSTs the user. A POST that failed for a reason that may pass (no answer, 429, 5xx) may
-/// still have created it: the user is looked for by its `externalId` before each new try, so
-/// a retry never makes a second one.
-fn create(scim: &Scim, p: &ScimUserParams) -> StepResult<Value> {
-    let mut attempt = 0;
-    loop {
-        match scim.create_user(&body(p)) {
-            Ok(user) => return Ok(user),
-            Err(e) => {
-                if let Some(user) = find(scim, p)? {
-                    return Ok(user);
-                }
-                let passing = matches!(e, crate::backend::BackendError::Unavailable(_));
-                if !passing || attempt >= 2 {
-                    return Err(e.into());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(500 << attempt));
-                attempt += 1;
-            }
-        }
-    }
-}
-
 fn app<'a>(ctx: &Ctx<'a>, p: &ScimUserParams) -> StepResult<&'a Scim> {
     ctx.scim.app(&p.app).map_err(|e| {
         StepError::new(e)
@@ -254,10 +237,19 @@ fn app<'a>(ctx: &Ctx<'a>, p: &ScimUserParams) -> StepResult<&'a Scim> {
     })
 }
 
-/// This hire's user, found by `externalId`; a user holding the `userName` that is another's
-/// is refused.
+/// Whether an answer shows this hire's user: its userName and externalId.
+fn shows(user: &Value, p: &ScimUserParams) -> bool {
+    user["externalId"].as_str() == Some(p.external_id.as_str())
+        && user["userName"].as_str() == Some(p.user_name.as_str())
+}
+
+/// This hire's user: found by `externalId`, else by `userName` when it carries this hire's
+/// `externalId` (an application that cannot filter on `externalId` finds nothing by it); a user
+/// holding the `userName` with another `externalId` (or none) is refused.
 fn find(scim: &Scim, p: &ScimUserParams) -> StepResult<Option<Value>> {
-    let by_id = scim.find_users(&format!("externalId eq {}", filter_string(&p.external_id)))?;
+    let by_id = scim
+        .find_users(&format!("externalId eq {}", filter_string(&p.external_id)))?
+        .unwrap_or_default();
     let ours: Vec<&Value> = by_id
         .iter()
         .filter(|u| u["externalId"].as_str() == Some(p.external_id.as_str()))
@@ -275,25 +267,36 @@ fn find(scim: &Scim, p: &ScimUserParams) -> StepResult<Option<Value>> {
             .nothing_done());
         }
     }
-    let by_name = scim.find_users(&format!("userName eq {}", filter_string(&p.user_name)))?;
-    if let Some(other) = by_name
+    let filter = format!("userName eq {}", filter_string(&p.user_name));
+    let by_name = scim.find_users(&filter)?.ok_or_else(|| {
+        StepError::new(format!(
+            "{} cannot search users by userName ({filter} is refused as invalidFilter): onboard \
+             cannot tell whether the hire's user exists",
+            scim.describe()
+        ))
+        .nothing_done()
+    })?;
+    let Some(holder) = by_name
         .iter()
         .find(|u| same_user_name(u["userName"].as_str().unwrap_or(""), &p.user_name))
-    {
-        return Err(StepError::new(format!(
-            "{} already has a user {} that is not hire {}'s (its externalId is {})",
-            scim.describe(),
-            p.user_name,
-            p.external_id,
-            match other["externalId"].as_str() {
-                Some(id) => format!("`{id}`"),
-                None => "not set".to_owned(),
-            }
-        ))
-        .hint("onboard never adopts another person's account: give this hire another user_name, or have the application's owner settle it")
-        .nothing_done());
+    else {
+        return Ok(None);
+    };
+    if holder["externalId"].as_str() == Some(p.external_id.as_str()) {
+        return Ok(Some(holder.clone()));
     }
-    Ok(None)
+    Err(StepError::new(format!(
+        "{} already has a user {} that is not hire {}'s (its externalId is {})",
+        scim.describe(),
+        p.user_name,
+        p.external_id,
+        match holder["externalId"].as_str() {
+            Some(id) => format!("`{id}`"),
+            None => "not set".to_owned(),
+        }
+    ))
+    .hint("onboard never adopts another person's account: give this hire another user_name, or have the application's owner settle it")
+    .nothing_done())
 }
 
 /// SCIM compares `userName` case-insensitively (RFC 7643 §4.1.1: caseExact false).

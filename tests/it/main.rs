@@ -21,6 +21,8 @@ mod report;
 mod run;
 mod samba;
 mod scim;
+mod scim_dialect_server;
+mod scim_dialects;
 mod scim_server;
 mod serve;
 mod slapd;

@@ -34,7 +34,12 @@
 //! SCIM applications, one `[scim.NAME]` each (see `scim.rs`): `ONBOARD_SCIM_NAME_URL` / `url`
 //! (HTTPS, or HTTP to loopback), `ONBOARD_SCIM_NAME_TOKEN_FILE` / `ONBOARD_SCIM_NAME_TOKEN` /
 //! `token_file` / `token_env`, `ONBOARD_SCIM_NAME_CA_FILE` / `ca_file`,
-//! `ONBOARD_SCIM_NAME_TIMEOUT` / `timeout` (seconds, 10).
+//! `ONBOARD_SCIM_NAME_TIMEOUT` / `timeout` (seconds, 10); the application's limits, kept by all
+//! of a cohort's workers together: `ONBOARD_SCIM_NAME_REQUESTS_PER_MINUTE` /
+//! `requests_per_minute`, `ONBOARD_SCIM_NAME_WRITES_PER_MINUTE` / `writes_per_minute`,
+//! `ONBOARD_SCIM_NAME_CREATES_PER_MINUTE` / `creates_per_minute` (POST /Users; none by default),
+//! and `ONBOARD_SCIM_NAME_MAX_RETRY_AFTER` / `max_retry_after` (the longest `Retry-After`
+//! waited, seconds, 300).
 //!
 //! The SMTP server (unset: the embedded outbox), `[smtp]`: `ONBOARD_SMTP_URL` / `url`
 //! (`smtp://host:25`, `smtps://host:465`), `ONBOARD_SMTP_STARTTLS` / `starttls` (default `1`

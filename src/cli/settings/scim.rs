@@ -6,6 +6,13 @@
 //! | `scim.NAME.token_file` / `token_env` | `ONBOARD_SCIM_NAME_TOKEN_FILE` / `ONBOARD_SCIM_NAME_TOKEN` | the bearer token (file: its first line) | required |
 //! | `scim.NAME.ca_file` | `ONBOARD_SCIM_NAME_CA_FILE` | PEM file of the CA that signed the server's certificate | system roots |
 //! | `scim.NAME.timeout` | `ONBOARD_SCIM_NAME_TIMEOUT` | seconds for each request | 10 |
+//! | `scim.NAME.requests_per_minute` | `ONBOARD_SCIM_NAME_REQUESTS_PER_MINUTE` | at most this many requests a minute, all workers together | no limit |
+//! | `scim.NAME.writes_per_minute` | `ONBOARD_SCIM_NAME_WRITES_PER_MINUTE` | at most this many POST, PUT and PATCH a minute | no limit |
+//! | `scim.NAME.creates_per_minute` | `ONBOARD_SCIM_NAME_CREATES_PER_MINUTE` | at most this many POST /Users a minute | no limit |
+//! | `scim.NAME.max_retry_after` | `ONBOARD_SCIM_NAME_MAX_RETRY_AFTER` | the longest `Retry-After` waited, in seconds (longer fails the step) | 300 |
+//!
+//! Slack's published limits, for example, are `creates_per_minute = 180` and
+//! `writes_per_minute = 600`.
 //!
 //! `NAME` in the environment is the application's name in capitals with `-` as `_`
 //! (`ONBOARD_SCIM_CODE_HOST_URL` for `code-host`).
@@ -14,7 +21,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::layers::{Found, Layers, Origin, env_text, shown_path};
-use crate::backend::scim::ScimConfig;
+use crate::backend::scim::{Limits, ScimConfig};
 use crate::cli::config_file::Scim;
 use crate::cli::{CliError, CmdResult};
 use crate::secret::Secret;
@@ -86,12 +93,53 @@ fn app(layers: &mut Layers, name: &str, s: &Scim) -> CmdResult<Option<ScimConfig
     )?;
     let secs = timeout.as_ref().map_or(10, |f| f.value).max(1);
     layers.show_found(key("timeout"), &timeout, format!("{secs} s"));
+    let mut per_minute = |what: &str, file: Option<&toml::Spanned<u64>>| {
+        let found = layers.env_or_file(
+            &format!("{env}_{}", what.to_uppercase()),
+            |v| match v.parse::<u64>() {
+                Ok(n) if n > 0 && n <= u64::from(u32::MAX) => Ok(n),
+                _ => Err("is not a number of requests a minute (1 or more)".to_owned()),
+            },
+            &key(what),
+            file,
+        )?;
+        layers.show_found(
+            key(what),
+            &found,
+            found
+                .as_ref()
+                .map_or("no limit".to_owned(), |f| format!("{} a minute", f.value)),
+        );
+        CmdResult::Ok(found.map(|f| u32::try_from(f.value).unwrap_or(u32::MAX)))
+    };
+    let limits = Limits {
+        requests_per_minute: per_minute("requests_per_minute", s.requests_per_minute.as_ref())?,
+        writes_per_minute: per_minute("writes_per_minute", s.writes_per_minute.as_ref())?,
+        creates_per_minute: per_minute("creates_per_minute", s.creates_per_minute.as_ref())?,
+    };
+    let max_retry_after = layers.env_or_file(
+        &format!("{env}_MAX_RETRY_AFTER"),
+        |v| {
+            v.parse::<u64>()
+                .map_err(|_| "is not a number of seconds".to_owned())
+        },
+        &key("max_retry_after"),
+        s.max_retry_after.as_ref(),
+    )?;
+    let max_wait = max_retry_after.as_ref().map_or(300, |f| f.value);
+    layers.show_found(
+        key("max_retry_after"),
+        &max_retry_after,
+        format!("{max_wait} s"),
+    );
     Ok(Some(ScimConfig {
         name: name.to_owned(),
         url: url.value.trim_end_matches('/').to_owned(),
         token,
         ca_file: ca_file.map(|f| f.value),
         timeout: std::time::Duration::from_secs(secs),
+        limits,
+        max_retry_after: std::time::Duration::from_secs(max_wait),
     }))
 }
 
