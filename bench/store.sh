@@ -53,7 +53,7 @@ export ONBOARD_NOW=2026-11-23T10:00:00Z
 ONBOARD_STATE_DIR=$files $bin "$work/playbooks/people.yaml" --hires "$work/hires.csv" --jobs 4 \
   --no-prompt >/dev/null 2>&1 || true
 start_postgres "$work/pg"
-ONBOARD_STATE_PASSWORD_FILE=$STATE_PASSWORD_FILE $bin store copy --from "$files" --to "$STATE_URL" >/dev/null
+ONBOARD_STATE_PASSWORD_FILE=$STATE_PASSWORD_FILE $bin store copy --from "$files" --to "$STATE_URL" >/dev/null 2>&1
 
 # Seconds for a command on a store (best of 3, output discarded).
 best() { # label env... -- command...

@@ -64,7 +64,11 @@ pub trait Store: Send + Sync {
     /// Which of `hires` a live run holds, found without taking the locks, in one pass where
     /// the store can.
     fn locked(&self, hires: &[String]) -> std::collections::BTreeSet<String> {
-        hires.iter().filter(|h| self.is_locked(h)).cloned().collect()
+        hires
+            .iter()
+            .filter(|h| self.is_locked(h))
+            .cloned()
+            .collect()
     }
     /// Serialises uidNumber allocation among runs sharing this store, until the guard drops.
     fn lock_allocation(&self) -> io::Result<Guard>;

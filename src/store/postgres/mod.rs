@@ -303,7 +303,10 @@ impl Store for PgStore {
             Ok(rows) => rows,
             Err(e) => {
                 let e = e.to_string();
-                return hires.iter().map(|_| Err(io::Error::other(e.clone()))).collect();
+                return hires
+                    .iter()
+                    .map(|_| Err(io::Error::other(e.clone())))
+                    .collect();
             }
         };
         let mut texts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
