@@ -750,3 +750,37 @@ fn a_missing_password_or_grant_is_an_input_error_that_says_which() {
     );
     assert!(!run.stderr.contains("server running"), "{}", run.stderr);
 }
+
+/// A server that accepts the connection and never answers (a hung server, a wrong port)
+/// held every command for ever, `ONBOARD_STATE_TIMEOUT=3` or not: the handshake has a deadline.
+#[test]
+fn a_database_that_accepts_and_never_answers_is_an_error_not_a_hang() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let env = TestEnv::on_files();
+    let password = env.path("pw");
+    std::fs::write(&password, "x\n").unwrap();
+    let url = format!("postgres://onboard@127.0.0.1:{port}/onboard");
+    let run = env
+        .run_with(
+            &["status"],
+            &[
+                ("ONBOARD_STATE_URL", url.as_str()),
+                ("ONBOARD_STATE_PASSWORD_FILE", password.to_str().unwrap()),
+                ("ONBOARD_STATE_TIMEOUT", "2"),
+            ],
+        )
+        .code(1);
+    assert!(
+        run.stderr
+            .contains("no answer within 3 s (the server accepted the connection and said nothing)"),
+        "{}",
+        run.stderr
+    );
+}

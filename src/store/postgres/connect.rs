@@ -162,18 +162,47 @@ impl PgConfig {
             config.password(p.expose());
         }
         let plain = self.ca_file.is_none() && (url.is_loopback() || self.allow_plaintext);
-        let connected = if plain {
-            config.ssl_mode(postgres::config::SslMode::Disable);
-            config.connect(NoTls)
-        } else {
-            let tls = crate::backend::tls::client_config(self.ca_file.as_deref())
-                .map_err(|e| PgError::Settings(e.to_string()))?;
-            config.ssl_mode(postgres::config::SslMode::Require);
-            config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        let tls = match plain {
+            true => None,
+            false => Some(
+                crate::backend::tls::client_config(self.ca_file.as_deref())
+                    .map_err(|e| PgError::Settings(e.to_string()))?,
+            ),
         };
+        // The whole handshake has a deadline: a server that accepts the connection and then
+        // says nothing (a hung or stopped server, a wrong port) held every command for ever,
+        // `connect_timeout` covering only the TCP connection. The abandoned attempt ends on
+        // its own when the server closes or the process exits.
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let connected = match tls {
+                None => {
+                    config.ssl_mode(postgres::config::SslMode::Disable);
+                    config.connect(NoTls)
+                }
+                Some(tls) => {
+                    config.ssl_mode(postgres::config::SslMode::Require);
+                    config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                }
+            };
+            let _ = send.send(connected);
+        });
+        let deadline = self.timeout + Duration::from_secs(1);
+        let connected = receive.recv_timeout(deadline).map_err(|_| {
+            PgError::Unavailable(format!(
+                "cannot connect to {}: no answer within {} s (the server accepted the \
+                 connection and said nothing)",
+                self.url,
+                deadline.as_secs()
+            ))
+        })?;
         let mut client = connected.map_err(|e| self.connect_error(&e))?;
+        // A statement the server takes longer than the timeout over is cut by the server.
         client
-            .batch_execute("SET synchronous_commit = on")
+            .batch_execute(&format!(
+                "SET synchronous_commit = on; SET statement_timeout = {}",
+                self.timeout.as_millis()
+            ))
             .map_err(|e| self.unavailable(&e))?;
         Ok(client)
     }
@@ -229,14 +258,42 @@ impl PgConfig {
 pub(super) struct Pool {
     pub(super) config: PgConfig,
     pub(super) idle: Mutex<Vec<Client>>,
+    /// The server stayed unreachable through a whole round of waits.
+    pub(super) down: std::sync::atomic::AtomicBool,
 }
 
 impl Pool {
+    /// An idle connection, or a new one. A server that cannot be reached is tried again with
+    /// backoff (0.5, 1, 2 and 4 s): a restart of a few seconds does not fail every remaining
+    /// hire of a cohort at once. A setting that is wrong is not tried again.
     pub(super) fn take(&self) -> io::Result<Client> {
         let idle = self.idle.lock().expect("pool").pop();
-        match idle {
-            Some(c) if !c.is_closed() => Ok(c),
-            _ => self.config.connect().map_err(io::Error::other),
+        if let Some(c) = idle.filter(|c| !c.is_closed()) {
+            return Ok(c);
+        }
+        // Once the waits ran out, the server is down: later takes try once, at once, until
+        // one gets through (a cohort does not wait 7.5 s for each remaining hire).
+        let down = self.down.load(std::sync::atomic::Ordering::Relaxed);
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match self.config.connect() {
+                Ok(c) => {
+                    self.down.store(false, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(c);
+                }
+                Err(PgError::Unavailable(_)) if !down && wait <= Duration::from_secs(4) => {
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+                Err(PgError::Unavailable(why)) => {
+                    self.down.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(io::Error::other(match down {
+                        true => why,
+                        false => format!("{why} (tried again for 7.5 s)"),
+                    }));
+                }
+                Err(e) => return Err(io::Error::other(e)),
+            }
         }
     }
 

@@ -58,6 +58,7 @@ impl PgStore {
         let pool = Arc::new(Pool {
             config,
             idle: Mutex::new(vec![client]),
+            down: Default::default(),
         });
         Ok(PgStore { pool, empty })
     }
