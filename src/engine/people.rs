@@ -20,9 +20,7 @@ pub fn mark_sent(
     note: &str,
     clock: Clock,
 ) -> Result<String, EngineError> {
-    let holder = format!("mark-sent by {actor} (pid {})", std::process::id());
-    let mut session = store.open(hire, &holder, &crate::secret::random_hex(8), actor)?;
-    let state = journal::replay(&session.records);
+    let (mut session, state) = session(store, hire, "mark-sent", actor)?;
     // A waiting step's interrupted link email (a sign-off's link, a policy campaign's message).
     if let Some(s) = state
         .steps
@@ -77,6 +75,20 @@ pub fn mark_sent(
         )
         .map_err(|e| EngineError::Io(format!("cannot write the journal: {e}")))?;
     Ok(message_id)
+}
+
+/// The hire's journal opened under its lock for one person's record (`what`, by `actor`),
+/// with its state as replayed.
+fn session(
+    store: &dyn Store,
+    hire: &str,
+    what: &str,
+    actor: &str,
+) -> Result<(crate::store::Session, journal::HireState), EngineError> {
+    let holder = format!("{what} by {actor} (pid {})", std::process::id());
+    let session = store.open(hire, &holder, &crate::secret::random_hex(8), actor)?;
+    let state = journal::replay(&session.records);
+    Ok((session, state))
 }
 
 /// Records a valid signature (and, for a hand-off, writes the receipt).
@@ -168,18 +180,7 @@ pub fn sign_off(
     evidence_files: &[crate::store::Evidence],
     settings: &Settings,
 ) -> Result<Outcome, EngineError> {
-    let holder = format!(
-        "sign-off by {} (pid {})",
-        settings.actor,
-        std::process::id()
-    );
-    let mut session = store.open(
-        hire,
-        &holder,
-        &crate::secret::random_hex(8),
-        &settings.actor,
-    )?;
-    let state = journal::replay(&session.records);
+    let (mut session, state) = session(store, hire, "sign-off", &settings.actor)?;
     let current = state.steps.get(step);
     let request = current
         .filter(|s| s.status == Status::Waiting)
@@ -245,8 +246,7 @@ pub fn access_refused(
     reason: &str,
     clock: Clock,
 ) -> Result<(), EngineError> {
-    let holder = format!("serve for {actor} (pid {})", std::process::id());
-    let mut session = store.open(hire, &holder, &crate::secret::random_hex(8), actor)?;
+    let (mut session, _) = session(store, hire, "a page", actor)?;
     session
         .log
         .append(
@@ -274,14 +274,7 @@ pub fn resolve(
             "say what was done about it, on one line (--note)".into(),
         ));
     }
-    let holder = format!("resolve by {} (pid {})", settings.actor, std::process::id());
-    let mut session = store.open(
-        hire,
-        &holder,
-        &crate::secret::random_hex(8),
-        &settings.actor,
-    )?;
-    let state = journal::replay(&session.records);
+    let (mut session, state) = session(store, hire, "resolve", &settings.actor)?;
     let refusal = state
         .steps
         .get(step)

@@ -29,8 +29,8 @@ fn outbox(env: &TestEnv, kind: &str) -> usize {
     }
 }
 
-/// Signs the cleaning as the technician and the hand-off as the hire.
-fn sign_both(env: &TestEnv, hire: &str) {
+/// Tom, the bench technician, signs the cleaning as himself.
+fn sign_cleaning(env: &TestEnv, hire: &str) {
     env.run_as(
         "tom",
         &[
@@ -45,6 +45,11 @@ fn sign_both(env: &TestEnv, hire: &str) {
         ],
     )
     .success();
+}
+
+/// Signs the cleaning as the technician and the hand-off as the hire.
+fn sign_both(env: &TestEnv, hire: &str) {
+    sign_cleaning(env, hire);
     env.run_as(
         "ada",
         &[
@@ -267,20 +272,7 @@ fn a_sign_off_records_who_recorded_it_and_who_signed() {
 fn a_signature_unblocks_what_waits_for_it_at_once() {
     let env = TestEnv::new().env("USER", "alice");
     env.run(&[PLAYBOOK]).success();
-    env.run_as(
-        "tom",
-        &[
-            "sign-off",
-            "E1042",
-            "laptop-cleaning",
-            "--by",
-            "Tom Tech",
-            "--all",
-            "--value",
-            "wipe_certificate_id=WC-1",
-        ],
-    )
-    .success();
+    sign_cleaning(&env, "E1042");
     let status = env.run(&["status", "E1042"]).success();
     assert!(
         status.stdout.contains(
@@ -343,20 +335,7 @@ fn a_refusal_stays_visible_until_resolved_and_is_mailed_once() {
     let env = TestEnv::new().env("USER", "alice");
     let playbook = with_notify(&env);
     env.run(&[&playbook]).success();
-    env.run_as(
-        "tom",
-        &[
-            "sign-off",
-            "E1042",
-            "laptop-cleaning",
-            "--by",
-            "Tom Tech",
-            "--all",
-            "--value",
-            "wipe_certificate_id=WC-1",
-        ],
-    )
-    .success();
+    sign_cleaning(&env, "E1042");
     env.run_as(
         "ada",
         &[
