@@ -77,7 +77,8 @@ pub fn assess(state: &HireState, now: Timestamp) -> Assessment {
     let mut worst = Readiness::OnTrack;
     let mut all_done = true;
     for (id, s) in state.steps.iter().filter(|(id, s)| counts(id, s)) {
-        if s.status == Status::Done {
+        // A done step whose effect is gone (the last run found it so) is not done.
+        if s.status == Status::Done && !s.lost {
             continue;
         }
         all_done = false;
@@ -89,8 +90,8 @@ pub fn assess(state: &HireState, now: Timestamp) -> Assessment {
         let hours_left = deadline.map(|d| (d.as_second() - now.as_second()) / 3600);
         let step_readiness = match (s.status, hours_left) {
             (_, Some(h)) if h < 0 => Readiness::Late,
-            // Someone refused it and nobody has put it right yet.
-            _ if s.refusal.is_some() => Readiness::AtRisk,
+            // Someone refused it and nobody has put it right yet, or its effect is gone.
+            _ if s.refusal.is_some() || s.lost => Readiness::AtRisk,
             (Status::Failed | Status::Uncertain | Status::Skipped | Status::Running, _) => {
                 Readiness::AtRisk
             }
@@ -98,10 +99,10 @@ pub fn assess(state: &HireState, now: Timestamp) -> Assessment {
             _ => Readiness::OnTrack,
         };
         worst = worst.max(step_readiness);
-        let detail = if s.detail.is_empty() {
-            s.status.as_str().to_owned()
-        } else {
-            s.detail.clone()
+        let detail = match (&s.drift, s.lost) {
+            (Some(lost), true) => lost.clone(),
+            _ if s.detail.is_empty() => s.status.as_str().to_owned(),
+            _ => s.detail.clone(),
         };
         let mut summary = format!("{id} {detail}");
         if let Some(since) = s

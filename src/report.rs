@@ -248,7 +248,7 @@ fn hire_report(j: &JournalFile, view: View, now: jiff::Timestamp) -> HireReport 
             .values()
             // A policy campaign's request, after onboarding, is listed but does not reopen it.
             .filter(|s| !s.request.as_ref().is_some_and(|r| r.campaign))
-            .all(|s| s.status == Status::Done)
+            .all(|s| s.status == Status::Done && !s.lost)
     {
         "complete"
     } else {

@@ -217,6 +217,7 @@ pub fn cmd_cohort(
     printer: &Printer,
 ) -> CmdResult {
     // Every row is checked (hire data and every template rendered) before anything runs.
+    super::run::check_reapply(&pb, &options.reapply)?;
     // Rows left out with --only/--exclude are not checked.
     let (pb, hires) = checked_rows(pb, &cohort, &mut sources, printer)?;
     let id = |h: &Hire| h.id.as_ref().map(|i| i.value.clone()).unwrap_or_default();

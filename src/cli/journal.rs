@@ -96,6 +96,20 @@ pub fn cmd_status(args: StatusArgs, setup: &Setup, printer: &Printer) -> CmdResu
     let locked = state.locked(&hires);
     for (hire, read) in hires.iter().zip(state.read_many(&hires)) {
         match crate::engine::state_of(state.journal_name(hire), read) {
+            // No complete record (empty, or its only record cut off): nothing says whose it
+            // is or where the hire stands, so it is flagged, never shown as on track.
+            Ok((s, torn)) if s.hire.is_empty() => broken.push((
+                hire.clone(),
+                format!(
+                    "{}: holds no complete record{}",
+                    state.journal_name(hire),
+                    if torn > 0 {
+                        " (its only record is cut off)"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
             Ok((mut s, _)) => {
                 // A step a live run is working on is not interrupted, and no cause for alarm.
                 if locked.contains(hire) {
@@ -352,10 +366,10 @@ fn describe(r: &Record) -> String {
             note,
         } => format!("{step}: link email {message_id} {note}"),
         Event::StepUncertain { step, reason, .. } => format!("{step}: uncertain: {reason}"),
-        Event::StepDrift { step, drift } if drift.is_empty() => {
+        Event::StepDrift { step, drift, .. } if drift.is_empty() => {
             format!("{step}: matches the playbook again")
         }
-        Event::StepDrift { step, drift } => format!("{step}: {drift}"),
+        Event::StepDrift { step, drift, .. } => format!("{step}: {drift}"),
         Event::RunFinished {
             done,
             already_done,

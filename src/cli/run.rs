@@ -130,6 +130,7 @@ pub fn cmd_run(
                 .hint("give the hire in the playbook's `hire:`, or with --hire FILE"),
         );
     }
+    check_reapply(&pb, &options.reapply)?;
     // Every setting is checked before the state directory is touched.
     let servers = setup.servers();
     let store = setup.store(Open::ForRun)?;
@@ -172,6 +173,23 @@ pub fn cmd_run(
     } else {
         Ok(())
     }
+}
+
+/// `--reapply` names steps of the playbook: a typo would otherwise re-apply nothing, and say
+/// "Nothing to change".
+pub fn check_reapply(pb: &Playbook, names: &[String]) -> CmdResult {
+    let ids: Vec<&str> = pb.steps.iter().map(|s| s.id.value.as_str()).collect();
+    for name in names {
+        if !ids.contains(&name.as_str()) {
+            let mut e = CliError::input(format!("--reapply {name}: the playbook has no such step"));
+            e = match crate::diag::suggest(name, ids.iter().copied()) {
+                Some(close) => e.hint(format!("did you mean `{close}`?")),
+                None => e.hint(format!("its steps are {}", ids.join(", "))),
+            };
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Opens the targets for `settings.mode` and walks the playbook (a run, or a dry run).

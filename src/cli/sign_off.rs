@@ -9,7 +9,7 @@ use super::settings::Setup;
 use super::{CliError, CmdResult, Exit, Printer, emit};
 use crate::engine::{self, Mode, Outcome, Settings, read_state};
 use crate::journal::{Refusal, Status};
-use crate::steps::human::Signature;
+use crate::steps::human::{Signature, same_person};
 
 /// Sign off a waiting step (e.g. the laptop cleaning), acknowledge a hand-off as the hire, or
 /// record the hire's acceptance of the IT policies (an `acknowledge` step or a campaign's).
@@ -96,11 +96,26 @@ pub fn cmd_sign_off(args: SignOffArgs, setup: &Setup, printer: &Printer) -> CmdR
         return Err(CliError::Reported(Exit::Input));
     }
     let signature = signature(&args, &request)?;
+    // Who records it is who runs the command, never the signer's name: the record keeps both.
+    // `--as` names someone else only beside the OS user, and dual control holds against both.
+    let actor = match (args.actor.as_deref(), setup.os_user()) {
+        (Some(named), Some(user)) if !same_person(named, user) => {
+            format!("{named} (as OS user {user})")
+        }
+        _ => setup.actor(args.actor.clone()),
+    };
+    if request.not_operator
+        && let Some(user) = setup.os_user()
+        && hire.operators.iter().any(|o| same_person(o, user))
+    {
+        return Err(CliError::input(format!(
+            "dual control: {user} ran the automated steps for this hire, so someone else must \
+             sign (and record it as themselves)"
+        )));
+    }
     let settings = Settings {
         mode: Mode::Apply,
-        // Who records it is who runs the command (or says so with --as), never the signer's name:
-        // the record keeps both.
-        actor: setup.actor(args.actor.clone()),
+        actor,
         clock: setup.clock,
         reapply: Vec::new(),
         reconcile: false,

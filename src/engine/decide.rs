@@ -31,6 +31,14 @@ pub(super) enum Decision {
         note: Option<Note>,
         drift: Option<String>,
     },
+    /// Done before, and its effect is gone: reported as failed, and journaled once per
+    /// finding (`lost`), so `status` does not call the hire ready.
+    Lost {
+        error: String,
+        hint: Option<String>,
+        /// What to journal (`None`: the journal already says so, or a dry run).
+        finding: Option<String>,
+    },
     /// Done, but drifted: a dry run says it would be corrected (`--reconcile`).
     WouldReconcile {
         outputs: BTreeMap<String, String>,
@@ -128,6 +136,14 @@ fn before_looking(f: &Facts<'_>) -> Decision {
         Some(_) if f.reapply => {
             Decision::Report(Outcome::WouldDo(vec!["apply again (--reapply)".into()]))
         }
+        // A message already sent cannot take new parameters: it stays sent, and says so.
+        Some(p) if p.checksum != step.checksum && step.params.sent_once() => {
+            Decision::Report(Outcome::AlreadyDone(Some(Note::Info(format!(
+                "sent {} by {} with earlier parameters (they changed since); --reapply {} sends \
+                 the new version as another message",
+                p.at, p.actor, step.id
+            )))))
+        }
         Some(p) if p.checksum != step.checksum => Decision::Report(Outcome::Failed {
             error: format!(
                 "its parameters changed since it was done ({} by {}); not applying them silently",
@@ -179,15 +195,15 @@ fn after_looking(f: &Facts<'_>, found: StepResult<Check>) -> Decision {
             }
         }
         (Ok(Check::Holds { outputs, note }), None) => Decision::Done { outputs, note },
-        (Ok(Check::ToDo(changes)), Some(p)) => Decision::Report(Outcome::Failed {
-            error: format!(
-                "it was done ({} by {}), but no longer holds: {}",
-                p.at,
-                p.actor,
-                changes.join("; ")
-            ),
-            hint: Some(format!("to do it again, re-run with --reapply {}", step.id)),
-        }),
+        (Ok(Check::ToDo(changes)), Some(p)) => {
+            let finding = format!("no longer holds: {}", changes.join("; "));
+            let known = p.lost && p.drift.as_deref() == Some(finding.as_str());
+            Decision::Lost {
+                error: format!("it was done ({} by {}), but {finding}", p.at, p.actor),
+                hint: Some(format!("to do it again, re-run with --reapply {}", step.id)),
+                finding: (f.apply && !known).then_some(finding),
+            }
+        }
         (Ok(Check::ToDo(changes)), None) if !f.apply => Decision::Report(Outcome::WouldDo(changes)),
         (Ok(Check::ToDo(_)), None) => Decision::Apply,
         (Ok(Check::Waiting { on, reason, .. }), Some(_)) => {
@@ -402,7 +418,7 @@ mod tests {
         let done = state(Status::Done, "c1");
         let d = decide(&facts(&s, Some(&done), &none), todo());
         assert!(
-            matches!(d, Decision::Report(Outcome::Failed { error, .. }) if error.contains("no longer holds"))
+            matches!(d, Decision::Lost { ref error, finding: Some(_), .. } if error.contains("no longer holds"))
         );
         // An error of a step not done is journaled as failed; of a done one, only reported.
         let err = || Some(Err(StepError::new("down")));

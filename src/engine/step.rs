@@ -58,9 +58,24 @@ pub(super) fn run_step(
                 w.append(Event::StepDrift {
                     step: step.id.clone(),
                     drift,
+                    lost: false,
                 })?;
             }
             (Outcome::AlreadyDone(note), Some(outputs))
+        }
+        Decision::Lost {
+            error,
+            hint,
+            finding,
+        } => {
+            if let Some(drift) = finding {
+                w.append(Event::StepDrift {
+                    step: step.id.clone(),
+                    drift,
+                    lost: true,
+                })?;
+            }
+            (Outcome::Failed { error, hint }, None)
         }
         Decision::WouldReconcile { outputs, note } => (
             Outcome::WouldDo(vec![format!("reconcile {note}")]),

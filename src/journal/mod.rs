@@ -154,7 +154,14 @@ pub enum Event {
     },
     /// A done step that no longer matches the playbook (an attribute changed by hand): found
     /// by a run, reported, left as it is unless `--reconcile`. Empty: it matches again.
-    StepDrift { step: String, drift: String },
+    StepDrift {
+        step: String,
+        drift: String,
+        /// The effect is gone (the entry deleted, a membership removed), not just changed: the
+        /// step no longer counts as done until it holds again (or is re-applied).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lost: bool,
+    },
     /// Not attempted because a step it needs is not done.
     StepSkipped { step: String, because: String },
     /// About to email the signer a link for this waiting step (the link itself, a secret, is

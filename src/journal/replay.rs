@@ -75,6 +75,9 @@ pub struct StepState {
     /// How many refusals the step has had (each is told to the help desk once).
     #[serde(skip)]
     pub refusals: u32,
+    /// A done step whose effect is gone, as the last run found it: not done for readiness.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
     /// Whom a waiting step waits on (a role), as journaled.
     #[serde(skip)]
     pub on: String,
@@ -382,6 +385,7 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.intent.clear();
             s.detail.clear();
             s.drift = None;
+            s.lost = false;
             s.waiting_since = None;
             s.request = None;
             s.refusal = None;
@@ -439,7 +443,8 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.status = Status::Uncertain;
             s.detail = reason.clone();
         }
-        Event::StepDrift { drift, .. } => {
+        Event::StepDrift { drift, lost, .. } => {
+            s.lost = *lost;
             s.drift = Some(drift.clone()).filter(|d| !d.is_empty());
         }
         Event::StepSkipped { because, .. } => {

@@ -503,7 +503,12 @@ fn key_span(node: &yaml::Node, key: &str) -> Option<Span> {
 /// cannot lead out either.
 fn templates_allowed(checklist: &Path, dir: &Path, roots: &[PathBuf]) -> Result<(), Diagnostic> {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| normalize(p));
-    let project = real(&parent(checklist).join(".."));
+    let own = real(parent(checklist));
+    // A checklist one level below `/` has no project but its own folder: `/` is not one.
+    let project = match real(&parent(checklist).join("..")) {
+        p if p.parent().is_none() => own,
+        p => p,
+    };
     let dir = real(dir);
     let allowed = std::iter::once(project.clone())
         .chain(roots.iter().map(|r| real(r)))

@@ -100,6 +100,48 @@ pub fn how_given(how: &str, witness: &str) -> String {
     }
 }
 
+/// What people write into a signature is one line of visible text: a newline would forge a
+/// line of `status` or `log`, an escape sequence would drive a terminal, and an invisible
+/// character (a zero-width space, a soft hyphen, a bidi override) would make "alice" a name
+/// dual control does not know.
+fn plain_text(what: &str, text: &str) -> Result<(), crate::diag::Invalid> {
+    match text.chars().find(|&c| c.is_control() || invisible(c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "{what} holds the invisible or control character U+{:04X}; write it as one line of \
+             plain text",
+            c as u32
+        )
+        .into()),
+    }
+}
+
+/// Format characters that show as nothing (Unicode's default ignorables in names).
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff0}'..='\u{fff8}')
+}
+
+/// Whether two names are the same person's for dual control and named signers: compared as
+/// people read them (compatibility forms folded, `ａｌｉｃｅ` is `alice`; case, outer and repeated
+/// spaces ignored).
+pub fn same_person(a: &str, b: &str) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    let fold = |s: &str| {
+        s.nfkc()
+            .filter(|c| !invisible(*c))
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    fold(a) == fold(b)
+}
+
 /// Checks a signature against what was asked. `operators` ran the automated steps;
 /// `known_as` are other names the signer acts under (their sign-in), for dual control.
 pub fn validate(
@@ -109,10 +151,18 @@ pub fn validate(
     operators: &[&str],
 ) -> Result<(), crate::diag::Invalid> {
     let by = signature.by.trim();
-    if by.is_empty() || by.chars().any(char::is_control) {
+    if by.is_empty() {
         return Err("the signer's name is missing".into());
     }
-    if !request.signers.is_empty() && !request.signers.iter().any(|s| s.eq_ignore_ascii_case(by)) {
+    plain_text("the signer's name", by)?;
+    plain_text("the note", &signature.note)?;
+    for (name, value) in &signature.evidence {
+        plain_text(name, value)?;
+    }
+    if let Some(r) = &signature.refused {
+        plain_text("the reason", &r.reason)?;
+    }
+    if !request.signers.is_empty() && !request.signers.iter().any(|s| same_person(s, by)) {
         return Err(format!(
             "{by} may not sign this; the checklist names {}",
             request.signers.join(", ")
@@ -122,7 +172,7 @@ pub fn validate(
     if request.not_operator
         && let Some(name) = std::iter::once(&by)
             .chain(known_as)
-            .find(|n| operators.iter().any(|o| o.eq_ignore_ascii_case(n)))
+            .find(|n| operators.iter().any(|o| same_person(o, n)))
     {
         return Err(format!(
             "dual control: {name} ran the automated steps for this hire, so someone else must sign"
@@ -131,10 +181,11 @@ pub fn validate(
     }
     if signature.how == "in person" {
         let witness = signature.witness.trim();
-        if witness.is_empty() || witness.chars().any(char::is_control) {
+        if witness.is_empty() {
             return Err("given in person: the witness's name is missing".into());
         }
-        if witness.eq_ignore_ascii_case(by) {
+        plain_text("the witness's name", witness)?;
+        if same_person(witness, by) {
             return Err(format!("{by} cannot witness their own signature").into());
         }
     }

@@ -41,6 +41,9 @@ pub trait Kind: Clone + std::fmt::Debug {
     /// Whether onboard does it itself; `false`: a person signs it (and the journal alone
     /// says whether it is done).
     const AUTOMATED: bool = true;
+    /// Whether its effect is a message that, once sent, cannot be changed (only sent again):
+    /// a done one whose parameters changed is reported, not failed.
+    const SENT_ONCE: bool = false;
 
     /// A step this one names in its parameters (an implicit `needs`).
     fn names_step(&self) -> Option<StepRef> {
@@ -188,6 +191,11 @@ macro_rules! kinds {
             /// Whether onboard itself does it (as opposed to a person signing).
             pub fn is_automated(&self) -> bool {
                 match self { $(Params::$Variant(_) => <$Doc as Kind>::AUTOMATED),+ }
+            }
+
+            /// Whether its effect is a message sent once (see `Kind::SENT_ONCE`).
+            pub fn sent_once(&self) -> bool {
+                match self { $(Params::$Variant(_) => <$Doc as Kind>::SENT_ONCE),+ }
             }
 
             /// One line saying what the step would do.

@@ -65,7 +65,8 @@ fn sign_both(env: &TestEnv, hire: &str) {
 }
 
 fn status_of(env: &TestEnv, step: &str) -> String {
-    let json = env.run(&["status", "--json"]).success();
+    // Exit 1 when the hire is at risk: the JSON is there all the same.
+    let json = env.run(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let hire = &v[0];
     hire["steps"][step]["status"]
@@ -112,20 +113,28 @@ fn a_done_welcome_stays_done_while_the_account_it_needs_is_broken() {
         "nothing done was journaled as skipped"
     );
 
+    // The lost account is journaled, so `status` does not call the hire ready (it did).
+    let status = env.run(&["status", "E1042"]).code(1);
+    assert!(
+        status.stdout.contains("E1042  AT RISK"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("account no longer holds"),
+        "{}",
+        status.stdout
+    );
+
     std::fs::write(&ldif, kept).unwrap();
     env.run(&[PLAYBOOK]).success();
     assert_eq!(outbox(&env, "welcome"), 1, "the welcome went once");
+    let status = env.run(&["status", "E1042"]).success();
+    assert!(status.stdout.contains("E1042  ready"), "{}", status.stdout);
 }
 
-/// A department move: `--reapply account --reapply groups` re-applies those two and nothing
-/// else. The old engine also re-sent the welcome, set and mailed a new password, and reopened
-/// the signed hand-off.
-#[test]
-fn a_department_move_reapplies_what_it_names_and_nothing_else() {
-    let env = TestEnv::new().env("USER", "alice");
-    env.run(&[PLAYBOOK]).success();
-    sign_both(&env, "E1042");
-    env.run(&[PLAYBOOK]).success();
+/// The standard hire moved to Research, as a hire file.
+fn moved_hire(env: &TestEnv) -> String {
     let moved = env.path("moved.yaml");
     std::fs::write(
         &moved,
@@ -140,7 +149,20 @@ fn a_department_move_reapplies_what_it_names_and_nothing_else() {
         ),
     )
     .unwrap();
-    let moved = moved.to_str().unwrap();
+    moved.to_str().unwrap().to_owned()
+}
+
+/// A department move: `--reapply account --reapply groups` re-applies those two and nothing
+/// else. The old engine also re-sent the welcome, set and mailed a new password, and reopened
+/// the signed hand-off.
+#[test]
+fn a_department_move_reapplies_what_it_names_and_nothing_else() {
+    let env = TestEnv::new().env("USER", "alice");
+    env.run(&[PLAYBOOK]).success();
+    sign_both(&env, "E1042");
+    env.run(&[PLAYBOOK]).success();
+    let moved = moved_hire(&env);
+    let moved = moved.as_str();
     let run = env.run(&[moved, "--reapply", "account", "--reapply", "groups"]);
     // Each step's line goes to stderr, the summary to stdout.
     let run = crate::common::Run {
@@ -168,13 +190,137 @@ fn a_department_move_reapplies_what_it_names_and_nothing_else() {
     assert_eq!(outbox(&env, "password"), 1, "no second password message");
     assert_eq!(outbox(&env, "welcome"), 1, "no second welcome");
     assert_eq!(status_of(&env, "laptop-handoff"), "done");
-    // The welcome's text names the department: it is reported, never sent again on its own.
+    // The welcome's text names the department: it stays sent and says so; the run and every
+    // later one succeed (a failure here made every later run exit 1).
+    assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(
-        run.stdout
-            .contains("welcome: FAILED: its parameters changed"),
+        run.stdout.contains(
+            "welcome: already done (sent 2026-11-23T10:00:00Z by alice with earlier parameters"
+        ),
         "{}",
         run.stdout
     );
+    env.run(&[moved]).success();
+}
+
+/// Killed after it started re-applying a done account (a department move), the resume
+/// finished it as a creation: a new password was set and mailed for an account in use.
+#[test]
+fn an_interrupted_reapply_of_a_done_account_keeps_its_password() {
+    let env = TestEnv::new().env("USER", "alice");
+    env.run(&[PLAYBOOK]).success();
+    let ldif = env.state().join("directory.ldif");
+    let password = |text: &str| {
+        text.lines()
+            .skip_while(|l| !l.starts_with("dn: uid=ada.lovelace,"))
+            .find(|l| l.starts_with("userPassword"))
+            .unwrap()
+            .to_owned()
+    };
+    let before = password(&std::fs::read_to_string(&ldif).unwrap());
+    let moved = moved_hire(&env);
+    for point in ["after:step_started:account", "applied:account"] {
+        let killed = env.run_with(
+            &[&moved, "--reapply", "account"],
+            &[("ONBOARD_FAILPOINT", point)],
+        );
+        assert_ne!(killed.code, 0, "{point}");
+        let resumed = env.run(&[&moved]);
+        assert!(
+            resumed.stderr.contains("the password was left as it is"),
+            "{point}: {}",
+            resumed.stderr
+        );
+        assert_eq!(
+            password(&std::fs::read_to_string(&ldif).unwrap()),
+            before,
+            "{point}"
+        );
+        assert_eq!(
+            outbox(&env, "password"),
+            1,
+            "{point}: no second password message"
+        );
+    }
+}
+
+/// Dual control passed with a name that only looks like the operator's (a zero-width space,
+/// full-width letters) or with `--as` another name; and a newline in a refusal's reason forged a
+/// line of `status`.
+#[test]
+fn dual_control_sees_through_look_alike_names_and_signatures_are_one_line() {
+    let env = TestEnv::new().env("USER", "alice");
+    env.run(&[PLAYBOOK]).success();
+    let sign = |user: &str, by: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sign-off",
+            "E1042",
+            "laptop-cleaning",
+            "--by",
+            by,
+            "--all",
+            "--value",
+            "wipe_certificate_id=WC-1",
+        ];
+        args.extend_from_slice(extra);
+        env.run_as(user, &args)
+    };
+    for (user, by) in [
+        ("tom", "alice\u{200b}"),
+        ("tom", "ａｌｉｃｅ"),
+        ("tom", "al\u{ad}ice"),
+        ("alice ", "Tom Tech"),
+    ] {
+        let run = sign(user, by, &[]).code(2);
+        assert!(
+            run.stderr.contains("dual control") || run.stderr.contains("invisible"),
+            "{user:?} signing as {by:?}: {}",
+            run.stderr
+        );
+    }
+    let posing = sign("alice", "Tom Tech", &["--as", "tom"]).code(2);
+    assert!(
+        posing.stderr.contains("dual control: alice"),
+        "{}",
+        posing.stderr
+    );
+    let forged = env
+        .run_as(
+            "tom",
+            &[
+                "sign-off",
+                "E1042",
+                "laptop-cleaning",
+                "--by",
+                "Tom Tech",
+                "--refuse",
+                "3",
+                "--reason",
+                "no dock\nE9999  ready",
+            ],
+        )
+        .code(2);
+    assert!(forged.stderr.contains("one line"), "{}", forged.stderr);
+    // Recorded by someone else on Tom's behalf: both names are in the record.
+    sign("bob", "Tom Tech", &["--as", "tom"]).success();
+    let signed = records(&env, "E1042")
+        .into_iter()
+        .rfind(|r| r["type"] == "signed_off")
+        .unwrap();
+    assert_eq!(signed["actor"], "tom (as OS user bob)", "{signed}");
+}
+
+/// `--reapply acount` (a typo) re-applied nothing and said "Nothing to change".
+#[test]
+fn reapply_of_a_step_the_playbook_has_not_is_refused() {
+    let env = TestEnv::new();
+    let run = env.run(&[PLAYBOOK, "--reapply", "acount"]).code(2);
+    assert!(
+        run.stderr.contains("did you mean `account`?"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.state().join("journal").exists(), "nothing was done");
 }
 
 /// Killed right after `groups` is journaled done, before `welcome` starts: the hire is not

@@ -178,18 +178,21 @@ fn evidence_that_is_a_fifo_or_a_device_is_refused_at_once() {
         ("/dev/zero", "a device"),
     ] {
         let run = env
-            .run(&[
-                "sign-off",
-                "E1042",
-                "laptop-cleaning",
-                "--by",
-                "Bob Bench",
-                "--all",
-                "--value",
-                "wipe_certificate_id=WC-1",
-                "--evidence",
-                file,
-            ])
+            .run_as(
+                "bob",
+                &[
+                    "sign-off",
+                    "E1042",
+                    "laptop-cleaning",
+                    "--by",
+                    "Bob Bench",
+                    "--all",
+                    "--value",
+                    "wipe_certificate_id=WC-1",
+                    "--evidence",
+                    file,
+                ],
+            )
             .code(2);
         assert!(run.stderr.contains(what), "{}", run.stderr);
     }
@@ -455,4 +458,58 @@ fn a_state_directory_this_user_may_not_read_is_named_not_taken_for_empty() {
     let (_, err) = as_nobody(&["playbooks/new-hire.yaml"]);
     assert!(err.contains("link.key: Permission denied"), "{err}");
     assert!(!err.contains("32 or more"), "{err}");
+}
+
+/// What the adversary found after the first fixes: a checklist one level below `/` (its
+/// "project" was `/`) could still name `templates: /etc`; an empty or cut-off journal was shown
+/// as a hire on track with no name; a database URL with its password given as the state
+/// directory was printed and became a local folder.
+#[test]
+fn edge_cases_of_templates_journals_and_state_urls_are_refused_or_flagged() {
+    let env = TestEnv::on_files();
+    let shipped =
+        std::fs::read_to_string(crate::common::repo().join("playbooks/new-hire.yaml")).unwrap();
+    let top = std::path::PathBuf::from(format!("/tmp/onboard-probe-{}.yaml", std::process::id()));
+    std::fs::write(
+        &top,
+        shipped.replace("steps:\n", "templates: /etc\nsteps:\n"),
+    )
+    .unwrap();
+    let run = env.run_with(&[top.to_str().unwrap()], &[("ONBOARD_TEMPLATES_ROOTS", "")]);
+    std::fs::remove_file(&top).unwrap();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("outside the checklist's project"),
+        "{}",
+        run.stderr
+    );
+
+    env.run(&["playbooks/new-hire.yaml"]).success();
+    let journals = env.state().join("journal");
+    std::fs::write(journals.join("A4.jsonl"), "").unwrap();
+    let text = std::fs::read_to_string(journals.join("E1042.jsonl")).unwrap();
+    std::fs::write(journals.join("A6.jsonl"), &text[..300]).unwrap();
+    let status = env.run(&["status", "--json"]).code(1);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&status.stdout).unwrap();
+    for hire in ["A4", "A6"] {
+        let entry = list.iter().find(|e| e["hire"] == hire).unwrap();
+        assert_eq!(entry["readiness"], "journal_broken", "{entry}");
+    }
+    assert!(
+        status.stderr.contains("holds no complete record"),
+        "{}",
+        status.stderr
+    );
+
+    let url = "postgres://u:S3CRET@db.example.org/onboard";
+    let run = env
+        .run_with(&["status"], &[("ONBOARD_STATE_DIR", url)])
+        .code(2);
+    assert!(
+        !run.stderr.contains("S3CRET") && !run.stdout.contains("S3CRET"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("ONBOARD_STATE_URL"), "{}", run.stderr);
+    assert!(!crate::common::repo().join("postgres:").exists());
 }

@@ -196,6 +196,11 @@ impl Setup {
     }
 
     /// Who acts: `--as NAME` when given, else the OS user.
+    /// The OS user running onboard, whatever `--as` says.
+    pub fn os_user(&self) -> Option<&str> {
+        self.user.as_deref().filter(|u| !u.trim().is_empty())
+    }
+
     pub fn actor(&self, flag: Option<String>) -> String {
         flag.or_else(|| self.user.clone())
             .filter(|a| !a.trim().is_empty())
@@ -339,6 +344,17 @@ fn store(layers: &mut Layers, flag: Option<PathBuf>) -> CmdResult<(Option<PathBu
             Origin::Default,
         )
     };
+    // A URL given where a folder goes would become a folder named after it (credentials and
+    // all), and the team's database would silently not be used.
+    if let Some(d) = &dir
+        && d.to_string_lossy().contains("://")
+    {
+        let shown = servers::redact_url(&d.to_string_lossy());
+        return Err(CliError::input(format!(
+            "the state directory ({dir_origin}) is a URL: {shown}"
+        ))
+        .hint("a database goes in ONBOARD_STATE_URL (or `state` in the config file), never in ONBOARD_STATE_DIR or --state-dir"));
+    }
     let url = if flag.is_some() {
         None
     } else if let Some(url) = env_text("ONBOARD_STATE_URL") {

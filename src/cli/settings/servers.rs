@@ -355,7 +355,21 @@ fn check_server_url(url: &str, schemes: &[&str]) -> Result<(), UrlProblem> {
 /// The URL fit to be shown: user information replaced by `***`, a query or fragment (where
 /// tokens hide) by `?…`, control characters escaped.
 pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    // `scheme://`, or a malformed `scheme:/` or `//`: the authority starts after the slashes.
+    let (scheme, rest) = match url.split_once("://") {
+        Some(split) => split,
+        None => {
+            let after_scheme = url.split_once(':').filter(|(s, _)| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            });
+            let rest = after_scheme.map_or(url, |(_, r)| r).trim_start_matches('/');
+            let head = &url[..url.len() - rest.len()];
+            let shown = redact_url(&format!("x://{rest}"));
+            return format!("{head}{}", &shown["x://".len()..]);
+        }
+    };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = match rest[..end].rfind('@') {
         Some(at) => format!("***{}", &rest[at..end]),
@@ -393,6 +407,9 @@ mod tests {
             "smtp://***@mail.example.org:587"
         );
         assert_eq!(redact_url("smtp://a@b@host/"), "smtp://***@host/");
+        // Nor in a URL missing a slash.
+        assert_eq!(redact_url("ldap:/admin:S3CRET@host"), "ldap:/***@host");
+        assert_eq!(redact_url("//admin:S3CRET@host/x"), "//***@host/x");
         // A token in the query is not shown either, nor a control character.
         assert_eq!(
             redact_url("ldap://u:s3cret@host:1/?x=tok#f"),

@@ -165,6 +165,9 @@ impl Account<'_> {
     }
 }
 
+/// In the intent of a reapplication of a done account: its password stays.
+const KEEPS_PASSWORD: &str = "keeps_password";
+
 /// The journal's intent for this step, if a run started it and did not finish it: it was
 /// interrupted, or it failed (perhaps after creating the entry, when the server refused the
 /// password). Such an entry is ours but not yet a working account.
@@ -273,11 +276,19 @@ fn check(p: &AccountParams, ctx: &mut Ctx<'_>) -> StepResult<Check> {
         return Ok(Check::ToDo(changes));
     };
     not_ours(&a, owner(&a, &entry, ctx), ctx.hire_id)?;
-    if interrupted(ctx).is_some() {
-        return Ok(Check::ToDo(vec![format!(
-            "finish the creation of {} a previous run started: set a new initial password and deliver it",
-            a.dn
-        )]));
+    if let Some(intent) = interrupted(ctx) {
+        return Ok(Check::ToDo(vec![
+            match intent.contains_key(KEEPS_PASSWORD) {
+                true => format!(
+                    "finish applying the attributes of {} again (a previous run started it); its password stays",
+                    a.dn
+                ),
+                false => format!(
+                    "finish the creation of {} a previous run started: set a new initial password and deliver it",
+                    a.dn
+                ),
+            },
+        ]));
     }
     let drift = a.drift(&entry);
     Ok(Check::Holds {
@@ -298,6 +309,12 @@ fn intent(p: &AccountParams, ctx: &mut Ctx<'_>) -> StepResult<BTreeMap<String, S
         return Ok(prior.clone());
     }
     let mut intent = BTreeMap::from([("dn".to_owned(), a.dn.to_owned())]);
+    // Applied again (`--reapply`) to an account that is done: the journal says so before
+    // anything changes, so a resume after a kill also leaves the password the hire may use.
+    if ctx.prior.is_some_and(|p| p.status == Status::Done) {
+        intent.insert(KEEPS_PASSWORD.into(), "true".into());
+        return Ok(intent);
+    }
     if let Some(p) = a.posix {
         // Runs on this machine allocate one at a time: the lock is held until the entry with
         // the number exists (`apply` releases it right after the add; threads of one process
@@ -385,7 +402,8 @@ fn apply(
         // playbook declares.
         not_ours(&a, owner(&a, &entry, ctx), ctx.hire_id)?;
         changes.extend(update_attributes(ctx, &a, &entry)?);
-        reapplied = ctx.prior.is_some_and(|p| p.status == Status::Done);
+        reapplied = intent.contains_key(KEEPS_PASSWORD)
+            || ctx.prior.is_some_and(|p| p.status == Status::Done);
     } else {
         let mut attrs = vec![("objectClass".to_owned(), a.object_classes.to_vec())];
         for at in a.attributes.iter().filter(|at| !at.values.is_empty()) {

@@ -16,6 +16,7 @@ use spec::{Email, EmailParams};
 impl Kind for Email {
     type Params = Box<EmailParams>;
     const OUTPUTS: &'static [&'static str] = &["message_id"];
+    const SENT_ONCE: bool = true;
 
     fn render(&self, r: &mut Renderer<'_>, step: &Step, _: &Outputs) -> Option<Box<EmailParams>> {
         spec::render(r, step, self).map(Box::new)
