@@ -91,7 +91,7 @@ pub fn assess(state: &HireState, now: Timestamp) -> Assessment {
         let step_readiness = match (s.status, hours_left) {
             (_, Some(h)) if h < 0 => Readiness::Late,
             // Someone refused it and nobody has put it right yet, or its effect is gone.
-            _ if s.refusal.is_some() || s.lost => Readiness::AtRisk,
+            _ if !s.refusals_open.is_empty() || s.lost => Readiness::AtRisk,
             (Status::Failed | Status::Uncertain | Status::Skipped | Status::Running, _) => {
                 Readiness::AtRisk
             }

@@ -34,22 +34,23 @@ pub fn cmd_resolve(args: ResolveArgs, setup: &Setup, printer: &Printer) -> CmdRe
         resend_uncertain: false,
         failpoint: None,
     };
-    let refusal = engine::resolve(
+    let refusals = engine::resolve(
         state.as_ref(),
         &args.hire,
         &args.step,
         &args.note,
         &settings,
     )?;
-    emit(
-        printer,
-        &format!(
+    let mut out = String::new();
+    for r in refusals {
+        out.push_str(&format!(
             "{} {}: resolved by {}: {} ({})\n",
             args.hire,
             args.step,
             settings.actor,
-            refusal.summary(),
+            r.summary(),
             args.note
-        ),
-    )
+        ));
+    }
+    emit(printer, &out)
 }

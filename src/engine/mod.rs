@@ -556,11 +556,22 @@ fn notices(
         let title = "Tell the manager the hire is at risk".to_owned();
         notices.push(notice(pb, email, NOTIFY_AT_RISK, title, state, now)?);
     }
-    for (refused, s) in state.steps.iter().filter(|(_, s)| s.refusal.is_some()) {
+    for (refused, s) in state
+        .steps
+        .iter()
+        .filter(|(_, s)| !s.refusals_open.is_empty())
+    {
         let id = format!("{NOTIFY_REFUSED}{refused}-{}", s.refusals);
         if !done(&id) {
             let title = format!("Tell the help desk `{refused}` was refused");
-            notices.push(notice(pb, email, &id, title, state, now)?);
+            let mut step = notice(pb, email, &id, title, state, now)?;
+            // Its subject says what happened, so it is not taken for the at-risk message.
+            if let (Params::Email(e), Some(r)) = (&mut step.params, s.refusals_open.last()) {
+                e.subject = format!("{} refused {refused}: {}", r.by, e.subject);
+                step.checksum = crate::plan::checksum(&step.params);
+                step.action = step.params.describe();
+            }
+            notices.push(step);
         }
     }
     Ok(notices)

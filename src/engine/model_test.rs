@@ -643,13 +643,17 @@ impl Machine {
         }
 
         // A refusal shows until it is resolved.
-        let refusal = state.steps.get(HANDOFF).and_then(|s| s.refusal.as_ref());
+        let open = state
+            .steps
+            .get(HANDOFF)
+            .map(|s| s.refusals_open.clone())
+            .unwrap_or_default();
         assert_eq!(
-            refusal.is_some(),
+            !open.is_empty(),
             self.model.refused,
             "the refusal's visibility"
         );
-        if let Some(r) = refusal {
+        for r in &open {
             let shown = &state.steps[HANDOFF].detail;
             assert!(shown.contains(&r.reason), "not shown: {shown}");
             assert!(

@@ -260,15 +260,16 @@ pub fn access_refused(
     Ok(())
 }
 
-/// `onboard resolve`: what a person refused on a step was put right (the missing dock was
-/// delivered). The refusal stops showing; the journal keeps both. Returns what was refused.
+/// `onboard resolve`: what people refused on a step was put right (the missing dock was
+/// delivered). Every open refusal of the step stops showing; the journal keeps them and the
+/// resolution. Returns what was refused.
 pub fn resolve(
     store: &dyn Store,
     hire: &str,
     step: &str,
     note: &str,
     settings: &Settings,
-) -> Result<journal::OpenRefusal, EngineError> {
+) -> Result<Vec<journal::OpenRefusal>, EngineError> {
     if note.trim().is_empty() || note.chars().any(char::is_control) {
         return Err(EngineError::Refused(
             "say what was done about it, on one line (--note)".into(),
@@ -278,7 +279,8 @@ pub fn resolve(
     let refusal = state
         .steps
         .get(step)
-        .and_then(|s| s.refusal.clone())
+        .map(|s| s.refusals_open.clone())
+        .filter(|open| !open.is_empty())
         .ok_or_else(|| {
             EngineError::Refused(format!("{step} of hire {hire} has no refusal to resolve"))
         })?;

@@ -68,10 +68,10 @@ pub struct StepState {
     /// The link emailed to the signer (`notify`), if one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_email: Option<LinkEmail>,
-    /// What a person refused and nobody has resolved yet: shown until a `refusal_resolved`
-    /// record or a later signature.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refusal: Option<OpenRefusal>,
+    /// What people refused and nobody has resolved yet, oldest first: each shown until a
+    /// `refusal_resolved` record or a later signature.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals_open: Vec<OpenRefusal>,
     /// How many refusals the step has had (each is told to the help desk once).
     #[serde(skip)]
     pub refusals: u32,
@@ -281,10 +281,17 @@ pub fn replay(records: &[Record]) -> HireState {
     settle_held(&mut state);
     // A refusal stays in sight whatever the step does next (waits again, is re-run).
     for s in state.steps.values_mut() {
-        if let Some(r) = &s.refusal
-            && s.status != Status::Failed
-        {
-            s.detail = format!("{} (not resolved); {}", r.summary(), s.detail);
+        // The last refusal is the failure's own detail; every other open one is said too.
+        let shown: Vec<String> = s
+            .refusals_open
+            .iter()
+            .rev()
+            .skip(usize::from(s.status == Status::Failed))
+            .rev()
+            .map(|r| format!("{} (not resolved)", r.summary()))
+            .collect();
+        if !shown.is_empty() {
+            s.detail = format!("{}; {}", shown.join("; "), s.detail);
         }
     }
     state
@@ -388,7 +395,7 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.lost = false;
             s.waiting_since = None;
             s.request = None;
-            s.refusal = None;
+            s.refusals_open.clear();
         }
         Event::StepFailed {
             checksum,
@@ -451,7 +458,7 @@ fn step_event(s: &mut StepState, event: &Event, at: &str) {
             s.status = Status::Skipped;
             s.detail = because.clone();
         }
-        Event::RefusalResolved { .. } => s.refusal = None,
+        Event::RefusalResolved { .. } => s.refusals_open.clear(),
         Event::RunStarted { .. }
         | Event::RunFinished { .. }
         | Event::AccessRefused { .. }
@@ -503,7 +510,7 @@ fn signed_off(s: &mut StepState, event: &Event, at: &str) {
     s.request = None;
     match refused {
         None => {
-            s.refusal = None;
+            s.refusals_open.clear();
             s.status = Status::Done;
             s.outputs = signed_outputs(by, at, asset, handoff, policy.as_ref());
             s.changes = vec![format!("signed off by {by}: {}", confirmed.join("; "))];
@@ -511,7 +518,7 @@ fn signed_off(s: &mut StepState, event: &Event, at: &str) {
         }
         Some(refusal) => {
             s.refusals += 1;
-            s.refusal = Some(OpenRefusal {
+            s.refusals_open.push(OpenRefusal {
                 by: by.clone(),
                 item: refusal.item.clone(),
                 reason: refusal.reason.clone(),

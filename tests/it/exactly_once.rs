@@ -532,6 +532,44 @@ fn a_refusal_stays_visible_until_resolved_and_is_mailed_once() {
         "to the help desk: {text}"
     );
 
+    // A second refusal does not hide the first; it is told once too, under its own subject.
+    env.run_as(
+        "ada",
+        &[
+            "sign-off",
+            "E1042",
+            "laptop-handoff",
+            "--by",
+            "Ada Lovelace",
+            "--refuse",
+            "2",
+            "--reason",
+            "the screen is cracked",
+        ],
+    )
+    .code(1);
+    let status = env.run(&["status", "E1042"]);
+    assert!(
+        status.stdout.contains(refused) && status.stdout.contains("the screen is cracked"),
+        "{}",
+        status.stdout
+    );
+    env.run(&[&playbook]).success();
+    assert_eq!(outbox(&env, "notify-refused-laptop-handoff-2"), 1);
+    let second = std::fs::read_dir(env.state().join("outbox"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .find(|p| {
+            p.to_string_lossy()
+                .contains(".notify-refused-laptop-handoff-2.")
+        })
+        .unwrap();
+    let text = crate::common::unqp(&std::fs::read_to_string(second).unwrap());
+    assert!(
+        text.contains("Subject: Ada Lovelace refused laptop-handoff: Ada may not be ready"),
+        "{text}"
+    );
+
     // Nothing to resolve elsewhere; a note is needed.
     env.run(&["resolve", "E1042", "laptop-cleaning", "--note", "x"])
         .code(2);
@@ -545,6 +583,7 @@ fn a_refusal_stays_visible_until_resolved_and_is_mailed_once() {
     .success();
     let status = env.run(&["status", "E1042"]);
     assert!(!status.stdout.contains(refused), "{}", status.stdout);
+    assert!(!status.stdout.contains("cracked"), "{}", status.stdout);
     let last = records(&env, "E1042").pop().unwrap();
     assert_eq!(last["type"], "refusal_resolved");
     assert_eq!(last["actor"], "alice");
