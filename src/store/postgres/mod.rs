@@ -293,10 +293,11 @@ impl Store for PgStore {
         if self.empty {
             return hires.iter().map(|h| self.read(h)).collect();
         }
-        // One query for all of them: rows arrive grouped by hire, in order.
+        // One query for all of them, each journal joined by the server in record order.
         let rows = self.pool.with(|c| {
             c.query(
-                "SELECT hire, record FROM onboard_journal WHERE hire = ANY($1) ORDER BY hire, seq",
+                "SELECT hire, string_agg(record, E'\\n' ORDER BY seq) FROM onboard_journal
+                 WHERE hire = ANY($1) GROUP BY hire",
                 &[&hires],
             )
         });
@@ -312,9 +313,9 @@ impl Store for PgStore {
         };
         let mut texts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
         for r in &rows {
-            let text = texts.entry(r.get(0)).or_default();
-            text.push_str(r.get(1));
+            let mut text: String = r.get(1);
             text.push('\n');
+            texts.insert(r.get(0), text);
         }
         hires
             .iter()
