@@ -47,21 +47,17 @@ fn sign_cleaning(env: &TestEnv, hire: &str) {
     .success();
 }
 
+/// Ada, the hire, answers the hand-off as herself (`--all`, or `--refuse N --reason …`).
+fn handoff(env: &TestEnv, hire: &str, answer: &[&str]) -> crate::common::Run {
+    let mut args = vec!["sign-off", hire, "laptop-handoff", "--by", "Ada Lovelace"];
+    args.extend_from_slice(answer);
+    env.run_as("ada", &args)
+}
+
 /// Signs the cleaning as the technician and the hand-off as the hire.
 fn sign_both(env: &TestEnv, hire: &str) {
     sign_cleaning(env, hire);
-    env.run_as(
-        "ada",
-        &[
-            "sign-off",
-            hire,
-            "laptop-handoff",
-            "--by",
-            "Ada Lovelace",
-            "--all",
-        ],
-    )
-    .success();
+    handoff(env, hire, &["--all"]).success();
 }
 
 fn status_of(env: &TestEnv, step: &str) -> String {
@@ -428,18 +424,7 @@ fn a_signature_unblocks_what_waits_for_it_at_once() {
         "{}",
         status.stdout
     );
-    env.run_as(
-        "ada",
-        &[
-            "sign-off",
-            "E1042",
-            "laptop-handoff",
-            "--by",
-            "Ada Lovelace",
-            "--all",
-        ],
-    )
-    .success();
+    handoff(&env, "E1042", &["--all"]).success();
     assert_eq!(status_of(&env, "laptop-handoff"), "done");
     let run = env.run(&[PLAYBOOK]).success();
     assert!(
@@ -482,19 +467,10 @@ fn a_refusal_stays_visible_until_resolved_and_is_mailed_once() {
     let playbook = with_notify(&env);
     env.run(&[&playbook]).success();
     sign_cleaning(&env, "E1042");
-    env.run_as(
-        "ada",
-        &[
-            "sign-off",
-            "E1042",
-            "laptop-handoff",
-            "--by",
-            "Ada Lovelace",
-            "--refuse",
-            "3",
-            "--reason",
-            "no USB-C dock in the box",
-        ],
+    handoff(
+        &env,
+        "E1042",
+        &["--refuse", "3", "--reason", "no USB-C dock in the box"],
     )
     .code(1);
     let refused = "Ada Lovelace refused \"With: charger, USB-C dock\": no USB-C dock in the box";
@@ -533,19 +509,10 @@ fn a_refusal_stays_visible_until_resolved_and_is_mailed_once() {
     );
 
     // A second refusal does not hide the first; it is told once too, under its own subject.
-    env.run_as(
-        "ada",
-        &[
-            "sign-off",
-            "E1042",
-            "laptop-handoff",
-            "--by",
-            "Ada Lovelace",
-            "--refuse",
-            "2",
-            "--reason",
-            "the screen is cracked",
-        ],
+    handoff(
+        &env,
+        "E1042",
+        &["--refuse", "2", "--reason", "the screen is cracked"],
     )
     .code(1);
     let status = env.run(&["status", "E1042"]);
@@ -587,18 +554,7 @@ fn a_refusal_stays_visible_until_resolved_and_is_mailed_once() {
     let last = records(&env, "E1042").pop().unwrap();
     assert_eq!(last["type"], "refusal_resolved");
     assert_eq!(last["actor"], "alice");
-    env.run_as(
-        "ada",
-        &[
-            "sign-off",
-            "E1042",
-            "laptop-handoff",
-            "--by",
-            "Ada Lovelace",
-            "--all",
-        ],
-    )
-    .success();
+    handoff(&env, "E1042", &["--all"]).success();
     env.run(&[&playbook]).success();
     assert_eq!(
         outbox(&env, "notify-refused-laptop-handoff-1"),
